@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// commandFactories holds the constructors of every subcommand. Each command's
+// file registers its own in an init function, so adding a command touches one
+// file only.
+var commandFactories []func(*globals) *cobra.Command
+
+func addCommand(f func(*globals) *cobra.Command) { commandFactories = append(commandFactories, f) }
+
+// globals are the flags and streams every command shares.
+type globals struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	verbose        bool
+	quiet          bool
+	log            *slog.Logger
+}
+
+// newRoot builds the command tree.
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "melcache",
+		Short: "Warm Go caches for melange builds, moved between builders as OCI artifacts",
+		Long: `melcache makes Go builds inside melange start warm.
+
+melange mounts a host cache directory at /var/cache/melange, but nothing points
+Go's build cache there and nothing moves that directory between builders.
+melcache prepares the directory (gomodcache/ and gocache/, owned by the user who
+runs melange), rewrites melange YAML so Go uses both caches, snapshots them as
+OCI artifacts with incremental layers, and restores them safely elsewhere.
+
+Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do.`,
+		Example: `  melcache prepare                      # ./melange-cache, as melange build uses by default
+  melcache status --json
+  melange build --cache-dir ./melange-cache pkg.yaml`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			level := slog.LevelInfo
+			switch {
+			case g.verbose:
+				level = slog.LevelDebug
+			case g.quiet:
+				level = slog.LevelWarn
+			}
+			g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+		},
+	}
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")
+	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "log warnings and errors only")
+	root.SetIn(g.stdin)
+	root.SetOut(g.stdout)
+	root.SetErr(g.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: fmt.Errorf("%w\nrun '%s --help' for usage", err, c.CommandPath())}
+	})
+	cmds := make([]*cobra.Command, 0, len(commandFactories))
+	for _, f := range commandFactories {
+		cmds = append(cmds, f(g))
+	}
+	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name() < cmds[j].Name() })
+	root.AddCommand(cmds...)
+	return root
+}
+
+// Main runs melcache with os.Args and returns the exit status.
+func Main() int {
+	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, g, os.Args[1:])
+}
+
+// run executes one command line and reports its error on g.stderr.
+func run(ctx context.Context, g *globals, args []string) int {
+	root := newRoot(g)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCode(err)
+	var ee *exitError
+	if errors.As(err, &ee) && ee.err == nil {
+		return code
+	}
+	// cobra reports unknown commands and argument-count errors as plain
+	// errors; they are usage errors.
+	if code == exitFailed && isCobraUsage(err) {
+		code = exitUsage
+		err = fmt.Errorf("%w\nrun '%s --help' for usage", err, cmd.CommandPath())
+	}
+	fmt.Fprintf(g.stderr, "melcache: %v\n", err)
+	return code
+}
+
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "unknown flag", "unknown shorthand", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

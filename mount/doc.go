@@ -1,0 +1,19 @@
+// Package mount manages the host cache directory that melange bind-mounts at
+// /var/cache/melange: its layout, creation and ownership, locking, status and
+// accounting, pruning, integrity verification, use marks, and the mount spec
+// that maps each cache between the host and the guest.
+//
+// The layout (DESIGN.md, "Cache directory layout"):
+//
+//	DIR/gomodcache/   GOMODCACHE=/var/cache/melange/gomodcache
+//	DIR/gocache/      GOCACHE=/var/cache/melange/gocache
+//	DIR/.melcache/    tool state: lock, journal, last snapshot per ref, use marks
+//
+// Anything else in DIR belongs to other tools (apk files, melange's
+// "sha256:" fetch cache) and is never touched.
+//
+// In recipe mode (melange's docs/BUILD-CACHE.md, GOMODCACHE=/var/cache/melange)
+// the whole of DIR is the module cache; melcache then manages the module cache
+// only and keeps its state outside DIR, because `go clean -modcache` removes
+// everything inside a module cache.
+package mount
