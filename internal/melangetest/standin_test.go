@@ -401,3 +401,79 @@ pipeline:
 		t.Errorf("the guest's file in the cache dir belongs to uid %d on the host, want %d (the user who ran melange)", owner, hostUID)
 	}
 }
+
+// TestStandinGitCheckoutAndSubstitutions checks the git-checkout step
+// (tag with ${{package.version}} substituted, expected-commit verified),
+// melange's substitutions, working-directory and subpackage pipelines.
+func TestStandinGitCheckoutAndSubstitutions(t *testing.T) {
+	testenv.RequireTool(t, "bwrap")
+	testenv.RequireTool(t, "git")
+	work := testenv.TempDir(t)
+	repo := CopyModule(t, filepath.Join(work, "repo"))
+	gitEnv := append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	Run(t, repo, gitEnv, "git", "init", "--quiet")
+	Run(t, repo, gitEnv, "git", "add", "-A")
+	Run(t, repo, gitEnv, "git", "commit", "--quiet", "-m", "v2")
+	Run(t, repo, gitEnv, "git", "tag", "v2.0.1")
+	commit := strings.TrimSpace(string(Run(t, repo, gitEnv, "git", "rev-parse", "HEAD")))
+
+	config := `package:
+  name: subst
+  version: 2.0.1
+  epoch: 3
+vars:
+  greeting: hi-${{package.name}}
+pipeline:
+  - uses: git-checkout
+    with:
+      repository: ` + repo + `
+      tag: v${{package.version}}
+      expected-commit: EXPECTED
+      destination: src
+  - working-directory: src
+    runs: |
+      head -n 1 go.mod > ../mod.txt
+      pwd > ../pwd.txt
+  - runs: |
+      echo "${{package.name}} ${{package.version}} ${{package.full-version}} ${{targets.destdir}} ${{targets.contextdir}} ${{vars.greeting}} ${{build.arch}}" > subst.txt
+subpackages:
+  - name: subst-doc
+    pipeline:
+      - runs: echo "${{targets.contextdir}} ${{targets.subpkgdir}}" > sub.txt
+`
+	writeFile(t, filepath.Join(work, "ok", "melange.yaml"), strings.Replace(config, "EXPECTED", commit, 1))
+	out, err := standin(t, work, "build", "ok/melange.yaml", "--workspace-dir", filepath.Join(work, "ws"))
+	if err != nil {
+		t.Fatalf("stand-in: %v\n%s", err, out)
+	}
+	ws := filepath.Join(work, "ws", hostArchForTest())
+	for file, want := range map[string]string{
+		"mod.txt":   "module example.com/hello",
+		"pwd.txt":   "/home/build/src",
+		"subst.txt": "subst 2.0.1 2.0.1-r3 /home/build/melange-out/subst /home/build/melange-out/subst hi-subst " + hostArchForTest(),
+		"sub.txt":   "/home/build/melange-out/subst-doc /home/build/melange-out/subst-doc",
+	} {
+		if got := strings.TrimSpace(readFile(t, filepath.Join(ws, file))); got != want {
+			t.Errorf("%s: %q, want %q", file, got, want)
+		}
+	}
+	if !strings.Contains(out, "[git checkout] tag v2.0.1 is "+commit) {
+		t.Errorf("log lacks the checked-out tag:\n%s", out)
+	}
+
+	// A wrong expected-commit fails the build, naming both commits.
+	wrong := strings.Repeat("1", 40)
+	writeFile(t, filepath.Join(work, "bad", "melange.yaml"), strings.Replace(config, "EXPECTED", wrong, 1))
+	out, err = standin(t, work, "build", "bad/melange.yaml", "--workspace-dir", filepath.Join(work, "ws-bad"))
+	if err == nil || !strings.Contains(out, "Expected commit "+wrong+" for v2.0.1, found "+commit) {
+		t.Errorf("wrong expected-commit: err %v, output:\n%s", err, out)
+	}
+
+	// An undefined variable fails like melange's.
+	writeFile(t, filepath.Join(work, "undef", "melange.yaml"), "package:\n  name: u\n  version: \"1\"\npipeline:\n  - runs: echo ${{vars.nope}}\n")
+	out, err = standin(t, work, "build", "undef/melange.yaml")
+	if err == nil || !strings.Contains(out, "variable vars.nope not defined") {
+		t.Errorf("undefined variable: err %v, output:\n%s", err, out)
+	}
+}

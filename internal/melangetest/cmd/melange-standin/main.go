@@ -15,6 +15,50 @@
 //	    [--arch ARCH] [--runner bubblewrap] [--workspace-dir DIR]
 //	    [--source-dir DIR] [--debug] [--rm=false] [--empty-workspace]
 //
+// Behaviours, and the melange files (repository chainguard-dev/melange) they
+// copy:
+//
+//   - flags, --cache-dir default ./melange-cache/, --source-dir defaulting to
+//     the config's directory, runners: pkg/cli/build.go
+//   - --env-file repeatable, later files winning: pkg/cli/build.go (v0.43+),
+//     godotenv.Read as used by pkg/config/config.go
+//   - env precedence (env-files, then the YAML's environment.environment on
+//     top, then HOME, GOPATH, GOMODCACHE defaults where empty; no GOCACHE):
+//     pkg/config/config.go ParseConfiguration
+//   - workspace: --workspace-dir DIR/<arch> or a melange-workspace-* temp dir
+//     removed with --rm; sources copied in honouring .melangeignore;
+//     melange-out/<name> created; cache dir bind-mounted at
+//     /var/cache/melange only when it is an existing directory, workspace at
+//     /home/build; SOURCE_DATE_EPOCH in the environment:
+//     pkg/build/build.go (initialize, populateWorkspace,
+//     buildWorkspaceConfig), pkg/container/config.go (DefaultWorkspaceDir,
+//     DefaultCacheDir)
+//   - bwrap arguments (--unshare-pid --die-with-parent --dev --proc --chdir
+//     /home/build --clearenv --new-session, --unshare-user --uid 1000 --gid
+//     1000 when not root or run-as, --unshare-net, --setenv per variable):
+//     pkg/container/bubblewrap_runner.go
+//   - each step: `set -e`, mkdir and cd into the working directory, the
+//     fragment, `exit 0`; PATH reset and the step's environment on top;
+//     "running step" log lines; children inheriting environment and
+//     working-directory; "unable to run pipeline" errors:
+//     pkg/build/pipeline.go, pkg/config/config.go (propagatePipelines)
+//   - ${{package.*}}, ${{targets.*}}, ${{vars.*}}, ${{inputs.*}},
+//     ${{build.arch}}; undefined variables are errors:
+//     pkg/build/pipeline.go (NewSubstitutionMap, MutateWith), pkg/util
+//     (MutateStringFromMap)
+//   - go/build: pkg/build/pipelines/go/build.yaml (inputs and defaults,
+//     export GOMODCACHE=/var/cache/melange/gomodcache, -trimpath, -tags
+//     netgo,osusergo, GOAMD64=v2, -ldflags "-w ...")
+//   - git-checkout: pkg/build/pipelines/git-checkout.yaml
+//   - stdout at INFO, stderr at WARN, errors at ERRO, exit 1: main.go,
+//     pkg/container/bubblewrap_runner.go (logwriter)
+//
+// Deviations, each explained where it is made: a minimal root assembled from
+// the host instead of an apko image (with the host Go at /usr/local/bin/go),
+// the network always unshared, git-checkout run on the host, no `if:`
+// conditions and no pipelines besides go/build and git-checkout, no APK
+// written.
+//
 // Exit status: 0 when every step succeeded, 1 otherwise (main.go: any error
 // is logged and the process exits 1). SIGINT cancels the build; SIGTERM keeps
 // Go's default action, as in melange, so the process dies at once and
