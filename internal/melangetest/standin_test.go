@@ -477,3 +477,44 @@ subpackages:
 		t.Errorf("undefined variable: err %v, output:\n%s", err, out)
 	}
 }
+
+// TestStandinFlags checks the command-line contract's refusals: the stand-in
+// fails clearly where it cannot behave like melange.
+func TestStandinFlags(t *testing.T) {
+	work := testenv.TempDir(t)
+	writeFile(t, filepath.Join(work, "melange.yaml"), "package:\n  name: f\n  version: \"1\"\npipeline:\n  - runs: \"true\"\n")
+	other := "aarch64"
+	if hostArchForTest() == "aarch64" {
+		other = "x86_64"
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "melange.yaml", "--arch", other}, "--arch " + other + ": the stand-in builds only for the host"},
+		{[]string{"build", "melange.yaml", "--runner", "qemu"}, `runner "qemu": the stand-in implements only the bubblewrap runner`},
+		{[]string{"build", "melange.yaml", "--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{[]string{"build"}, "melange.yaml is missing"},
+		{[]string{"test", "melange.yaml"}, `unknown command "test"`},
+		{[]string{"build", "melange.yaml", "--env-file", "missing.env"}, "loading environment file: open missing.env"},
+	} {
+		out, err := standin(t, work, tc.args...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, tc.want) {
+			t.Errorf("melange %s: err %v, want exit 1 and %q in:\n%s", strings.Join(tc.args, " "), err, tc.want, out)
+		}
+	}
+	// The host arch under either name is accepted (apko's ParseArchitecture).
+	for _, a := range []string{hostArchForTest(), goArchName()} {
+		if out, err := standin(t, work, "build", "melange.yaml", "--arch", a, "--runner", "bubblewrap"); err != nil && !strings.Contains(out, "bwrap not found") {
+			t.Errorf("--arch %s: %v\n%s", a, err, out)
+		}
+	}
+}
+
+func goArchName() string {
+	if hostArchForTest() == "aarch64" {
+		return "arm64"
+	}
+	return "amd64"
+}
