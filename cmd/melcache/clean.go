@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/melcache/melcache/mount"
+	"github.com/spf13/cobra"
+)
+
+func init() { addCommand(newCleanCmd) }
+
+func newCleanCmd(g *globals) *cobra.Command {
+	var (
+		f      cacheDirFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "clean",
+		Short: "Remove melcache's caches from the cache directory, and nothing else",
+		Long: `Clean removes DIR/gomodcache and DIR/gocache, read-only module trees included.
+Other files in DIR, and melcache's state, stay. 'melcache prepare' recreates an empty
+layout.`,
+		Example: `  melcache clean --dir ./melange-cache`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := f.layout()
+			if err != nil {
+				return err
+			}
+			res, err := l.Clean(cmd.Context(), mount.CleanOptions{LockOptions: f.lockOptions(g, l)})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(g.stdout, res)
+			}
+			if len(res.Removed) == 0 {
+				fmt.Fprintf(g.stdout, "%s holds no caches; nothing removed\n", l.Dir)
+			}
+			for _, p := range res.Removed {
+				fmt.Fprintf(g.stdout, "removed %s\n", p)
+			}
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
