@@ -183,9 +183,9 @@ type modVersion struct {
 	mod module.Version
 	// dl is the host path of the version's files in cache/download without
 	// the extension: dl+".zip", dl+".ziphash", dl+".mod".
-	dl                        string
+	dl                         string
 	hasZip, hasZiphash, hasMod bool
-	hasPartial                bool
+	hasPartial                 bool
 	// tree is the host path of the extracted tree, or "" when there is none.
 	tree string
 }
