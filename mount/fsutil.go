@@ -83,7 +83,8 @@ func ownerOf(fi fs.FileInfo) (Owner, bool) {
 
 // chownTree gives every entry under root (root included) to o, touching only
 // entries owned by someone else so that a second run changes nothing. It
-// returns how many entries changed owner.
+// returns how many entries changed owner. The lock holders' markers
+// (lock.d/PID.MODE) are skipped: they live only as long as their process.
 func chownTree(root string, o Owner) (int, error) {
 	n := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -100,7 +101,7 @@ func chownTree(root string, o Owner) (int, error) {
 			}
 			return err
 		}
-		if cur, ok := ownerOf(fi); ok && cur == o {
+		if cur, ok := ownerOf(fi); (ok && cur == o) || (!d.IsDir() && filepath.Base(filepath.Dir(p)) == lockHoldersDir) {
 			return nil
 		}
 		if err := os.Lchown(p, o.UID, o.GID); err != nil {

@@ -186,7 +186,7 @@ func (l Layout) checkDir() (bool, error) {
 			return true, fmt.Errorf("cache directory %s: not writable: %w", l.Dir, err)
 		}
 		return true, nil
-	case !errors.Is(err, fs.ErrNotExist):
+	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENOTDIR):
 		return false, fmt.Errorf("cache directory %s: %w", l.Dir, err)
 	}
 	parent := filepath.Dir(l.Dir)
