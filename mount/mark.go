@@ -24,6 +24,14 @@ import (
 // Reading the write time from the entry itself means Mark need not list the
 // entries that existed at T, which would cost a file as large as the cache's
 // index for every build.
+//
+// Entries that record an empty output are counted neither way. They are
+// Go's records of an action's terminal output ("stdout", "link-stdout"
+// subkeys, cmd/go/internal/work/buildid.go updateBuildID), and the linker's
+// is rewritten on every link, since go build never caches the binary it
+// links: counting it would report a miss for every warm build that links a
+// fresh binary, as every melange build does. A real miss still counts,
+// through the entry of the package archive the action produced.
 const (
 	// goMtimeInterval is Go's "refresh at most hourly" rule.
 	goMtimeInterval = time.Hour
@@ -120,7 +128,8 @@ type BuildUse struct {
 	Since time.Time `json:"since"`
 	// Hits counts "-a" entries used after T that existed before it.
 	Hits int `json:"hits"`
-	// Misses counts "-a" entries written after T.
+	// Misses counts "-a" entries written after T. Entries recording an
+	// empty output are not counted either way (see the use-mark comment).
 	Misses int `json:"misses"`
 }
 
@@ -143,6 +152,8 @@ func (l Layout) Use(t time.Time) (*BuildUse, error) {
 		a, err := readActionEntry(e)
 		switch {
 		case err != nil && errors.Is(err, os.ErrNotExist):
+		case err == nil && a.size == 0:
+			// Terminal-output bookkeeping: see the use-mark comment.
 		case err != nil || !a.time.Before(t):
 			// A malformed entry touched after T was written after T too.
 			u.Misses++

@@ -84,6 +84,13 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 	if err != nil {
 		return nil, err
 	}
+	if dirExists {
+		for _, p := range append(cacheDirs(l), l.State) {
+			if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+				return nil, fmt.Errorf("%s exists and is not a directory; melcache will not replace it", p)
+			}
+		}
+	}
 	if o.FromHost != "" {
 		if fi, err := os.Stat(downloadDir(o.FromHost)); err != nil {
 			return nil, fmt.Errorf("--from-host: host module cache %s: %w", o.FromHost, err)
@@ -156,10 +163,7 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 	// Give everything melcache manages to the owner: files written by an
 	// earlier root build or copied in would otherwise stay out of reach of
 	// the build user, and Go would silently fail to refresh their use marks.
-	roots := []string{}
-	for _, c := range l.Caches() {
-		roots = append(roots, l.CacheDir(c))
-	}
+	roots := cacheDirs(l)
 	if l.Mode == Split {
 		roots = append(roots, l.State)
 	}
@@ -234,4 +238,13 @@ func (l Layout) checkExists() error {
 		return fmt.Errorf("cache directory %s: not a directory", l.Dir)
 	}
 	return nil
+}
+
+// cacheDirs lists the host paths of l's caches.
+func cacheDirs(l Layout) []string {
+	var out []string
+	for _, c := range l.Caches() {
+		out = append(out, l.CacheDir(c))
+	}
+	return out
 }

@@ -150,8 +150,16 @@ func TestPruneRealCache(t *testing.T) {
 	if res.Kept != xEntries || res.KeptBytes != xBytes || res.Entries != len(ents)-xEntries || res.Entries == 0 {
 		t.Fatalf("prune to X's %d entries / %d bytes: %+v", xEntries, xBytes, res)
 	}
+	rec, err = l.Mark(ctx, MarkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n, out := testenv.GoBuild(t, src, env, "."); n != 0 {
 		t.Fatalf("rebuild of X after prune compiled %d packages:\n%s", n, out)
+	}
+	// The warm rebuild is all hits: every kept entry it used, no new one.
+	if use, err := l.Use(rec.Time); err != nil || use.Hits == 0 || use.Misses != 0 {
+		t.Fatalf("warm rebuild after mark: %+v %v, want hits and no misses", use, err)
 	}
 
 	res, err = l.Prune(ctx, PruneOptions{ModcacheTrees: true, UnusedFor: 30 * day})

@@ -87,7 +87,7 @@ func seedModCache(ctx context.Context, src, dst string, owner Owner, log *slog.L
 	if err != nil {
 		return res, fmt.Errorf("seed %s from %s: %w", dst, src, err)
 	}
-	log.Info("seeded module cache", "from", src, "linked", res.Linked, "copied", res.Copied, "skipped", res.Skipped)
+	log.Debug("seeded module cache", "from", src, "linked", res.Linked, "copied", res.Copied, "skipped", res.Skipped)
 	return res, nil
 }
 
