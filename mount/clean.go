@@ -15,16 +15,25 @@ type CleanOptions struct {
 	LockOptions LockOptions
 }
 
-// CleanResult lists what Clean removed.
+// CleanResult lists what Clean emptied.
 type CleanResult struct {
-	Removed []string `json:"removed"`
+	// Emptied lists the cache directories emptied.
+	Emptied []string `json:"emptied"`
+	// Entries counts the top-level entries removed from them.
+	Entries int `json:"entries"`
 }
 
-// Clean removes melcache's caches, read-only module trees included, and
-// nothing else: other tools' files in the directory stay, and so does the
-// state directory (it holds the lock and the record of pushed snapshots,
-// which stay valid as delta bases because they describe the registry's
-// content, not the local one).
+// Clean empties melcache's caches, read-only module trees included, and
+// touches nothing else: other tools' files in the directory stay, and so
+// does the state directory (it holds the lock and the record of pushed
+// snapshots, which stay valid as delta bases because they describe the
+// registry's content, not the local one).
+//
+// The cache directories themselves stay, with their owner: the layout is
+// still prepared, so the next melange build can mount it at once, and the
+// build user can clean a cache inside a directory it may not write (a
+// root-owned DIR with caches given to uid 1000). Go's README is removed
+// with the rest; Go (or prepare) writes it again.
 //
 // In recipe mode the whole directory is a module cache; Clean then empties
 // it as `go clean -modcache` would, but only when it looks like one (it has
@@ -46,31 +55,24 @@ func (l Layout) Clean(ctx context.Context, o CleanOptions) (*CleanResult, error)
 			}
 			return nil, err
 		}
-		ents, err := os.ReadDir(l.Dir)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range ents {
-			p := filepath.Join(l.Dir, e.Name())
-			if err := removeAll(p); err != nil {
-				return res, fmt.Errorf("clean: %w", err)
-			}
-			res.Removed = append(res.Removed, p)
-		}
-		return res, nil
 	}
-	for _, c := range l.Caches() {
-		p := l.CacheDir(c)
-		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+	for _, dir := range cacheDirs(l) {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		if err := removeAll(p); err != nil {
+		} else if err != nil {
 			return res, fmt.Errorf("clean: %w", err)
 		}
-		res.Removed = append(res.Removed, p)
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			if err := removeAll(filepath.Join(dir, e.Name())); err != nil {
+				return res, fmt.Errorf("clean: %w", err)
+			}
+		}
+		res.Emptied = append(res.Emptied, dir)
+		res.Entries += len(ents)
 	}
 	return res, nil
 }

@@ -16,10 +16,11 @@ func newCleanCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "clean",
-		Short: "Remove melcache's caches from the cache directory, and nothing else",
-		Long: `Clean removes DIR/gomodcache and DIR/gocache, read-only module trees included.
-Other files in DIR, and melcache's state, stay. 'melcache prepare' recreates an empty
-layout.`,
+		Short: "Empty melcache's caches in the cache directory, and touch nothing else",
+		Long: `Clean empties DIR/gomodcache and DIR/gocache, read-only module trees included.
+The two directories stay, with their owner, so DIR is still prepared for melange.
+Other files in DIR, and melcache's state, stay. With --recipe, DIR is emptied as
+'go clean -modcache' would, if it looks like a module cache (has cache/download).`,
 		Example: `  melcache clean --dir ./melange-cache`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -34,11 +35,11 @@ layout.`,
 			if asJSON {
 				return writeJSON(g.stdout, res)
 			}
-			if len(res.Removed) == 0 {
+			if len(res.Emptied) == 0 {
 				fmt.Fprintf(g.stdout, "%s holds no caches; nothing removed\n", l.Dir)
 			}
-			for _, p := range res.Removed {
-				fmt.Fprintf(g.stdout, "removed %s\n", p)
+			for _, p := range res.Emptied {
+				fmt.Fprintf(g.stdout, "emptied %s\n", p)
 			}
 			return nil
 		},

@@ -73,7 +73,7 @@ func TestLockWaitAndNoWait(t *testing.T) {
 	if want := fmt.Sprintf("melcache: waiting for the lock on %s, held by %s\n", dir, holder); line != want {
 		t.Fatalf("waiting writer said %q, want %q", line, want)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "gocache")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "gocache", "README")); err != nil {
 		t.Fatalf("the waiting clean ran under the lock: %v", err)
 	}
 	held.Unlock()
@@ -88,7 +88,7 @@ func TestLockWaitAndNoWait(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("writer still waiting a minute after the lock was released")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "gocache")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "gocache", "README")); err == nil {
 		t.Fatal("clean did not run after the lock was released")
 	}
 	if hs, _ := l.Holders(); len(hs) != 0 {
