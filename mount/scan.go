@@ -45,6 +45,7 @@ type goCacheEntry struct {
 	id      string // hex id (the name without its suffix)
 	action  bool   // "-a" (else "-d")
 	dir     bool   // a "-d" directory: a cached executable (Go >= 1.24)
+	odd     bool   // neither a regular file nor a directory (a symlink, a device)
 	size    int64  // bytes (a directory's files summed)
 	modTime time.Time
 }
@@ -104,7 +105,8 @@ func scanGoCache(dir string) ([]goCacheEntry, error) {
 				return nil, err
 			}
 			e := goCacheEntry{path: filepath.Join(subdir, name), id: id, action: suffix == actionSuffix,
-				dir: fi.IsDir(), size: fi.Size(), modTime: fi.ModTime()}
+				dir: fi.IsDir(), size: fi.Size(), modTime: fi.ModTime(),
+				odd: !fi.Mode().IsRegular() && !fi.IsDir()}
 			if e.dir {
 				e.size = 0
 				_ = filepath.WalkDir(e.path, func(p string, d fs.DirEntry, err error) error {

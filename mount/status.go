@@ -22,20 +22,20 @@ type CacheStatus struct {
 	Files int   `json:"files"`
 	Bytes int64 `json:"bytes"`
 
-	// Build cache: action ("-a") and output ("-d") entries; output
+	// Build cache (zero for the module cache): action ("-a") and output ("-d") entries; output
 	// directories (cached executables, Go >= 1.24) are counted in Outputs
 	// and in OutputDirs.
-	Actions    int `json:"actions,omitempty"`
-	Outputs    int `json:"outputs,omitempty"`
-	OutputDirs int `json:"output_dirs,omitempty"`
+	Actions    int `json:"actions"`
+	Outputs    int `json:"outputs"`
+	OutputDirs int `json:"output_dirs"`
 
-	// Module cache: module paths, versions with a source zip or an extracted
+	// Module cache (zero for the build cache): module paths, versions with a source zip or an extracted
 	// tree, versions known by their go.mod only, and extracted trees.
-	Modules     int `json:"modules,omitempty"`
-	Versions    int `json:"versions,omitempty"`
-	ModOnly     int `json:"mod_only,omitempty"`
-	Trees       int `json:"trees,omitempty"`
-	ZipsMissing int `json:"zips_missing,omitempty"`
+	Modules     int `json:"modules"`
+	Versions    int `json:"versions"`
+	ModOnly     int `json:"mod_only"`
+	Trees       int `json:"trees"`
+	ZipsMissing int `json:"zips_missing"`
 
 	// OldestUse and NewestUse are the oldest and newest entry mtimes. For
 	// the build cache those are Go's use marks (refreshed at most hourly);

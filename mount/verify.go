@@ -186,6 +186,11 @@ func verifyGoCache(ctx context.Context, gc string, res *VerifyResult, report fun
 
 // checkGoCacheEntry returns why e is bad, or "".
 func checkGoCacheEntry(e goCacheEntry) string {
+	if e.odd || (e.dir && e.action) {
+		// Go writes only regular files, and directories for executables;
+		// a link could point anywhere.
+		return "not a regular file"
+	}
 	if e.action {
 		if _, err := readActionEntry(e); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
