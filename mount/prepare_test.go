@@ -2,6 +2,7 @@ package mount
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +168,47 @@ func TestRecipeMode(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(l.Dir); len(ents) != 0 {
 		t.Fatalf("recipe clean left %v", ents)
+	}
+}
+
+// TestHeldLockIsReused: every library call accepts the caller's lock, so a
+// command composed of others (melcache build) never waits on itself; without
+// it, the same calls find the directory locked.
+func TestHeldLockIsReused(t *testing.T) {
+	ctx := context.Background()
+	l, err := New(filepath.Join(testenv.TempDir(t), "mc"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Prepare(ctx, PrepareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	held, err := l.Lock(ctx, Exclusive, LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	nowait := LockOptions{NoWait: true}
+	calls := map[string]func(*Lock) error{
+		"prepare": func(k *Lock) error {
+			_, err := l.Prepare(ctx, PrepareOptions{Lock: k, LockOptions: nowait})
+			return err
+		},
+		"mark":  func(k *Lock) error { _, err := l.Mark(ctx, MarkOptions{Lock: k, LockOptions: nowait}); return err },
+		"prune": func(k *Lock) error { _, err := l.Prune(ctx, PruneOptions{Lock: k, LockOptions: nowait}); return err },
+		"repair": func(k *Lock) error {
+			_, err := l.Verify(ctx, VerifyOptions{Repair: true, Lock: k, LockOptions: nowait})
+			return err
+		},
+		"clean": func(k *Lock) error { _, err := l.Clean(ctx, CleanOptions{Lock: k, LockOptions: nowait}); return err },
+	}
+	for name, call := range calls {
+		if err := call(held); err != nil {
+			t.Errorf("%s with the held lock: %v", name, err)
+		}
+		var le *LockedError
+		if err := call(nil); !errors.As(err, &le) {
+			t.Errorf("%s without the held lock: %v, want *LockedError", name, err)
+		}
 	}
 }

@@ -22,15 +22,16 @@ type CacheStatus struct {
 	Files int   `json:"files"`
 	Bytes int64 `json:"bytes"`
 
-	// Build cache (zero for the module cache): action ("-a") and output ("-d") entries; output
-	// directories (cached executables, Go >= 1.24) are counted in Outputs
-	// and in OutputDirs.
+	// Build cache (zero for the module cache): action ("-a") and output
+	// ("-d") entries; output directories (cached executables, Go >= 1.24)
+	// are counted in Outputs and in OutputDirs.
 	Actions    int `json:"actions"`
 	Outputs    int `json:"outputs"`
 	OutputDirs int `json:"output_dirs"`
 
-	// Module cache (zero for the build cache): module paths, versions with a source zip or an extracted
-	// tree, versions known by their go.mod only, and extracted trees.
+	// Module cache (zero for the build cache): module paths, versions with
+	// a source zip or an extracted tree, versions known by their go.mod
+	// only, extracted trees, and trees whose zip is not cached.
 	Modules     int `json:"modules"`
 	Versions    int `json:"versions"`
 	ModOnly     int `json:"mod_only"`
