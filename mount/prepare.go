@@ -54,6 +54,10 @@ type PrepareResult struct {
 	Owner Owner `json:"owner"`
 	// Seeded reports --from-host seeding, nil when not asked.
 	Seeded *SeedResult `json:"seeded,omitempty"`
+	// Warnings are problems Prepare found but may not fix, such as a
+	// cache directory (not created by melcache) that the owner cannot
+	// enter.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Changed reports whether Prepare changed anything.
@@ -174,7 +178,28 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 			return res, err
 		}
 	}
+	if fi, err := os.Stat(l.Dir); err == nil && !canEnter(fi, owner) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf(
+			"%s (mode %04o) cannot be entered by the owner %s: builds running as that user will not reach the caches; chmod a+x %s",
+			l.Dir, fi.Mode().Perm(), owner, l.Dir))
+	}
 	return res, nil
+}
+
+// canEnter reports whether o may traverse the directory fi describes, by its
+// permission bits (root may always).
+func canEnter(fi fs.FileInfo, o Owner) bool {
+	cur, ok := ownerOf(fi)
+	perm := fi.Mode().Perm()
+	switch {
+	case !ok || o.UID == 0:
+		return true
+	case cur.UID == o.UID:
+		return perm&0o100 != 0
+	case cur.GID == o.GID:
+		return perm&0o010 != 0
+	}
+	return perm&0o001 != 0
 }
 
 // checkDir checks that the cache directory can be prepared: it is a writable

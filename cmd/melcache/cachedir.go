@@ -22,6 +22,7 @@ type cacheDirFlags struct {
 // register adds --dir and --recipe, and --no-wait when the command locks.
 func (f *cacheDirFlags) register(cmd *cobra.Command, locks bool) {
 	cmd.Flags().StringVar(&f.dir, "dir", mount.DefaultDir, "cache directory (melange build --cache-dir)")
+	_ = cmd.MarkFlagDirname("dir")
 	cmd.Flags().BoolVar(&f.recipe, "recipe", false, "DIR is GOMODCACHE itself (melange's docs/BUILD-CACHE.md); state is kept outside DIR")
 	if locks {
 		cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once, naming the holder, when another process holds the cache lock")

@@ -61,6 +61,9 @@ files already belong to the owner and share a filesystem, copies otherwise).`,
 			if err != nil {
 				return err
 			}
+			for _, w := range res.Warnings {
+				fmt.Fprintf(g.stderr, "melcache: warning: %s\n", w)
+			}
 			if asJSON {
 				return writeJSON(g.stdout, res)
 			}
