@@ -11,10 +11,12 @@ import (
 	"syscall"
 )
 
-// removeAll removes path like os.RemoveAll, first making read-only
-// directories under it writable: extracted module trees are 0555 (Go makes
-// them read-only unless -modcacherw), which defeats a plain recursive remove
-// for any user but root, and for root on some filesystems.
+// RemoveAll removes path like os.RemoveAll, making read-only directories
+// under it writable when that is what stops it: extracted module trees are
+// 0555 (Go makes them read-only unless -modcacherw), which defeats a plain
+// recursive remove for any user but root. The error names the path.
+func RemoveAll(path string) error { return removeAll(path) }
+
 func removeAll(path string) error {
 	err := os.RemoveAll(path)
 	if err == nil {

@@ -57,6 +57,8 @@ type Status struct {
 	// LastBuild is the build cache's hits and misses since the last mark
 	// (melcache mark, or melcache build), nil if never marked.
 	LastBuild *BuildUse `json:"last_build"`
+	// LockedBy lists the processes holding the cache lock now.
+	LockedBy []Holder `json:"locked_by"`
 }
 
 // StatusOptions configure Status.
@@ -81,6 +83,9 @@ func (l Layout) Status(ctx context.Context, _ StatusOptions) (*Status, error) {
 		return nil, err
 	}
 	if st.LastBuild, err = l.LastBuild(); err != nil {
+		return nil, err
+	}
+	if st.LockedBy, err = l.Holders(); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,11 @@ func TestLockWaitAndNoWait(t *testing.T) {
 		if string(out) != want {
 			t.Errorf("melcache %v said %q, want %q", args, out, want)
 		}
+	}
+	// status takes no lock and names the holder.
+	out, err := exec.Command("melcache", "status", "--dir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "locked by "+holder) {
+		t.Errorf("status while locked: %v\n%s", err, out)
 	}
 	// A reader (verify without --repair) shares the lock with a build.
 	if out, err := exec.Command("melcache", "verify", "--dir", dir, "--no-wait").CombinedOutput(); err != nil {

@@ -71,6 +71,9 @@ func printStatus(g *globals, st *mount.Status) {
 	} else {
 		fmt.Fprintln(g.stdout, "last snapshot: none")
 	}
+	for _, h := range st.LockedBy {
+		fmt.Fprintf(g.stdout, "locked by %s\n", h)
+	}
 	if b := st.LastBuild; b != nil {
 		fmt.Fprintf(g.stdout, "last build (since mark at %s): %d hits, %d misses\n", b.Since.Format(time.RFC3339), b.Hits, b.Misses)
 	} else {
