@@ -303,7 +303,7 @@ func verifyModCache(ctx context.Context, mc string, sums goSums, res *VerifyResu
 func checkModule(m *modVersion, sums goSums) (probs []Problem, unverified []string) {
 	key := modKey(m.mod.Path, m.mod.Version)
 	zip, ziphash, mod := m.dl+".zip", m.dl+".ziphash", m.dl+".mod"
-	want := ""
+	want, wantFrom := "", ".ziphash"
 	if m.hasZiphash {
 		b, err := os.ReadFile(ziphash)
 		want = strings.TrimSpace(string(b))
@@ -326,7 +326,7 @@ func checkModule(m *modVersion, sums goSums) (probs []Problem, unverified []stri
 			return probs, nil
 		}
 		if want == "" {
-			want = s
+			want, wantFrom = s, "go.sum"
 		}
 	}
 	zipBad, treeBad := false, false
@@ -335,7 +335,7 @@ func checkModule(m *modVersion, sums goSums) (probs []Problem, unverified []stri
 			unverified = append(unverified, zip)
 		} else if got, err := dirhash.HashZip(zip, dirhash.Hash1); err != nil || got != want {
 			zipBad = true
-			reason := "zip does not match .ziphash"
+			reason := "zip does not match " + wantFrom
 			if err != nil {
 				reason = "unreadable zip: " + err.Error()
 			}
@@ -347,7 +347,7 @@ func checkModule(m *modVersion, sums goSums) (probs []Problem, unverified []stri
 			unverified = append(unverified, m.tree)
 		} else if got, err := dirhash.HashDir(m.tree, key, dirhash.Hash1); err != nil || got != want {
 			treeBad = true
-			reason := "extracted tree does not match .ziphash"
+			reason := "extracted tree does not match " + wantFrom
 			if err != nil {
 				reason = "unreadable extracted tree: " + err.Error()
 			}
