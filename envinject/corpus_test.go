@@ -1,0 +1,130 @@
+package envinject
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/melcache/melcache/internal/testenv"
+	"gopkg.in/yaml.v3"
+)
+
+// corpusFiles returns the real melange configs the tests run over. The
+// corpus lives next to the repository (../shared/corpus/melange).
+func corpusFiles(t testing.TB) []string {
+	t.Helper()
+	dir := filepath.Join(testenv.RepoRoot(), "..", "shared", "corpus", "melange")
+	files, err := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no melange corpus in %s (want ../shared/corpus/melange next to the repo): %v", dir, err)
+	}
+	return files
+}
+
+var hasPackage = regexp.MustCompile(`(?m)^package:`)
+
+// envLine matches the only lines injection may add or change: the
+// environment keys and the variables, or a blank separator.
+var envLine = regexp.MustCompile(`^\s*((environment|GOMODCACHE|GOCACHE):.*)?\r?\n?$`)
+
+func TestCorpus(t *testing.T) {
+	configs := 0
+	for _, f := range corpusFiles(t) {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(f)
+		r, err := Inject(src, Options{})
+		if errors.Is(err, ErrNotMelange) {
+			if hasPackage.Match(src) {
+				t.Errorf("%s: has package: but was skipped as not a melange config", name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		configs++
+		if !r.Changed {
+			t.Errorf("%s: not changed", name)
+		}
+		checkOnlyEnvLines(t, name, src, r.Out)
+		checkSemantic(t, name, src, r.Out, map[string]string{"GOMODCACHE": DefaultGoModCache, "GOCACHE": DefaultGoCache})
+		r2, err := Inject(r.Out, Options{})
+		if err != nil || r2.Changed || !bytes.Equal(r2.Out, r.Out) {
+			t.Errorf("%s: second run changed something (err %v)", name, err)
+		}
+	}
+	if configs < 50 {
+		t.Errorf("only %d corpus configs took the injection", configs)
+	}
+	t.Logf("%d corpus configs injected", configs)
+}
+
+// checkOnlyEnvLines checks that every added or removed line is an env line.
+func checkOnlyEnvLines(t *testing.T, name string, a, b []byte) {
+	t.Helper()
+	for _, op := range diffOps(splitLines(a), splitLines(b)) {
+		if op.kind != ' ' && !envLine.Match(op.line) {
+			t.Errorf("%s: diff touches a non-env line: %c%q", name, op.kind, op.line)
+		}
+	}
+}
+
+// checkSemantic checks, independently of Inject's own check, that out
+// decodes to in's data plus vars in the top-level environment.environment
+// (for the variables in doesn't set already).
+func checkSemantic(t testing.TB, name string, in, out []byte, vars map[string]string) {
+	t.Helper()
+	var want, got map[string]any
+	if err := yaml.Unmarshal(in, &want); err != nil {
+		t.Fatalf("%s: input: %v", name, err)
+	}
+	if err := yaml.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%s: output does not parse: %v\n%s", name, err, out)
+	}
+	env, _ := want["environment"].(map[string]any)
+	if env == nil {
+		env = map[string]any{}
+		want["environment"] = env
+	}
+	inner, _ := env["environment"].(map[string]any)
+	if inner == nil {
+		inner = map[string]any{}
+		env["environment"] = inner
+	}
+	for k, v := range vars {
+		if _, ok := inner[k]; !ok {
+			inner[k] = v
+		}
+	}
+	if !reflect.DeepEqual(fmt.Sprintf("%#v", want), fmt.Sprintf("%#v", got)) {
+		t.Errorf("%s: output data differs from input plus variables:\nwant %v\ngot  %v", name, want, got)
+	}
+}
+
+func TestCorpusHasSkippable(t *testing.T) {
+	// The corpus holds melange pipeline files too: they must be skipped,
+	// not rewritten.
+	skipped := 0
+	for _, f := range corpusFiles(t) {
+		src, _ := os.ReadFile(f)
+		if _, err := Inject(src, Options{}); errors.Is(err, ErrNotMelange) {
+			skipped++
+			if !strings.Contains(f, "pipelines_") {
+				t.Logf("skipped %s", f)
+			}
+		}
+	}
+	if skipped == 0 {
+		t.Error("no corpus file was skipped as not a melange config")
+	}
+}
