@@ -268,6 +268,14 @@ func (in *injector) replace(k, val *yaml.Node, value string, flow bool) {
 		end = e
 	}
 	text := render(value, flow)
+	if q := val.Style & (yaml.SingleQuotedStyle | yaml.DoubleQuotedStyle); q != 0 && val.Kind == yaml.ScalarNode {
+		// Keep the user's quoting style.
+		n := strNode(value)
+		n.Style = q
+		if out, err := yaml.Marshal(n); err == nil && bytes.Count(out, []byte("\n")) == 1 {
+			text = strings.TrimSuffix(string(out), "\n")
+		}
+	}
 	if end == off && off > 0 && t.src[off-1] == ':' {
 		text = " " + text
 	}

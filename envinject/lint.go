@@ -112,7 +112,7 @@ func (l *linter) override(m *yaml.Node, where string) {
 			continue
 		}
 		l.check(k.Line, l.d.t.byteCol(k.Line, k.Column), k.Value, resolve(v).Value, where+" sets",
-			"remove it: "+strings.SplitN(where, " ", 2)[0]+" inherits the top-level environment")
+			"remove it: tests and steps inherit "+k.Value+" from the top-level environment")
 	}
 }
 

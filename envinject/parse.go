@@ -119,6 +119,22 @@ func checkChars(t *text) error {
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
+// parserErrors are the yaml.v3 parser (not scanner) errors. For them
+// yaml.v3 prints the 0-based line of the construct being parsed (its
+// decode.go adds 1 for scanner errors only), so one is added here.
+var parserErrors = map[string]bool{
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found undefined tag handle":             true,
+	"did not find expected <document start>": true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
 // yamlError turns a yaml.v3 error into an *Error. yaml.v3 reports a line
 // but no column; the column is then that line's first non-blank character.
 func (d *doc) yamlError(err error) error {
@@ -132,6 +148,9 @@ func (d *doc) yamlError(err error) error {
 	if m := lineRE.FindStringSubmatch(msgs[0]); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
+		if parserErrors[msg] {
+			line++
+		}
 	}
 	if line > d.t.lines() {
 		line = max(d.t.lines(), 1)
