@@ -69,6 +69,9 @@ func Inject(src []byte, opts Options) (Result, error) {
 	if err := in.plan(); err != nil {
 		return Result{}, err
 	}
+	if in.err != nil {
+		return Result{}, in.err
+	}
 	res := Result{Kept: in.kept, Set: in.set}
 	res.Findings = lint(d, in.final)
 	if len(in.edits) == 0 {
@@ -103,6 +106,7 @@ type injector struct {
 	kept  []Kept
 	set   []Var
 	final map[string]string // the value each variable ends up with
+	err   error             // set by fail
 }
 
 func (in *injector) plan() error {
@@ -317,7 +321,7 @@ func (in *injector) fillNull(key, val *yaml.Node, parentFlow bool, flowText stri
 			in.edits = append(in.edits, edit{start, end, ""})
 		}
 	}
-	in.insertLinesAt(key.Line, lines, false)
+	in.insertLinesAt(key.Line, lines)
 }
 
 // emptyFlowOnKeyLine reports whether the empty flow mapping m is written as
@@ -349,13 +353,13 @@ func (in *injector) flowInsert(m *yaml.Node, entries string) {
 	t := in.t
 	open := t.skipProps(t.offset(m.Line, m.Column), len(t.src))
 	if open >= len(t.src) || t.src[open] != '{' {
-		in.edits = append(in.edits, edit{open, open, "\x00"}) // verification refuses
+		in.fail(m, "cannot find the { of this flow mapping")
 		return
 	}
 	_, lastSig, ok := t.flowSpan(open)
 	switch {
 	case !ok:
-		in.edits = append(in.edits, edit{open, open, "\x00"})
+		in.fail(m, "cannot find the end of this flow mapping")
 	case len(m.Content) == 0 || lastSig == open:
 		in.edits = append(in.edits, edit{open + 1, open + 1, entries})
 	case t.src[lastSig] == ',':
@@ -367,8 +371,8 @@ func (in *injector) flowInsert(m *yaml.Node, entries string) {
 
 // insertAfter inserts lines after the text of node last (the last value of
 // a block mapping whose keys are at column c, 0-based): after its last
-// non-blank line, but before comments and document markers indented less
-// than c, which belong to what follows. With sep, the lines are separated
+// non-blank line, but before comments and document markers indented no
+// deeper than c, which belong to what follows. With sep, the lines are separated
 // from it by a blank line when the file separates sections that way.
 func (in *injector) insertAfter(last *yaml.Node, c int, lines []string, sep bool) {
 	t := in.t
@@ -380,11 +384,18 @@ func (in *injector) insertAfter(last *yaml.Node, c int, lines []string, sep bool
 	if sep && l < next-1 && t.blank(l+1) {
 		lines = append([]string{""}, lines...)
 	}
-	in.insertLinesAt(l, lines, true)
+	in.insertLinesAt(l, lines)
+}
+
+// fail records the first layout the injector cannot rewrite.
+func (in *injector) fail(n *yaml.Node, msg string) {
+	if in.err == nil {
+		in.err = in.d.errAt(n, "%s; set the variables by hand", msg)
+	}
 }
 
 // insertLinesAt inserts lines after line l.
-func (in *injector) insertLinesAt(l int, lines []string, _ bool) {
+func (in *injector) insertLinesAt(l int, lines []string) {
 	t := in.t
 	var b strings.Builder
 	if !t.hasBreak(l) {

@@ -164,7 +164,7 @@ type export struct {
 
 // exports finds "export NAME=VALUE ..." statements in one shell line.
 func exports(line []byte) []export {
-	s := string(line)
+	s := stripShellComment(string(line))
 	var out []export
 	for i := 0; i < len(s); {
 		j := strings.Index(s[i:], "export")
@@ -211,6 +211,25 @@ func exports(line []byte) []export {
 		}
 	}
 	return out
+}
+
+// stripShellComment cuts s at a # that starts a word outside quotes.
+func stripShellComment(s string) string {
+	var q byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case q != 0:
+			if c == q {
+				q = 0
+			}
+		case c == '"' || c == '\'':
+			q = c
+		case c == '#' && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t' || s[i-1] == ';'):
+			return s[:i]
+		}
+	}
+	return s
 }
 
 // entries returns the explicit key/value pairs of mapping m.
