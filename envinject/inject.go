@@ -306,8 +306,14 @@ func (in *injector) fillNull(key, val *yaml.Node, parentFlow bool, flowText stri
 		in.edits = append(in.edits, edit{off, end, text})
 		return
 	}
-	// Remove the explicit token (~, null, {}) and the spaces before it,
-	// keeping a trailing comment.
+	// Remove the explicit token (~, null, {}, a tag) and the spaces before
+	// it, keeping an anchor, which then names the new mapping, and a
+	// trailing comment.
+	if off < le && t.src[off] == '&' {
+		for off < le && !isSpace(t.src[off]) {
+			off++
+		}
+	}
 	if val.Line == key.Line && off < le {
 		end := t.commentStart(off, le)
 		for end > off && isSpace(t.src[end-1]) {
@@ -378,7 +384,10 @@ func (in *injector) insertAfter(last *yaml.Node, c int, lines []string, sep bool
 	t := in.t
 	lastStart, next := in.d.span(last)
 	l := next - 1
-	for l > lastStart && (t.blank(l) || (t.commentOrMarker(l) && t.indent(l) <= c)) {
+	// Blank lines after a block scalar with keep chomping (|+) are part of
+	// its value: insert after them.
+	keep := in.keepsTrailingLines(last)
+	for l > lastStart && ((t.blank(l) && !keep) || (t.commentOrMarker(l) && t.indent(l) <= c)) {
 		l--
 	}
 	if sep && l < next-1 && t.blank(l+1) {
@@ -392,6 +401,26 @@ func (in *injector) fail(n *yaml.Node, msg string) {
 	if in.err == nil {
 		in.err = in.d.errAt(n, "%s; set the variables by hand", msg)
 	}
+}
+
+// keepsTrailingLines reports whether the last scalar in n's subtree is a
+// block scalar with keep chomping (|+ or >+).
+func (in *injector) keepsTrailingLines(n *yaml.Node) bool {
+	for len(n.Content) > 0 {
+		n = n.Content[len(n.Content)-1]
+	}
+	if n.Kind != yaml.ScalarNode || n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		return false
+	}
+	t := in.t
+	le := t.lineEnd(n.Line)
+	h := t.skipProps(t.offset(n.Line, n.Column), le)
+	for ; h < le && !isSpace(t.src[h]); h++ {
+		if t.src[h] == '+' {
+			return true
+		}
+	}
+	return false
 }
 
 // insertLinesAt inserts lines after line l.
@@ -445,8 +474,14 @@ func (in *injector) flowEntries(vars []Var) string {
 }
 
 // col returns the 0-based byte column of node n, its indentation when it
-// starts a line.
-func (in *injector) col(n *yaml.Node) int { return in.t.byteCol(n.Line, n.Column) - 1 }
+// starts a line. A key written as an explicit "? key" is indented at its "?".
+func (in *injector) col(n *yaml.Node) int {
+	c := in.t.byteCol(n.Line, n.Column) - 1
+	if ind := in.t.indent(n.Line); ind < c && in.t.src[in.t.lineStart(n.Line)+ind] == '?' {
+		return ind
+	}
+	return c
+}
 
 // span returns the last line on which a node of n's subtree starts and the
 // line on which the next node in document order starts (one past the last
