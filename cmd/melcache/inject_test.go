@@ -89,7 +89,8 @@ func BenchmarkInject(b *testing.B) {
 }
 
 // TestInjectBulk checks a bulk run end to end: every generated config is
-// rewritten, and a second run over the tree finds nothing to do.
+// listed, in the same order with one worker or many, rewritten by -w, and a
+// second run over the tree finds nothing to do.
 func TestInjectBulk(t *testing.T) {
 	const n = 400 // enough for every worker to take many files
 	dir := t.TempDir()
@@ -102,6 +103,10 @@ func TestInjectBulk(t *testing.T) {
 	code, out, errs := run1("-l", dir)
 	if code != 0 || bytes.Count([]byte(out), []byte("\n")) != n {
 		t.Fatalf("-l: exit %d, %d lines listed, want %d; stderr: %s", code, bytes.Count([]byte(out), []byte("\n")), n, errs)
+	}
+	// Output order is the walk order whatever the number of workers.
+	if _, serial, _ := run1("-l", "--jobs", "1", dir); serial != out {
+		t.Errorf("-l --jobs 1 lists files in another order than -l")
 	}
 	if code, _, errs := run1("-w", "--jobs", "4", dir); code != 0 {
 		t.Fatalf("-w: exit %d: %s", code, errs)
