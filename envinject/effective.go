@@ -67,6 +67,6 @@ func EffectiveCaches(src []byte, envFile []Var) (Caches, error) {
 	return Caches{
 		GoModCache:   get("GOMODCACHE", melangeDefaultGoMod),
 		GoCache:      get("GOCACHE", goDefaultGoCache),
-		GoBuildSteps: usesGoBuild(d.root),
+		GoBuildSteps: goBuildStep(d.root) != nil,
 	}, nil
 }

@@ -18,15 +18,25 @@ var cacheVars = map[string]string{"GOMODCACHE": DefaultGoModCache, "GOCACHE": De
 type linter struct {
 	d        *doc
 	final    map[string]string
-	goBuild  bool
+	goBuild  *yaml.Node // the first go/build uses: value, if any
 	findings []Finding
 }
 
 func lint(d *doc, final map[string]string) []Finding {
-	l := &linter{d: d, final: final, goBuild: usesGoBuild(d.root)}
+	l := &linter{d: d, final: final, goBuild: goBuildStep(d.root)}
 	root := d.root
+	var vars *yaml.Node
 	if env := resolve(lookup(root, "environment")); env != nil {
-		l.topEnv(resolve(lookup(env, "environment")))
+		vars = resolve(lookup(env, "environment"))
+		l.topEnv(vars)
+	}
+	if k, _ := mapGet(vars, "GOMODCACHE"); (k == nil || k.Line == 0) && l.goBuild != nil && mergedGet(vars, "GOMODCACHE") == nil {
+		// The value is Inject's own (--gomodcache): point at the step.
+		if mod := final["GOMODCACHE"]; judgeable(mod) && underGuestRoot(mod) && path.Clean(mod) != DefaultGoModCache {
+			u := l.goBuild
+			l.add(u.Line, d.t.byteCol(u.Line, u.Column), splitMsg(mod),
+				"inject with the default --gomodcache "+DefaultGoModCache+", the path go/build uses")
+		}
 	}
 	l.pipeline(lookup(root, "pipeline"), "pipeline step")
 	l.test(lookup(root, "test"), "test")
@@ -58,10 +68,8 @@ func (l *linter) topEnv(m *yaml.Node) {
 		val := resolve(v).Value
 		line, col := k.Line, l.d.t.byteCol(k.Line, k.Column)
 		switch {
-		case k.Value == "GOMODCACHE" && path.Clean(val) == GuestRoot && l.goBuild:
-			l.add(line, col,
-				"GOMODCACHE: "+GuestRoot+" next to go/build steps, which export GOMODCACHE="+DefaultGoModCache+": the module cache is split in two",
-				"set GOMODCACHE: "+DefaultGoModCache+" (melcache inject --force) and keep --cache-dir on the parent directory")
+		case k.Value == "GOMODCACHE" && l.goBuild != nil && judgeable(val) && underGuestRoot(expand(val)) && path.Clean(val) != DefaultGoModCache:
+			l.add(line, col, splitMsg(val), splitFix)
 		case outside(val):
 			l.add(line, col,
 				fmt.Sprintf("%s: %s is outside %s, so it does not survive the build", k.Value, val, GuestRoot),
@@ -69,6 +77,15 @@ func (l *linter) topEnv(m *yaml.Node) {
 		}
 	}
 }
+
+// splitMsg and splitFix describe a module cache split between go/build
+// steps, which export GOMODCACHE=DefaultGoModCache whatever the environment
+// says, and everything else, which uses the configured path.
+func splitMsg(mod string) string {
+	return "GOMODCACHE: " + mod + " next to go/build steps, which export GOMODCACHE=" + DefaultGoModCache + ": the module cache is split in two"
+}
+
+const splitFix = "set GOMODCACHE: " + DefaultGoModCache + " (melcache inject --force) and keep --cache-dir on the parent directory"
 
 // test checks a test: block (top-level or a subpackage's).
 func (l *linter) test(t *yaml.Node, where string) {
@@ -265,21 +282,21 @@ func judgeable(v string) bool {
 // outside reports whether v surely points outside GuestRoot.
 func outside(v string) bool { return judgeable(v) && !underGuestRoot(expand(v)) }
 
-// usesGoBuild reports whether any pipeline step, anywhere, uses a go/build
-// pipeline (go/build, go/build/v2), which exports
-// GOMODCACHE=/var/cache/melange/gomodcache unconditionally.
-func usesGoBuild(n *yaml.Node) bool {
-	found := false
+// goBuildStep returns the uses: value of the first step, anywhere, that
+// runs a go/build pipeline (go/build, go/build/v2), which exports
+// GOMODCACHE=/var/cache/melange/gomodcache unconditionally; nil if none.
+func goBuildStep(n *yaml.Node) *yaml.Node {
+	var found *yaml.Node
 	seen := map[*yaml.Node]bool{}
 	var walk func(*yaml.Node)
 	walk = func(x *yaml.Node) {
-		if x == nil || found || seen[x] {
+		if x == nil || found != nil || seen[x] {
 			return
 		}
 		seen[x] = true
 		if x.Kind == yaml.MappingNode {
-			if u := resolve(lookup(x, "uses")); u != nil && u.Kind == yaml.ScalarNode && strings.HasPrefix(u.Value, "go/build") {
-				found = true
+			if u := lookup(x, "uses"); u != nil && resolve(u).Kind == yaml.ScalarNode && strings.HasPrefix(resolve(u).Value, "go/build") {
+				found = u
 				return
 			}
 		}
