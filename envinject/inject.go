@@ -81,7 +81,11 @@ func Inject(src []byte, opts Options) (Result, error) {
 	out := in.apply()
 	// The node tree now holds the expected data: check the text says so.
 	if err := verify(d.doc, out); err != nil {
-		return Result{}, &Error{1, 1, "cannot rewrite this layout safely (" + err.Error() + "); set the variables by hand"}
+		at := d.root
+		if k, _ := mapGet(d.root, "environment"); k != nil && k.Line > 0 {
+			at = k
+		}
+		return Result{}, d.errAt(at, "cannot rewrite this layout safely (%v); set the variables by hand", err)
 	}
 	if d.bom {
 		out = append(append([]byte{}, bom...), out...)
