@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -196,18 +197,29 @@ func ParseRef(s string, o RefOptions) (Ref, error) {
 		}
 		r.Tag, base = tag, base[:i]
 	}
-	var opts []name.Option
-	if o.Insecure {
-		// name.Insecure only when the user asked: it makes ggcr fall back
-		// to plain HTTP. The transport enforces the loopback rule anyway.
-		opts = append(opts, name.Insecure)
-	}
-	repo, err := name.NewRepository(base, opts...)
+	repo, err := name.NewRepository(base)
 	if err != nil {
 		return Ref{}, fmt.Errorf("invalid reference %q: %v; %s", s, err, refSyntax)
 	}
+	if o.Insecure || IsLoopbackHost(registryHost(repo.RegistryStr())) {
+		// name.Insecure lets ggcr fall back to plain HTTP. Set only where
+		// our rule allows it; ggcr alone would fall back for private
+		// ranges and *.localhost too, but not for all of 127.0.0.0/8.
+		// The transport enforces the rule on every request regardless.
+		if repo, err = name.NewRepository(base, name.Insecure); err != nil {
+			return Ref{}, fmt.Errorf("invalid reference %q: %v; %s", s, err, refSyntax)
+		}
+	}
 	r.Kind, r.Repo = RefRegistry, repo
 	return r, nil
+}
+
+// registryHost strips the port from a registry's host[:port].
+func registryHost(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }
 
 // maxTagLen is the OCI distribution spec's limit on tag length.

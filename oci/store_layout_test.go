@@ -21,7 +21,7 @@ import (
 func TestLayoutStoreContract(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	s := NewLayoutStore(dir)
-	testStoreContract(t, s)
+	testStoreContract(t, s, false)
 	// The layout is a valid OCI image layout.
 	b, err := os.ReadFile(filepath.Join(dir, "oci-layout"))
 	if err != nil || !strings.Contains(string(b), `"imageLayoutVersion":"1.0.0"`) {
@@ -48,7 +48,7 @@ func TestEmbeddedStoreContract(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("reading created the store dir: %v", err)
 	}
-	testStoreContract(t, s)
+	testStoreContract(t, s, false)
 }
 
 func TestLayoutMissingIsNotFound(t *testing.T) {

@@ -150,7 +150,11 @@ type retryTransport struct {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	// PATCH appends to an upload session: replaying it after a cut that
+	// delivered part of the body would duplicate bytes in the session
+	// (ggcr sets GetBody on it all the same). WriteBlob restarts such an
+	// upload in a new session instead.
+	replayable := req.Method != http.MethodPatch && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
 	for n := 1; ; n++ {
 		if n > 1 && req.GetBody != nil {
 			body, err := req.GetBody()
