@@ -119,7 +119,10 @@ func retryableErr(err error) bool {
 		return false
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		// The peer closed the connection while we were still writing
+		// the request body: the same reset, seen from the writer.
+		errors.Is(err, net.ErrClosed) {
 		return true
 	}
 	var ne net.Error
