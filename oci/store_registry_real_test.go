@@ -1,7 +1,12 @@
 package oci
 
 import (
+	"bytes"
 	"context"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/melcache/melcache/internal/testenv"
@@ -35,5 +40,67 @@ func TestRegistryStoreReal(t *testing.T) {
 	if got := len(reg.Requests(t, "POST", "/blobs/uploads/")); got == 0 {
 		t.Error("access log shows no upload starts: is the log being read?")
 	}
-	_ = context.Background
+}
+
+// TestRegistrySkopeoCrossCheck: skopeo, an independent client, reads what
+// the registry store pushed and copies it into an oci: layout our layout
+// store reads; and the reverse, a layout we wrote, copied by skopeo into the
+// registry, reads back through the registry store unchanged.
+func TestRegistrySkopeoCrossCheck(t *testing.T) {
+	skopeo := testenv.RequireTool(t, "skopeo")
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	ctx := context.Background()
+	s := openTestRegistry(t, reg.Host, "cache/xcheck", StoreOptions{})
+	a := newTestArtifact(t, randomBlob(t, 64<<10))
+	d, _ := a.push(t, s, "from-us")
+
+	run := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(skopeo, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("skopeo %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	out := run("inspect", "--raw", "--tls-verify=false", "docker://"+reg.Host+"/cache/xcheck:from-us")
+	if !bytes.Equal(bytes.TrimSpace(out), a.manifest) {
+		t.Errorf("skopeo read a different manifest from the registry:\n%s", out)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	run("copy", "--quiet", "--src-tls-verify=false", "docker://"+reg.Host+"/cache/xcheck:from-us", "oci:"+dir+":copied")
+	l := NewLayoutStore(dir)
+	if _, mb, ld, err := l.GetManifest(ctx, "copied"); err != nil || ld != d || !bytes.Equal(mb, a.manifest) {
+		t.Fatalf("layout store read of skopeo's copy = %s, %v; want %s", ld, err, d)
+	}
+	if got := readAll(t, l, a.layers[0].d); !bytes.Equal(got, a.layers[0].data) {
+		t.Error("layer differs after registry -> skopeo -> layout")
+	}
+
+	// Reverse: our layout -> skopeo -> registry -> registry store.
+	src := filepath.Join(t.TempDir(), "ours")
+	b := newTestArtifact(t, randomBlob(t, 32<<10))
+	bd, _ := b.push(t, NewLayoutStore(src), "snap")
+	run("copy", "--quiet", "--dest-tls-verify=false", "oci:"+src+":snap", "docker://"+reg.Host+"/cache/xcheck:from-skopeo")
+	if _, mb, rd, err := s.GetManifest(ctx, "from-skopeo"); err != nil || rd != bd || !bytes.Equal(mb, b.manifest) {
+		t.Fatalf("registry store read of skopeo's push = %s, %v; want %s", rd, err, bd)
+	}
+	if got := readAll(t, s, b.layers[0].d); !bytes.Equal(got, b.layers[0].data) {
+		t.Error("layer differs after layout -> skopeo -> registry")
+	}
+}
+
+// TestRegistryUnreachable: a registry nobody listens on fails at once (a
+// refused connection is not retried) with the registry named.
+func TestRegistryUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := l.Addr().String()
+	l.Close()
+	s := openTestRegistry(t, host, "x", StoreOptions{})
+	_, err = s.Tags(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "listing tags of "+host+"/x") || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("Tags of an unreachable registry = %v", err)
+	}
 }
