@@ -91,6 +91,27 @@ func (p *Progress) Track(name string, size int64, r io.Reader) io.Reader {
 	return p.Bar(name, size).Reader(r)
 }
 
+// Start adds a bar and returns functions to advance it by n bytes and to
+// finish it: the shape of the snapshot code's TransferProgress, so a
+// *Progress can be passed there. finish completes the bar when it reached
+// its size or never started (a skipped blob), and otherwise leaves it
+// aborted where it stopped (a failed transfer).
+func (p *Progress) Start(name string, size int64) (add func(n int64), finish func()) {
+	if !p.Enabled() {
+		return func(int64) {}, func() {}
+	}
+	b := p.Bar(name, size)
+	add = func(n int64) { b.b.IncrInt64(n) }
+	finish = func() {
+		if cur := b.b.Current(); cur == 0 || size <= 0 || cur >= size {
+			b.Done()
+		} else {
+			b.Abort()
+		}
+	}
+	return add, finish
+}
+
 // Reader wraps r so reading it advances the bar from zero (a new attempt of
 // the transfer). EOF completes the bar. With progress disabled it returns r.
 // If r is an io.Closer, so is the result.

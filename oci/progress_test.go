@@ -90,3 +90,38 @@ func TestIsTerminal(t *testing.T) {
 		t.Error("a regular file is a terminal")
 	}
 }
+
+// transferProgress is the snapshot code's progress interface; *Progress
+// must satisfy it.
+type transferProgress interface {
+	Start(name string, size int64) (add func(int64), done func())
+}
+
+var _ transferProgress = (*Progress)(nil)
+
+func TestProgressStart(t *testing.T) {
+	var out syncBuffer
+	p := NewProgress(&out, true)
+	add, done := p.Start("started", 2048)
+	add(1024)
+	add(1024)
+	done()
+	_, skip := p.Start("skipped-blob", 4096)
+	skip()
+	add, fail := p.Start("cut-short", 4096)
+	add(100)
+	fail()
+	p.Wait()
+	s := out.String()
+	for _, want := range []string{"started", "2.0 KiB / 2.0 KiB", "skipped-blob", "4.0 KiB / 4.0 KiB", "cut-short", "100.0 b / 4.0 KiB"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("progress output lacks %q:\n%s", want, s)
+		}
+	}
+	// Disabled: no-ops.
+	q := NewProgress(&out, false)
+	a, d := q.Start("x", 1)
+	a(1)
+	d()
+	q.Wait()
+}

@@ -55,7 +55,7 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 				p.cutGets--
 			}
 			p.didCutGets++
-			resp.Body = &cutReader{r: resp.Body, left: p.cutAt}
+			resp.Body = &proxyCutReader{r: resp.Body, left: p.cutAt}
 		}
 		return nil
 	}
@@ -91,7 +91,7 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 			// Forward part of the body to the registry, then drop
 			// both connections: the registry holds a partial upload
 			// and the client sees a reset mid-upload.
-			r.Body = &cutReader{r: r.Body, left: 1000}
+			r.Body = &proxyCutReader{r: r.Body, left: 1000}
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -103,16 +103,16 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 
 func (p *faultProxy) host() string { return strings.TrimPrefix(p.srv.URL, "http://") }
 
-type cutReader struct {
+type proxyCutReader struct {
 	r    io.ReadCloser
 	left int64
 }
 
-var errCut = errors.New("fault proxy: cut")
+var errProxyCut = errors.New("fault proxy: cut")
 
-func (c *cutReader) Read(b []byte) (int, error) {
+func (c *proxyCutReader) Read(b []byte) (int, error) {
 	if c.left <= 0 {
-		return 0, errCut
+		return 0, errProxyCut
 	}
 	if int64(len(b)) > c.left {
 		b = b[:c.left]
@@ -122,7 +122,7 @@ func (c *cutReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (c *cutReader) Close() error { return c.r.Close() }
+func (c *proxyCutReader) Close() error { return c.r.Close() }
 
 // TestRegistryRetriesThroughFaults: with 503s sprinkled over every kind of
 // request, the first uploads cut mid-body and the first downloads cut
