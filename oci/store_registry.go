@@ -231,6 +231,14 @@ func (s *RegistryStore) WriteBlob(ctx context.Context, d v1.Hash, size int64, op
 		if err == nil {
 			return false, nil
 		}
+		if ctx.Err() == nil && !a.local.Load() {
+			// The commit may have landed with only its answer lost (a
+			// replayed commit then finds its session gone): the
+			// registry having the blob is all that matters.
+			if ok, herr := s.hasBlob(ctx, d, true); herr == nil && ok {
+				return false, nil
+			}
+		}
 		if !a.failed.Load() || a.local.Load() || n >= s.policy.Attempts || ctx.Err() != nil {
 			return false, s.fail(op, fmt.Errorf("blob %s: %w", d, err))
 		}

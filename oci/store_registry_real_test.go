@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/melcache/melcache/internal/testenv"
 )
@@ -103,4 +106,53 @@ func TestRegistryUnreachable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "listing tags of "+host+"/x") || !strings.Contains(err.Error(), "refused") {
 		t.Errorf("Tags of an unreachable registry = %v", err)
 	}
+}
+
+// testHtpasswd is "melcache:s3cret" with bcrypt cost 4 (the minimum, so the
+// registry's per-request check stays cheap), made with Python's crypt.
+const testHtpasswd = "melcache:$2b$04$VwxwrMn4WTERkyRa75yw1e9poNLwornsihSxs68Dtt6JEhAo/Gr4e\n"
+
+// staticKeychain hands out one username and password for every registry.
+type staticKeychain struct{ user, pass string }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	return authn.FromConfig(authn.AuthConfig{Username: k.user, Password: k.pass}), nil
+}
+
+// TestRegistryAuth runs against the real registry with htpasswd auth: the
+// keychain's credentials are used, and wrong ones give "authentication
+// failed for HOST" for pushes and reads alike.
+func TestRegistryAuth(t *testing.T) {
+	dir := t.TempDir()
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(testHtpasswd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{ExtraConfig: "auth:\n  htpasswd:\n    realm: melcache-test\n    path: " + htpasswd + "\n"})
+	ctx := context.Background()
+
+	good := openTestRegistry(t, reg.Host, "cache/auth", StoreOptions{Keychain: staticKeychain{"melcache", "s3cret"}})
+	a := newTestArtifact(t, randomBlob(t, 4096))
+	d, _ := a.push(t, good, "v1")
+	if got := readAll(t, good, a.layers[0].d); !bytes.Equal(got, a.layers[0].data) {
+		t.Fatal("authenticated read-back differs")
+	}
+
+	bad := openTestRegistry(t, reg.Host, "cache/auth", StoreOptions{Keychain: staticKeychain{"melcache", "wrong"}})
+	want := "authentication failed for " + reg.Host
+	b := randomBlob(t, 100)
+	if _, err := bad.WriteBlob(ctx, b.d, 100, b.opener(nil)); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("WriteBlob with a wrong password = %v, want %q", err, want)
+	}
+	if _, _, _, err := bad.GetManifest(ctx, "v1"); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("GetManifest with a wrong password = %v, want %q", err, want)
+	}
+	if _, err := bad.ReadBlob(ctx, a.layers[0].d); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ReadBlob with a wrong password = %v, want %q", err, want)
+	}
+	anon := openTestRegistry(t, reg.Host, "cache/auth", StoreOptions{})
+	if _, err := anon.Tags(ctx); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Tags without credentials = %v, want %q", err, want)
+	}
+	_ = d
 }
