@@ -28,7 +28,7 @@ type faultProxy struct {
 	// budgets: how many faults of each kind remain (-1: forever)
 	every503  int // inject a 503 on every Nth request (0: never)
 	budget503 int
-	patch503  int // PATCH requests to answer 503 (first ones)
+	patch503  int   // PATCH requests to answer 503 (first ones)
 	cutGets   int   // blob GETs to cut
 	cutAt     int64 // bytes of a cut GET let through
 	cutPuts   int   // upload bodies to cut
