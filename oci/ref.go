@@ -45,6 +45,9 @@ func (k RefKind) String() string {
 // spell it: "oci:PATH[:TAG]".
 const LayoutPrefix = "oci:"
 
+// dockerPrefix is skopeo's registry transport prefix, accepted and dropped.
+const dockerPrefix = "docker://"
+
 // embeddedSubdir is where the embedded store lives under os.UserCacheDir:
 // next to Go's own caches (~/.cache/go-build), owned by the user, and
 // removable like any cache.
@@ -132,7 +135,8 @@ const refSyntax = "want a registry reference HOST/REPO[:TAG|@sha256:HEX], oci:PA
 //     skopeo, the path ends at its first colon;
 //   - anything else is a registry reference host/repo[:tag][@sha256:hex],
 //     parsed by go-containerregistry's name package (so "repo" alone means
-//     Docker Hub, as with crane and docker).
+//     Docker Hub, as with crane and docker); skopeo's "docker://" prefix
+//     is accepted.
 //
 // A digest-pinned reference keeps its digest in Ref.Digest.
 func ParseRef(s string, o RefOptions) (Ref, error) {
@@ -182,7 +186,8 @@ func ParseRef(s string, o RefOptions) (Ref, error) {
 		return r, nil
 	}
 
-	base := s
+	// skopeo's transport prefix, as users paste it from skopeo commands.
+	base := strings.TrimPrefix(s, dockerPrefix)
 	if i := strings.LastIndex(base, "@"); i >= 0 {
 		d := base[i+1:]
 		if _, err := v1.NewHash(d); err != nil {

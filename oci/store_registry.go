@@ -290,6 +290,10 @@ func (r *resumingReader) open() error {
 	if r.off > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(r.off, 10)+"-")
 	}
+	// Ask for the bytes as stored: Go would otherwise request gzip and
+	// decode it transparently, and a Range offset into a re-encoded
+	// response would not match the blob's.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return err

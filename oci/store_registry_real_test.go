@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -155,4 +156,39 @@ func TestRegistryAuth(t *testing.T) {
 		t.Errorf("Tags without credentials = %v, want %q", err, want)
 	}
 	_ = d
+}
+
+// TestRegistryConcurrentWrites: one store used by parallel layer uploads
+// (as push --jobs does), several writing the same blob: every blob lands,
+// and each is uploaded once.
+func TestRegistryConcurrentWrites(t *testing.T) {
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	s := openTestRegistry(t, reg.Host, "cache/parallel", StoreOptions{})
+	blobs := []testBlob{randomBlob(t, 200<<10), randomBlob(t, 100<<10), randomBlob(t, 1000), randomBlob(t, 10)}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*len(blobs))
+	for range 4 {
+		for _, b := range blobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.WriteBlob(context.Background(), b.d, int64(len(b.data)), b.opener(nil)); err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, b := range blobs {
+		if got := readAll(t, s, b.d); !bytes.Equal(got, b.data) {
+			t.Errorf("blob %s differs", b.d)
+		}
+	}
+	if got := len(reg.Requests(t, "PUT", "/blobs/uploads/")); got != len(blobs) {
+		t.Errorf("%d uploads completed for %d distinct blobs written 4 times each, want %d", got, len(blobs), len(blobs))
+	}
 }
