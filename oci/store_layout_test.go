@@ -350,3 +350,23 @@ func TestLayoutKillHelperProcess(t *testing.T) {
 		a.push(t, s, fmt.Sprintf("r%s-%d", os.Getenv("MELCACHE_KILL_ROUND"), i))
 	}
 }
+
+func TestLayoutRefusesManifestWithMissingBlobs(t *testing.T) {
+	dir := t.TempDir()
+	s := NewLayoutStore(dir)
+	a := newTestArtifact(t, randomBlob(t, 100))
+	// Only the config is written; the layer is missing.
+	if _, err := s.WriteBlob(context.Background(), a.config.d, int64(len(a.config.data)), a.config.opener(nil)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.PutManifest(context.Background(), "t", testManifestType, a.manifest)
+	if err == nil || !strings.Contains(err.Error(), a.layers[0].d.String()) {
+		t.Fatalf("PutManifest with a missing layer = %v, want an error naming it", err)
+	}
+	if tags, _ := s.Tags(context.Background()); len(tags) != 0 {
+		t.Errorf("tags after a refused manifest: %v", tags)
+	}
+	if _, err := s.PutManifest(context.Background(), "t", testManifestType, []byte("not json")); err == nil {
+		t.Error("PutManifest of invalid JSON succeeded")
+	}
+}
