@@ -370,3 +370,28 @@ func TestLayoutRefusesManifestWithMissingBlobs(t *testing.T) {
 		t.Error("PutManifest of invalid JSON succeeded")
 	}
 }
+
+// TestLayoutCorruptIndexIsLeftAlone: a corrupt index.json is reported with
+// its path and never overwritten (that would drop every tag in it).
+func TestLayoutCorruptIndexIsLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	s := NewLayoutStore(dir)
+	newTestArtifact(t, randomBlob(t, 10)).push(t, s, "a")
+	idxPath := filepath.Join(dir, "index.json")
+	garbage := []byte(`{"schemaVersion":2,"manifests":[{"digest":`)
+	os.WriteFile(idxPath, garbage, 0o644)
+	a := newTestArtifact(t, randomBlob(t, 10))
+	for _, b := range append([]testBlob{a.config}, a.layers...) {
+		s.WriteBlob(context.Background(), b.d, int64(len(b.data)), b.opener(nil))
+	}
+	_, err := s.PutManifest(context.Background(), "b", testManifestType, a.manifest)
+	if err == nil || !strings.Contains(err.Error(), idxPath) {
+		t.Fatalf("PutManifest over a corrupt index = %v, want an error naming %s", err, idxPath)
+	}
+	if _, err := s.Tags(context.Background()); err == nil || !strings.Contains(err.Error(), idxPath) {
+		t.Errorf("Tags of a corrupt index = %v", err)
+	}
+	if b, _ := os.ReadFile(idxPath); !bytes.Equal(b, garbage) {
+		t.Error("corrupt index.json was rewritten")
+	}
+}
