@@ -1,0 +1,178 @@
+package oci
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/melcache/melcache/mount"
+	"golang.org/x/sync/errgroup"
+)
+
+// hashBufSize is the read buffer per hashing worker: large enough that a
+// read costs little next to SHA-256, small enough for many workers.
+const hashBufSize = 256 << 10
+
+// excluded reports whether a cache-relative path is volatile and never
+// packed (docs/format.md, "Excluded entries").
+func excluded(c mount.Cache, rel string, isDir bool) bool {
+	base := rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		base = rel[i+1:]
+	}
+	if strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".partial") {
+		return true
+	}
+	switch c {
+	case mount.GoCache:
+		return rel == "trim.txt" || rel == "testexpire.txt" || rel == "fuzz"
+	case mount.GoModCache:
+		// Go extracts module trees into NAME.tmp-NNN and downloads into
+		// temporary files next to their final name, then renames.
+		return rel == "cache/lock" || strings.Contains(base, ".tmp-") ||
+			(strings.HasPrefix(rel, "cache/download/") && strings.Contains(base, ".tmp"))
+	}
+	return false
+}
+
+// ScanStats counts what a scan left out.
+type ScanStats struct {
+	// Writing counts GOCACHE -d files whose content does not match their
+	// name yet: a build is still writing them.
+	Writing int `json:"skippedWriting"`
+	// Other counts entries that are neither files nor directories.
+	Other int `json:"skippedOther"`
+}
+
+// scanCaches walks the caches of l and returns their entries, hashed with
+// jobs workers, sorted by (cache, path).
+func scanCaches(ctx context.Context, l mount.Layout, jobs int) ([]Entry, ScanStats, error) {
+	var st ScanStats
+	var entries []Entry
+	for _, c := range l.Caches() {
+		root := l.CacheDir(c)
+		if root == "" {
+			continue
+		}
+		if _, err := os.Stat(root); os.IsNotExist(err) {
+			continue
+		}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if p == root {
+				return nil
+			}
+			rel := filepath.ToSlash(p[len(root)+1:])
+			if excluded(c, rel, d.IsDir()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				if os.IsNotExist(err) { // removed while we walk (trim)
+					return nil
+				}
+				return err
+			}
+			switch {
+			case fi.IsDir():
+				entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeDir, Mode: uint32(fi.Mode().Perm())})
+			case fi.Mode().IsRegular():
+				entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeFile, Mode: uint32(fi.Mode().Perm()), Size: fi.Size(), Layer: -1})
+			default:
+				st.Other++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, st, fmt.Errorf("scan %s: %w", root, err)
+		}
+	}
+	if err := hashEntries(ctx, l, entries, jobs); err != nil {
+		return nil, st, err
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		if e.Type == TypeFile && e.SHA256 == "" { // vanished while hashing
+			continue
+		}
+		if e.Type == TypeFile && e.Cache == mount.GoCache {
+			if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && m[1] != e.SHA256 {
+				st.Writing++
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	sortEntries(out)
+	return out, st, nil
+}
+
+// hashEntries fills SHA256 (and the size actually read) of every file entry.
+func hashEntries(ctx context.Context, l mount.Layout, entries []Entry, jobs int) error {
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	work := make(chan int)
+	g.Go(func() error {
+		defer close(work)
+		for i := range entries {
+			if entries[i].Type != TypeFile {
+				continue
+			}
+			select {
+			case work <- i:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	for range jobs {
+		g.Go(func() error {
+			buf := make([]byte, hashBufSize)
+			for i := range work {
+				e := &entries[i]
+				sum, n, err := hashFile(filepath.Join(l.CacheDir(e.Cache), filepath.FromSlash(e.Path)), buf)
+				if os.IsNotExist(err) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				e.SHA256, e.Size = sum, n
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func hashFile(p string, buf []byte) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, buf)
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+var hashBufPool = sync.Pool{New: func() any { b := make([]byte, hashBufSize); return &b }}

@@ -1,0 +1,160 @@
+package oci
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/melcache/melcache/mount"
+)
+
+// tarEpoch is the fixed mtime of every tar member: restore sets its own
+// mtimes (docs/format.md, "Restore" step 7), so a constant keeps layers
+// reproducible.
+var tarEpoch = time.Unix(0, 0)
+
+// zstdLevel is klauspost's default level (~ zstd -3): on a 2-core builder it
+// compresses a Go cache about as fast as the disk reads it, and a higher
+// level would cost more CPU than the smaller upload saves on a LAN.
+const zstdLevel = zstd.SpeedDefault
+
+// zstdDecoderMaxWindow bounds decoder memory (the encoder uses at most an
+// 8 MiB window at zstdLevel); a hostile stream asking for more is refused.
+const zstdDecoderMaxWindow = 64 << 20
+
+// writeBufSize is the buffer between the compressor and the temp file.
+const writeBufSize = 1 << 20
+
+func newEncoder(w io.Writer) (*zstd.Encoder, error) {
+	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel))
+}
+
+func newDecoder(r io.Reader) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(zstdDecoderMaxWindow))
+}
+
+// countWriter counts bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// packedLayer is a data layer compressed into a temporary file.
+type packedLayer struct {
+	info LayerInfo
+	// file is the temporary file holding the compressed blob.
+	file string
+	// compressed is the blob's size.
+	compressed int64
+}
+
+// packLayer writes the files es (sorted, all of cache c, from layout l) as a
+// reproducible tar + zstd layer into a new temporary file in tmpDir, hashing
+// the compressed stream as it is written: each layer is written once and
+// never held in memory. A file whose content changed since it was hashed
+// is packed as read now, and its entry's SHA256 updated to match; a file
+// that shrank fails the push (a build is rewriting the cache).
+func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, tmpDir string) (_ *packedLayer, err error) {
+	f, err := os.CreateTemp(tmpDir, "layer-*.tar.zst")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		f.Close()
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	dh := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(f, dh), writeBufSize)
+	cw := &countWriter{w: bw}
+	zw, err := newEncoder(cw)
+	if err != nil {
+		return nil, err
+	}
+	tc := &countWriter{w: zw}
+	tw := tar.NewWriter(tc)
+	buf := hashBufPool.Get().(*[]byte)
+	defer hashBufPool.Put(buf)
+	fh := sha256.New()
+	for _, e := range es {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := packFile(tw, l, e, *buf, fh); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	return &packedLayer{
+		info: LayerInfo{Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(dh.Sum(nil))},
+			Cache: c, Files: len(es), Size: tc.n},
+		file:       f.Name(),
+		compressed: cw.n,
+	}, nil
+}
+
+func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash) error {
+	p := filepath.Join(l.CacheDir(e.Cache), filepath.FromSlash(e.Path))
+	src, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w (a build changed the cache during the push; push again)", p, err)
+	}
+	defer src.Close()
+	hdr := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     e.TarName(),
+		Mode:     int64(e.Mode),
+		Size:     e.Size,
+		ModTime:  tarEpoch,
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("pack %s: %w", p, err)
+	}
+	h.Reset()
+	n, err := io.CopyBuffer(tw, io.TeeReader(io.LimitReader(src, e.Size), h), buf)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", p, err)
+	}
+	if n != e.Size {
+		return fmt.Errorf("pack %s: file shrank from %d to %d bytes while pushing (a build is writing the cache; push again)", p, e.Size, n)
+	}
+	e.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return nil
+}
+
+// compressBytes zstd-compresses a small metadata document.
+func compressBytes(b []byte) ([]byte, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstdLevel), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	return enc.EncodeAll(b, nil), nil
+}
