@@ -155,3 +155,9 @@ func (m *memStore) DeleteManifest(ctx context.Context, d v1.Hash) error {
 	}
 	return nil
 }
+
+type ioReadCloser = io.ReadCloser
+
+type nopCloser struct{ io.Reader }
+
+func (nopCloser) Close() error { return nil }
