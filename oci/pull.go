@@ -45,7 +45,7 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 	if err := restore(ctx, l, s, snap, o, res); err != nil {
 		return nil, err
 	}
-	log.Info("restored snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "files written", res.FilesWritten)
+	log.Debug("restored snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "files written", res.FilesWritten)
 	return finish(l, s, tag, res, start, "pull")
 }
 

@@ -163,7 +163,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		if _, _, d, err := s.GetManifest(ctx, tagOrLatest(tag)); err == nil && d == base.Digest {
 			res.Unchanged, res.Digest = true, base.Digest.String()
 			res.BlobsSkipped = len(base.Manifest.Layers) + 1
-			log.Info("unchanged since the last push; nothing uploaded", "digest", res.Digest)
+			log.Debug("unchanged since the last push; nothing uploaded", "digest", res.Digest)
 			return finish(l, s, tag, res, start, "push")
 		}
 	}
@@ -312,7 +312,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	}
 	res.MetaBytes += int64(len(mb))
 	res.Digest = d.String()
-	log.Info("pushed snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "bytes", res.DataBytes)
+	log.Debug("pushed snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "bytes", res.DataBytes)
 	return finish(l, s, tag, res, start, "push")
 }
 
