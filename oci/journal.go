@@ -69,6 +69,17 @@ func fsyncDir(dir string) error {
 	return f.Sync()
 }
 
+// RecoveryPending reports whether an interrupted restore left a journal or
+// a staging directory that Recover must deal with.
+func RecoveryPending(l mount.Layout) bool {
+	for _, p := range []string{journalPath(l), stagingDir(l)} {
+		if _, err := os.Lstat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Recover completes or rolls back a restore that was interrupted (killed,
 // power loss) and reports what it did ("" when there was nothing to do).
 // Every command that reads or changes the caches should call it under the

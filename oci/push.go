@@ -124,6 +124,9 @@ type Result struct {
 func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (*Result, error) {
 	start := time.Now()
 	log := o.log()
+	if err := recoverFirst(ctx, l, o); err != nil {
+		return nil, err
+	}
 	release, err := l.Acquire(ctx, o.Lock, mount.Shared, o.LockOptions)
 	if err != nil {
 		return nil, err
@@ -314,6 +317,25 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	res.Digest = d.String()
 	log.Debug("pushed snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "bytes", res.DataBytes)
 	return finish(l, s, tag, res, start, "push")
+}
+
+// recoverFirst completes or rolls back an interrupted restore before a push
+// reads the caches, which could otherwise be half swapped. It takes the
+// exclusive lock only when a journal or staging dir is there.
+func recoverFirst(ctx context.Context, l mount.Layout, o Options) error {
+	if !RecoveryPending(l) {
+		return nil
+	}
+	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
+	if err != nil {
+		return fmt.Errorf("an interrupted restore must be finished first: %w", err)
+	}
+	defer release()
+	did, err := Recover(l)
+	if did != "" {
+		o.log().Warn(did)
+	}
+	return err
 }
 
 func finish(l mount.Layout, s Store, tag string, res *Result, start time.Time, dir string) (*Result, error) {
