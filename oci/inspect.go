@@ -128,4 +128,3 @@ func link(d string, a map[string]string) ChainLink {
 	c.Created, _ = time.Parse(time.RFC3339, a[AnnotationCreated])
 	return c
 }
-
