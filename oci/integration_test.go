@@ -239,3 +239,52 @@ func zstdSize(t *testing.T, dir string, files []string) int64 {
 	}
 	return n
 }
+
+// TestSkopeoCrossCheck: an independent client sees the artifact type, copies
+// the snapshot to an OCI layout, and melcache restores from that copy.
+func TestSkopeoCrossCheck(t *testing.T) {
+	skopeo := testenv.RequireTool(t, "skopeo")
+	ctx := context.Background()
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	src := makeCache(t, testenv.TempDir(t))
+	if _, err := Push(ctx, src, registryStore(t, reg, "snap"), "t1", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+reg.Host+"/snap:t1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo inspect: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `"artifactType":"`+ArtifactType+`"`) {
+		t.Fatalf("skopeo inspect --raw does not show the artifact type:\n%s", out)
+	}
+	layout := filepath.Join(testenv.TempDir(t), "layout")
+	out, err = exec.Command(skopeo, "copy", "--src-tls-verify=false", "docker://"+reg.Host+"/snap:t1", "oci:"+layout+":t1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("skopeo copy: %v\n%s", err, out)
+	}
+	ref, err := ParseRef("oci:"+layout+":t1", RefOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, tag, err := OpenStore(ctx, ref, StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := newLayout(t)
+	if _, err := Pull(ctx, dst, s, tag, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	diffSums(t, treeSums(t, src), treeSums(t, dst))
+
+	// And through the CLI, as a user would.
+	bin := filepath.Join(t.TempDir(), "melcache")
+	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(testenv.RepoRoot(), "cmd", "melcache")).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cli := newLayout(t)
+	out, err = exec.Command(bin, "pull", "--dir", cli.Dir, "oci:"+layout+":t1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("melcache pull oci:%s:t1: %v\n%s", layout, err, out)
+	}
+	diffSums(t, treeSums(t, src), treeSums(t, cli))
+}
