@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,6 +44,9 @@ func (k RefKind) String() string {
 // LayoutPrefix introduces an OCI image layout reference, as skopeo and oras
 // spell it: "oci:PATH[:TAG]".
 const LayoutPrefix = "oci:"
+
+// dockerPrefix is skopeo's registry transport prefix, accepted and dropped.
+const dockerPrefix = "docker://"
 
 // embeddedSubdir is where the embedded store lives under os.UserCacheDir:
 // next to Go's own caches (~/.cache/go-build), owned by the user, and
@@ -131,7 +135,8 @@ const refSyntax = "want a registry reference HOST/REPO[:TAG|@sha256:HEX], oci:PA
 //     skopeo, the path ends at its first colon;
 //   - anything else is a registry reference host/repo[:tag][@sha256:hex],
 //     parsed by go-containerregistry's name package (so "repo" alone means
-//     Docker Hub, as with crane and docker).
+//     Docker Hub, as with crane and docker); skopeo's "docker://" prefix
+//     is accepted.
 //
 // A digest-pinned reference keeps its digest in Ref.Digest.
 func ParseRef(s string, o RefOptions) (Ref, error) {
@@ -181,7 +186,8 @@ func ParseRef(s string, o RefOptions) (Ref, error) {
 		return r, nil
 	}
 
-	base := s
+	// skopeo's transport prefix, as users paste it from skopeo commands.
+	base := strings.TrimPrefix(s, dockerPrefix)
 	if i := strings.LastIndex(base, "@"); i >= 0 {
 		d := base[i+1:]
 		if _, err := v1.NewHash(d); err != nil {
@@ -196,18 +202,29 @@ func ParseRef(s string, o RefOptions) (Ref, error) {
 		}
 		r.Tag, base = tag, base[:i]
 	}
-	var opts []name.Option
-	if o.Insecure {
-		// name.Insecure only when the user asked: it makes ggcr fall back
-		// to plain HTTP. The transport enforces the loopback rule anyway.
-		opts = append(opts, name.Insecure)
-	}
-	repo, err := name.NewRepository(base, opts...)
+	repo, err := name.NewRepository(base)
 	if err != nil {
 		return Ref{}, fmt.Errorf("invalid reference %q: %v; %s", s, err, refSyntax)
 	}
+	if o.Insecure || IsLoopbackHost(registryHost(repo.RegistryStr())) {
+		// name.Insecure lets ggcr fall back to plain HTTP. Set only where
+		// our rule allows it; ggcr alone would fall back for private
+		// ranges and *.localhost too, but not for all of 127.0.0.0/8.
+		// The transport enforces the rule on every request regardless.
+		if repo, err = name.NewRepository(base, name.Insecure); err != nil {
+			return Ref{}, fmt.Errorf("invalid reference %q: %v; %s", s, err, refSyntax)
+		}
+	}
 	r.Kind, r.Repo = RefRegistry, repo
 	return r, nil
+}
+
+// registryHost strips the port from a registry's host[:port].
+func registryHost(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }
 
 // maxTagLen is the OCI distribution spec's limit on tag length.

@@ -20,6 +20,7 @@ func TestParseRef(t *testing.T) {
 		{in: "127.0.0.1:5000/cache:go-1.26", kind: RefRegistry, str: "127.0.0.1:5000/cache:go-1.26", tag: "go-1.26"},
 		{in: "ghcr.io/org/cache@" + dg, kind: RefRegistry, str: "ghcr.io/org/cache@" + dg, digest: dg},
 		{in: "ghcr.io/org/cache:t1@" + dg, kind: RefRegistry, str: "ghcr.io/org/cache:t1@" + dg, tag: "t1", digest: dg},
+		{in: "docker://127.0.0.1:5000/cache:t", kind: RefRegistry, str: "127.0.0.1:5000/cache:t", tag: "t"},
 		{in: "localhost:5000/a/b/c:x", kind: RefRegistry, str: "localhost:5000/a/b/c:x", tag: "x"},
 		{in: "oci:/tmp/lay", kind: RefLayout, str: "oci:/tmp/lay", path: "/tmp/lay"},
 		{in: "oci:/tmp/lay:v1", kind: RefLayout, str: "oci:/tmp/lay:v1", path: "/tmp/lay", tag: "v1"},

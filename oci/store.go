@@ -26,8 +26,11 @@ type Store interface {
 	// returns skipped=true when the store already had it.
 	WriteBlob(ctx context.Context, d v1.Hash, size int64, open func() (io.ReadCloser, error)) (skipped bool, err error)
 	// ReadBlob opens a blob for streaming. Callers verify the digest while
-	// reading; implementations retry transient failures before the first byte
-	// only (a cut mid-stream surfaces as a read error; see ResumableBlob).
+	// reading. Implementations retry transient failures, and the registry
+	// store resumes a download cut mid-stream (a Range request from the
+	// offset reached) behind the same reader, so the caller's hash still
+	// covers one continuous stream; only a failure that outlasts the retries
+	// surfaces as a read error.
 	ReadBlob(ctx context.Context, d v1.Hash) (io.ReadCloser, error)
 
 	// PutManifest stores a manifest under its digest and, when tag is not

@@ -355,9 +355,13 @@ func (s *LayoutStore) GetManifest(ctx context.Context, tagOrDigest string) (stri
 			}
 		}
 		if desc == nil {
-			// Not in index.json (e.g. a child of an image index): the
-			// blob alone still answers a digest read.
-			desc = &v1.Descriptor{Digest: d, Size: -1}
+			// A child of an image index (a multi-arch image skopeo
+			// copied in) is reachable but not listed; a deleted
+			// manifest whose blob awaits garbage collection is not.
+			desc = s.findChild(idx.Manifests, d, 0)
+		}
+		if desc == nil {
+			return "", nil, v1.Hash{}, fmt.Errorf("manifest %s in %s: %w", d, s, ErrNotFound)
 		}
 	} else {
 		for i := range idx.Manifests {
@@ -389,6 +393,43 @@ func (s *LayoutStore) GetManifest(ctx context.Context, tagOrDigest string) (stri
 		mt = m.MediaType
 	}
 	return mt, b, desc.Digest, nil
+}
+
+// maxIndexDepth bounds the walk through nested image indexes: real layouts
+// nest one level (an index of per-platform manifests); a cycle or a deeper
+// chain is not worth following.
+const maxIndexDepth = 4
+
+// findChild looks for manifest d among the children of the image indexes in
+// descs.
+func (s *LayoutStore) findChild(descs []v1.Descriptor, d v1.Hash, depth int) *v1.Descriptor {
+	if depth >= maxIndexDepth {
+		return nil
+	}
+	for _, m := range descs {
+		if !m.MediaType.IsIndex() {
+			continue
+		}
+		b, err := os.ReadFile(s.blobPath(m.Digest))
+		if err != nil {
+			continue
+		}
+		var child struct {
+			Manifests []v1.Descriptor `json:"manifests"`
+		}
+		if json.Unmarshal(b, &child) != nil {
+			continue
+		}
+		for i := range child.Manifests {
+			if child.Manifests[i].Digest == d {
+				return &child.Manifests[i]
+			}
+		}
+		if c := s.findChild(child.Manifests, d, depth+1); c != nil {
+			return c
+		}
+	}
+	return nil
 }
 
 // Tags lists the ref.name annotations in index.json, sorted.

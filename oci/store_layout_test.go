@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/melcache/melcache/internal/testenv"
 )
@@ -21,7 +22,7 @@ import (
 func TestLayoutStoreContract(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	s := NewLayoutStore(dir)
-	testStoreContract(t, s)
+	testStoreContract(t, s, false)
 	// The layout is a valid OCI image layout.
 	b, err := os.ReadFile(filepath.Join(dir, "oci-layout"))
 	if err != nil || !strings.Contains(string(b), `"imageLayoutVersion":"1.0.0"`) {
@@ -48,7 +49,7 @@ func TestEmbeddedStoreContract(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("reading created the store dir: %v", err)
 	}
-	testStoreContract(t, s)
+	testStoreContract(t, s, false)
 }
 
 func TestLayoutMissingIsNotFound(t *testing.T) {
@@ -271,4 +272,81 @@ func TestLayoutSkopeo(t *testing.T) {
 		}
 	}
 	_ = io.Discard
+}
+
+// TestLayoutSurvivesKill kills a process pushing into a layout at arbitrary
+// points (blob writes, fsyncs, renames, index updates) several times: each
+// time index.json is valid JSON naming only blobs that are on disk, and the
+// next push (in a new process, so no stale lock) works.
+func TestLayoutSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	const rounds = 4
+	for round := range rounds {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLayoutKillHelperProcess$")
+		cmd.Env = append(os.Environ(), "MELCACHE_KILL_HELPER="+dir, fmt.Sprintf("MELCACHE_KILL_ROUND=%d", round))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Wait until this round's child has tagged a few artifacts (a
+		// condition, not a time), then kill it wherever it is.
+		want := round + 2
+		for {
+			if n := countTagged(dir, fmt.Sprintf("r%d-", round)); n >= want {
+				break
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("helper exited before being killed: %v", err)
+			default:
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		cmd.Process.Kill()
+		<-done
+		checkIndexValid(t, dir)
+	}
+	// The layout still takes a push and reads back.
+	s := NewLayoutStore(dir)
+	a := newTestArtifact(t, randomBlob(t, 1000))
+	d, _ := a.push(t, s, "after-kills")
+	if _, _, got, err := s.GetManifest(context.Background(), "after-kills"); err != nil || got != d {
+		t.Fatalf("push after kills: %s, %v", got, err)
+	}
+	checkIndexValid(t, dir)
+	tags, _ := s.Tags(context.Background())
+	if len(tags) < 2+3+4+5+1 {
+		t.Errorf("%d tags after the kills, want at least %d", len(tags), 2+3+4+5+1)
+	}
+}
+
+func countTagged(dir, prefix string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return 0
+	}
+	var idx layoutIndex
+	if json.Unmarshal(b, &idx) != nil {
+		return 0
+	}
+	n := 0
+	for _, m := range idx.Manifests {
+		if strings.HasPrefix(m.Annotations[RefNameAnnotation], prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestLayoutKillHelperProcess(t *testing.T) {
+	dir := os.Getenv("MELCACHE_KILL_HELPER")
+	if dir == "" {
+		return // only runs as TestLayoutSurvivesKill's child
+	}
+	s := NewLayoutStore(dir)
+	for i := 0; ; i++ {
+		a := newTestArtifact(t, randomBlob(t, 256<<10), randomBlob(t, 1000))
+		a.push(t, s, fmt.Sprintf("r%s-%d", os.Getenv("MELCACHE_KILL_ROUND"), i))
+	}
 }

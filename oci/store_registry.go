@@ -231,6 +231,14 @@ func (s *RegistryStore) WriteBlob(ctx context.Context, d v1.Hash, size int64, op
 		if err == nil {
 			return false, nil
 		}
+		if ctx.Err() == nil && !a.local.Load() {
+			// The commit may have landed with only its answer lost (a
+			// replayed commit then finds its session gone): the
+			// registry having the blob is all that matters.
+			if ok, herr := s.hasBlob(ctx, d, true); herr == nil && ok {
+				return false, nil
+			}
+		}
 		if !a.failed.Load() || a.local.Load() || n >= s.policy.Attempts || ctx.Err() != nil {
 			return false, s.fail(op, fmt.Errorf("blob %s: %w", d, err))
 		}
@@ -282,6 +290,10 @@ func (r *resumingReader) open() error {
 	if r.off > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(r.off, 10)+"-")
 	}
+	// Ask for the bytes as stored: Go would otherwise request gzip and
+	// decode it transparently, and a Range offset into a re-encoded
+	// response would not match the blob's.
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return err

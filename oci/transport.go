@@ -119,7 +119,10 @@ func retryableErr(err error) bool {
 		return false
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		// The peer closed the connection while we were still writing
+		// the request body: the same reset, seen from the writer.
+		errors.Is(err, net.ErrClosed) {
 		return true
 	}
 	var ne net.Error
@@ -150,7 +153,11 @@ type retryTransport struct {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	// PATCH appends to an upload session: replaying it after a cut that
+	// delivered part of the body would duplicate bytes in the session
+	// (ggcr sets GetBody on it all the same). WriteBlob restarts such an
+	// upload in a new session instead.
+	replayable := req.Method != http.MethodPatch && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
 	for n := 1; ; n++ {
 		if n > 1 && req.GetBody != nil {
 			body, err := req.GetBody()
