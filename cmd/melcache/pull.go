@@ -69,7 +69,10 @@ keeps them.`,
 			}
 			o := f.options(g)
 			o.Replace, o.RestoreKeys = replace, keys
+			p := f.progress(g)
+			o.Progress = p
 			res, err := oci.Pull(ctx, l, s, ref, o)
+			p.Wait()
 			if err != nil {
 				return err
 			}

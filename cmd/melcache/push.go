@@ -68,6 +68,12 @@ func (f *snapshotFlags) expand(tpl string) (string, error) {
 	return oci.ExpandKey(tpl, oci.KeyOptions{Config: f.config})
 }
 
+// progress returns bars on a terminal stderr unless --json or --quiet; the
+// caller must Wait on it after the transfer.
+func (f *snapshotFlags) progress(g *globals) *oci.Progress {
+	return oci.NewProgress(g.stderr, !f.json && !g.quiet && oci.IsTerminal(g.stderr))
+}
+
 func (f *snapshotFlags) options(g *globals) oci.Options {
 	o := oci.Options{Jobs: f.jobs, Compact: f.compact, Log: g.log,
 		LockOptions: mount.LockOptions{NoWait: f.noWait, OnWait: func(hs []mount.Holder) {
@@ -132,7 +138,11 @@ counted. Plain HTTP is used only for loopback registries unless --insecure.`,
 			if tag == "" {
 				tag = defaultTag
 			}
-			res, err := oci.Push(ctx, l, s, tag, f.options(g))
+			o := f.options(g)
+			p := f.progress(g)
+			o.Progress = p
+			res, err := oci.Push(ctx, l, s, tag, o)
+			p.Wait()
 			if err != nil {
 				return err
 			}
