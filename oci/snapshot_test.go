@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -441,4 +442,96 @@ func TestRestoreKeys(t *testing.T) {
 	if _, _, _, err := Resolve(ctx, s, "nope", []string{"zzz"}); err == nil || !isNotFound(err) {
 		t.Fatalf("resolve with no match: %v", err)
 	}
+}
+
+// TestPullWritesAsDirOwner: melange's guest writes as the host user who owns
+// the cache dir; files a root pull writes must belong to that user too, or
+// Go's use-mark refresh (os.Chtimes) silently fails on them.
+func TestPullWritesAsDirOwner(t *testing.T) {
+	testenv.RequireRoot(t, "chown to another user")
+	ctx := context.Background()
+	src := makeCache(t, testenv.TempDir(t))
+	s := newMemStore()
+	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	dst := newLayout(t)
+	if err := os.Chown(dst.Dir, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Pull(ctx, dst, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range dst.Caches() {
+		filepath.WalkDir(dst.CacheDir(c), func(p string, d fs.DirEntry, err error) error {
+			fi, _ := os.Lstat(p)
+			st := fi.Sys().(*syscall.Stat_t)
+			if st.Uid != 1000 || st.Gid != 1000 {
+				t.Errorf("%s owned by %d:%d, want 1000:1000", p, st.Uid, st.Gid)
+			}
+			n++
+			return nil
+		})
+	}
+	if n < 20 {
+		t.Fatalf("only %d entries checked", n)
+	}
+}
+
+// TestAutoCompaction: past 8 generations, or 30% dead bytes, a push repacks.
+func TestAutoCompaction(t *testing.T) {
+	ctx := context.Background()
+	src := makeCache(t, testenv.TempDir(t))
+	gc := src.CacheDir(mount.GoCache)
+	s := newMemStore()
+	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	compactedAt := 0
+	for i := 2; i <= 12 && compactedAt == 0; i++ {
+		writeT(t, filepath.Join(gc, "ee", "gen"+strconv.Itoa(i)), []byte(strings.Repeat("x", 10)), 0o644)
+		res, err := Push(ctx, src, s, "k", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Compacted != "" {
+			compactedAt = i
+			if !strings.Contains(res.Compacted, "generations") {
+				t.Fatalf("compacted for %q", res.Compacted)
+			}
+		}
+	}
+	// Generations 1..9: the 9th generation is one too many.
+	if compactedAt != maxGenerations+1 {
+		t.Fatalf("compacted at generation %d, want %d", compactedAt, maxGenerations+1)
+	}
+	snap, _ := FetchSnapshot(ctx, s, "k")
+	if len(snap.Config.Layers) != 2 {
+		t.Fatalf("after compaction: %d layers", len(snap.Config.Layers))
+	}
+
+	// Dead bytes: a big file pushed next to a small one (so its layer stays
+	// live), then deleted. (A layer with no live file at all is dropped
+	// without compaction.)
+	big := filepath.Join(gc, "ee", "big")
+	writeT(t, big, []byte(strings.Repeat("big file content\n", 1<<16)), 0o644)
+	writeT(t, filepath.Join(gc, "ee", "companion"), []byte("c"), 0o644)
+	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(big)
+	writeT(t, filepath.Join(gc, "ee", "small"), []byte("s"), 0o644)
+	res, err := Push(ctx, src, s, "k", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Compacted, "dead bytes") {
+		t.Fatalf("no compaction after the big file died: %+v", res)
+	}
+	dst := newLayout(t)
+	if _, err := Pull(ctx, dst, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	diffSums(t, treeSums(t, src), treeSums(t, dst))
 }
