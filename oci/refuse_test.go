@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/melcache/melcache/internal/testenv"
 	"github.com/melcache/melcache/mount"
 )
 
@@ -120,6 +121,35 @@ func TestPullRefuses(t *testing.T) {
 			}
 			if _, err := os.Stat(journalPath(dst)); !os.IsNotExist(err) {
 				t.Fatal("journal left behind")
+			}
+		})
+	}
+}
+
+// TestPullRefusesTamperedModules: a module zip or extracted tree that does
+// not match its .ziphash is refused (Go does not re-hash either on use).
+func TestPullRefusesTamperedModules(t *testing.T) {
+	for _, tc := range []struct{ name, file, want string }{
+		{"tree", "example.com/m@v1.0.0/a.go", "module tree example.com/m@v1.0.0"},
+		{"zip", "cache/download/example.com/m/@v/v1.0.0.zip", "module zip cache/download/example.com/m/@v/v1.0.0.zip"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			src := makeCache(t, testenv.TempDir(t))
+			p := filepath.Join(src.CacheDir(mount.GoModCache), tc.file)
+			os.Chmod(filepath.Dir(p), 0o755)
+			writeT(t, p, []byte("package m\n\nconst X = 2 // tampered\n"), 0o444)
+			s := newMemStore()
+			if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
+				t.Fatal(err)
+			}
+			dst := newLayout(t)
+			_, err := Pull(ctx, dst, s, "k", Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(dst.CacheDir(mount.GoModCache)); !os.IsNotExist(err) {
+				t.Fatalf("refused pull left a module cache: %v", err)
 			}
 		})
 	}
