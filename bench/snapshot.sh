@@ -6,9 +6,9 @@
 #
 # Caches (GOMODCACHE + GOCACHE from `go build -trimpath`, here `go install`
 # with GOFLAGS=-trimpath, which is the same build):
-#   small  oras.land/oras/cmd/oras@v1.3.6                        (~340 MB)
-#   large  small + github.com/google/go-containerregistry/cmd/crane@v0.22.1
-#          + the programs in LARGE_EXTRA below, into one cache   (~1 GB)
+#   small  oras.land/oras/cmd/oras@v1.3.6
+#          + github.com/google/go-containerregistry/cmd/crane@v0.22.1   (≥ 300 MB)
+#   large  small + the programs in LARGE_EXTRA below, into one cache   (~1 GB)
 # Registry: Debian's docker-registry on a loopback port, storage under $WORK.
 # Each round, in this order, with `sync` before each timed step:
 #   tar -cf - gomodcache gocache | zstd -T0 > f     vs  melcache push (full, new repo)
@@ -58,7 +58,8 @@ cache_for() { # small|large -> dir
   if [ ! -e "$d/.built" ]; then
     rm -rf "$d"
     case $1 in
-      small) build_cache "$d" "oras.land/oras/cmd/oras@$ORAS_VERSION" ;;
+      small) build_cache "$d" "oras.land/oras/cmd/oras@$ORAS_VERSION" \
+               "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
       large) build_cache "$d" "oras.land/oras/cmd/oras@$ORAS_VERSION" \
                "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" $LARGE_EXTRA ;;
     esac
@@ -111,13 +112,13 @@ bench() { # small|large
     rm -rf "$src/.melcache"
     timed melcache_push melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
     timed melcache_repush melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
-    timed oras_push sh -c "cd '$src' && oras push -q --plain-http '$HOST/oras-$which-$r:full' gomodcache gocache"
+    timed oras_push sh -c "cd '$src' && oras push --plain-http '$HOST/oras-$which-$r:full' gomodcache gocache"
     wipe "$WORK/out"; mkdir -p "$WORK/out"
     timed zstd_tar sh -c "zstd -q -dc '$WORK/f.tar.zst' | tar -C '$WORK/out' -x"
     wipe "$WORK/out"; mkdir -p "$WORK/out"
     timed melcache_pull melcache pull -q --dir "$WORK/out" "$HOST/bench-$which-$r:full"
     wipe "$WORK/out"; mkdir -p "$WORK/out"
-    timed oras_pull sh -c "cd '$WORK/out' && oras pull -q --plain-http '$HOST/oras-$which-$r:full'"
+    timed oras_pull sh -c "cd '$WORK/out' && oras pull --plain-http '$HOST/oras-$which-$r:full'"
     wipe "$WORK/out"
   done
   local zsize

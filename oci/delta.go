@@ -121,7 +121,7 @@ func sameEntries(a, b []Entry) bool {
 		return false
 	}
 	for i := range a {
-		if a[i] != b[i] {
+		if !a[i].sameAs(b[i]) {
 			return false
 		}
 	}

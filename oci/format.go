@@ -77,6 +77,16 @@ type Entry struct {
 	SHA256 string      `json:"sha256,omitempty"`
 	// Layer is the index into Config.Layers of the layer holding the file.
 	Layer int `json:"layer"`
+
+	// mtime is the modification time (ns) seen when the entry was scanned:
+	// packing skips re-hashing a file whose size and mtime are unchanged.
+	mtime int64
+}
+
+// sameAs compares the indexed fields of two entries.
+func (e Entry) sameAs(o Entry) bool {
+	e.mtime, o.mtime = 0, 0
+	return e == o
 }
 
 // TarName is the entry's member name in a data layer: CACHE/PATH.

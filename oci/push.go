@@ -134,18 +134,21 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	defer release()
 	res := &Result{Direction: "push", Store: s.String(), Tag: tag}
 
-	entries, st, err := scanCaches(ctx, l, o.jobs())
+	// A delta needs every file's digest up front; a full push hashes
+	// while packing, so each byte is hashed once.
+	base := loadBase(ctx, l, s, tag, log)
+	entries, st, err := scanCaches(ctx, l, o.jobs(), base != nil)
 	if err != nil {
 		return nil, err
 	}
 	res.ScanStats = st
+	log.Debug("scanned the caches", "entries", len(entries), "hashed all", base != nil, "elapsed", time.Since(start))
 	if st.Writing > 0 {
 		log.Warn("skipped GOCACHE entries still being written", "count", st.Writing)
 	}
 	if st.Other > 0 {
 		log.Warn("skipped entries that are neither files nor directories", "count", st.Other)
 	}
-	base := loadBase(ctx, l, s, tag, log)
 	p := makePlan(entries, base, o.Compact)
 	if base != nil && !p.compact && !baseLayersPresent(ctx, s, p.kept) {
 		log.Warn("store lacks layers of the base snapshot; pushing a full snapshot", "base", base.Digest)
@@ -177,51 +180,36 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	}
 	defer os.RemoveAll(tmp)
 
-	// Pack the new layers (one per cache, in parallel), each written once
-	// to a temp file while its compressed stream is hashed.
+	// Pack the new layers, one per cache, each written once to a temp file
+	// while its compressed stream is hashed, and upload each as soon as it
+	// is packed (in parallel with packing the next). The caches are packed
+	// one after the other: each layer's compression already uses every
+	// core, and one at a time halves the memory in flight. Metadata goes
+	// after the layers and the manifest last, so a store never holds a
+	// manifest whose blobs are missing.
 	var packed []*packedLayer
-	caches := l.Caches()
-	packedBy := make([]*packedLayer, len(caches))
+	layers := append([]LayerInfo(nil), p.kept...)
+	var skipped atomic.Int64
+	var dataBytes atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	for i, c := range caches {
+	for _, c := range l.Caches() {
 		files := p.fresh[c]
 		if len(files) == 0 {
 			continue
 		}
-		g.Go(func() error {
-			pl, err := packLayer(gctx, l, c, files, tmp)
-			if err != nil {
-				return err
-			}
-			pl.info.Generation = p.generation
-			packedBy[i] = pl
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	layers := append([]LayerInfo(nil), p.kept...)
-	for i, c := range caches {
-		pl := packedBy[i]
-		if pl == nil {
-			continue
+		pl, err := packLayer(gctx, l, c, files, tmp, o.jobs())
+		if err != nil {
+			_ = g.Wait()
+			return nil, err
 		}
+		pl.info.Generation = p.generation
 		n := len(layers)
-		for _, e := range p.fresh[c] {
+		for _, e := range files {
 			e.Layer = n
 		}
 		layers = append(layers, pl.info)
 		packed = append(packed, pl)
-	}
-
-	// Upload data layers in parallel; metadata after them, manifest last,
-	// so a store never holds a manifest whose blobs are missing.
-	var skipped atomic.Int64
-	var dataBytes atomic.Int64
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(max(1, o.jobs()))
-	for _, pl := range packed {
+		log.Debug("packed layer", "cache", c, "files", len(files), "elapsed", time.Since(start))
 		g.Go(func() error {
 			add, done := startProgress(o.Progress, "push "+string(pl.info.Cache)+" "+short(pl.info.Digest), pl.compressed)
 			defer done()
@@ -247,6 +235,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	log.Debug("uploaded data layers", "elapsed", time.Since(start))
 	res.Layers = len(packed) - int(skipped.Load())
 	res.DataBytes = dataBytes.Load()
 	res.BlobsSkipped = int(skipped.Load()) + len(p.kept)

@@ -2,8 +2,10 @@ package oci
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -34,6 +36,10 @@ import (
 // no restored entry is trimmed (FACTS.md: old or zero mtimes get the
 // restored cache wiped by the first go command).
 const useMarkAge = 2 * time.Hour
+
+// readBufSize batches reads of a layer blob: the zstd decoder asks for
+// small pieces.
+const readBufSize = 1 << 20
 
 // layerRetries is how often a data layer download cut mid-stream is
 // retried (ggcr does not retry a body that fails after the first byte).
@@ -79,6 +85,8 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 		}
 	}()
 
+	t0 := time.Now()
+	umask() // read once now, before any goroutine creates files
 	owner := dirOwner(l.Dir)
 	now := o.now()
 	markTime := now.Add(-useMarkAge)
@@ -123,7 +131,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 			candidates = append(candidates, Entry{Cache: e.Cache, Path: e.Path, Type: TypeFile, Size: e.Size})
 		}
 	}
-	if err := hashEntries(ctx, l, candidates, o.jobs()); err != nil {
+	if err := hashEntries(ctx, l, candidates, o.jobs(), nil); err != nil {
 		return err
 	}
 	reuse := map[string]bool{}
@@ -210,6 +218,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 		}
 	}
 
+	log.Debug("staged local files", "reused", len(reuse), "linked", len(links), "elapsed", time.Since(t0))
 	// Download the layers holding missing files, in parallel, streaming.
 	want := map[int]map[string]*Entry{}
 	for i := range snap.Index.Entries {
@@ -247,9 +256,11 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	res.DataBytes = dataBytes.Load()
 	res.FilesWritten = int(written.Load())
 
+	log.Debug("downloaded layers", "layers", len(want), "files", written.Load(), "elapsed", time.Since(t0))
 	if err := verifyModules(ctx, l, snap, reuse, newPath, o.jobs()); err != nil {
 		return err
 	}
+	log.Debug("verified module zips and trees", "elapsed", time.Since(t0))
 
 	// Use marks: every snapshot file gets mtime now-2h; trim.txt = now.
 	for _, e := range snap.Index.Entries {
@@ -274,6 +285,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 			created = append(created, p)
 		}
 	}
+	log.Debug("set use marks", "elapsed", time.Since(t0))
 	if owner != nil && os.Geteuid() == 0 {
 		for _, p := range created {
 			if err := os.Lchown(p, owner.uid, owner.gid); err != nil {
@@ -298,6 +310,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	if err := syncFS(stage); err != nil {
 		return err
 	}
+	log.Debug("staging synced to disk", "elapsed", time.Since(t0))
 	crashPoint("pull-staged")
 
 	if err := writeJournal(l, journal{Phase: phaseSwap, Caches: caches, Digest: snap.Digest.String()}); err != nil {
@@ -364,7 +377,7 @@ func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info Layer
 	add, finish := startProgress(o.Progress, "pull "+string(info.Cache)+" "+short(desc.Digest), desc.Size)
 	defer finish()
 	dh := sha256.New()
-	cr := &countReader{r: io.TeeReader(io.LimitReader(rc, desc.Size+1), dh), add: add}
+	cr := &countReader{r: io.TeeReader(io.LimitReader(bufio.NewReaderSize(rc, readBufSize), desc.Size+1), dh), add: add}
 	zr, err := newDecoder(cr)
 	if err != nil {
 		return 0, err
@@ -443,7 +456,9 @@ func writeFile(p string, r io.Reader, e *Entry, buf []byte, h interface {
 	Sum([]byte) []byte
 	Reset()
 }) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// Created with its final mode (a new file is writable through this
+	// descriptor even when the mode is 0444); chmod only if umask cut it.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(e.Mode))
 	if err != nil {
 		return err
 	}
@@ -457,7 +472,7 @@ func writeFile(p string, r io.Reader, e *Entry, buf []byte, h interface {
 			err = verifyErrorf("content sha256 %s, the index says %s", got, e.SHA256)
 		}
 	}
-	if err == nil {
+	if err == nil && umask()&fs.FileMode(e.Mode) != 0 {
 		err = f.Chmod(fs.FileMode(e.Mode))
 	}
 	if cerr := f.Close(); err == nil {
@@ -549,30 +564,56 @@ func verifyModules(ctx context.Context, l mount.Layout, snap *Snapshot, reuse ma
 			return nil
 		})
 	}
+	// Trees are checked from the index: every file written was verified
+	// against its index SHA-256 and every reused file matched it, so the
+	// dirhash (a SHA-256 over "sha256  name" lines) needs no second read.
+	treeFiles := map[string][]string{}
+	for _, e := range snap.Index.Entries {
+		if e.Cache != mount.GoModCache || e.Type != TypeFile {
+			continue
+		}
+		for t := range trees {
+			if strings.HasPrefix(e.Path, t+"/") {
+				treeFiles[t] = append(treeFiles[t], e.SHA256+"  "+e.Path[len(t)+1:])
+				break
+			}
+		}
+	}
 	for t := range trees {
-		g.Go(func() error {
-			i := strings.LastIndex(t, "@")
-			escMod, escVer := t[:i], t[i+1:]
-			mod, err1 := module.UnescapePath(escMod)
-			ver, err2 := module.UnescapeVersion(escVer)
-			if err1 != nil || err2 != nil {
-				return nil // not a module tree Go made
-			}
-			want, err := os.ReadFile(newPath(mount.GoModCache, "cache/download/"+escMod+"/@v/"+escVer+".ziphash"))
-			if err != nil {
-				return nil
-			}
-			got, err := dirhash.HashDir(newPath(mount.GoModCache, t), mod+"@"+ver, dirhash.Hash1)
-			if err != nil {
-				return verifyErrorf("module tree %s: %v", t, err)
-			}
-			if got != strings.TrimSpace(string(want)) {
-				return verifyErrorf("module tree %s hashes to %s, its .ziphash says %s", t, got, strings.TrimSpace(string(want)))
-			}
-			return nil
-		})
+		i := strings.LastIndex(t, "@")
+		escMod, escVer := t[:i], t[i+1:]
+		mod, err1 := module.UnescapePath(escMod)
+		ver, err2 := module.UnescapeVersion(escVer)
+		if err1 != nil || err2 != nil {
+			continue // not a module tree Go made
+		}
+		want, err := os.ReadFile(newPath(mount.GoModCache, "cache/download/"+escMod+"/@v/"+escVer+".ziphash"))
+		if err != nil {
+			continue
+		}
+		got := treeHash(mod+"@"+ver, treeFiles[t])
+		if got != strings.TrimSpace(string(want)) {
+			return verifyErrorf("module tree %s hashes to %s, its .ziphash says %s", t, got, strings.TrimSpace(string(want)))
+		}
 	}
 	return g.Wait()
+}
+
+// treeHash is dirhash.Hash1 of a tree whose files are given as
+// "SHA256HEX  relative/path" lines: h1: over sorted "sha  prefix/path" lines.
+func treeHash(prefix string, lines []string) string {
+	type fl struct{ name, sum string }
+	fs := make([]fl, 0, len(lines))
+	for _, l := range lines {
+		sum, name, _ := strings.Cut(l, "  ")
+		fs = append(fs, fl{prefix + "/" + name, sum})
+	}
+	sort.Slice(fs, func(i, j int) bool { return fs[i].name < fs[j].name })
+	h := sha256.New()
+	for _, f := range fs {
+		fmt.Fprintf(h, "%s  %s\n", f.sum, f.name)
+	}
+	return "h1:" + base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
 func linkOrCopy(from, to string) error {
@@ -606,6 +647,14 @@ func linkOrCopy(from, to string) error {
 	}
 	return dst.Close()
 }
+
+var umaskOnce = sync.OnceValue(func() fs.FileMode {
+	m := unix.Umask(0)
+	unix.Umask(m)
+	return fs.FileMode(m)
+})
+
+func umask() fs.FileMode { return umaskOnce() }
 
 type owner struct{ uid, gid int }
 

@@ -52,9 +52,11 @@ type ScanStats struct {
 	Other int `json:"skippedOther"`
 }
 
-// scanCaches walks the caches of l and returns their entries, hashed with
-// jobs workers, sorted by (cache, path).
-func scanCaches(ctx context.Context, l mount.Layout, jobs int) ([]Entry, ScanStats, error) {
+// scanCaches walks the caches of l and returns their entries, sorted by
+// (cache, path), hashed with jobs workers. With hashAll false only GOCACHE
+// -d files are hashed (to skip those still being written); a full push
+// hashes the rest while packing, so each byte is hashed once.
+func scanCaches(ctx context.Context, l mount.Layout, jobs int, hashAll bool) ([]Entry, ScanStats, error) {
 	var st ScanStats
 	var entries []Entry
 	for _, c := range l.Caches() {
@@ -90,7 +92,7 @@ func scanCaches(ctx context.Context, l mount.Layout, jobs int) ([]Entry, ScanSta
 			case fi.IsDir():
 				entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeDir, Mode: uint32(fi.Mode().Perm())})
 			case fi.Mode().IsRegular():
-				entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeFile, Mode: uint32(fi.Mode().Perm()), Size: fi.Size(), Layer: -1})
+				entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeFile, Mode: uint32(fi.Mode().Perm()), Size: fi.Size(), Layer: -1, mtime: fi.ModTime().UnixNano()})
 			default:
 				st.Other++
 			}
@@ -100,12 +102,15 @@ func scanCaches(ctx context.Context, l mount.Layout, jobs int) ([]Entry, ScanSta
 			return nil, st, fmt.Errorf("scan %s: %w", root, err)
 		}
 	}
-	if err := hashEntries(ctx, l, entries, jobs); err != nil {
+	want := func(e *Entry) bool {
+		return hashAll || e.Cache == mount.GoCache && goCacheDataName.MatchString(e.Path)
+	}
+	if err := hashEntries(ctx, l, entries, jobs, want); err != nil {
 		return nil, st, err
 	}
 	out := entries[:0]
 	for _, e := range entries {
-		if e.Type == TypeFile && e.SHA256 == "" { // vanished while hashing
+		if e.Type == TypeFile && e.SHA256 == "" && want(&e) { // vanished while hashing
 			continue
 		}
 		if e.Type == TypeFile && e.Cache == mount.GoCache {
@@ -120,8 +125,9 @@ func scanCaches(ctx context.Context, l mount.Layout, jobs int) ([]Entry, ScanSta
 	return out, st, nil
 }
 
-// hashEntries fills SHA256 (and the size actually read) of every file entry.
-func hashEntries(ctx context.Context, l mount.Layout, entries []Entry, jobs int) error {
+// hashEntries fills SHA256 (and the size actually read) of the file entries
+// want selects (all when want is nil).
+func hashEntries(ctx context.Context, l mount.Layout, entries []Entry, jobs int, want func(*Entry) bool) error {
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
@@ -130,7 +136,7 @@ func hashEntries(ctx context.Context, l mount.Layout, entries []Entry, jobs int)
 	g.Go(func() error {
 		defer close(work)
 		for i := range entries {
-			if entries[i].Type != TypeFile {
+			if entries[i].Type != TypeFile || want != nil && !want(&entries[i]) {
 				continue
 			}
 			select {

@@ -35,12 +35,8 @@ const zstdDecoderMaxWindow = 64 << 20
 // writeBufSize is the buffer between the compressor and the temp file.
 const writeBufSize = 1 << 20
 
-func newEncoder(w io.Writer) (*zstd.Encoder, error) {
-	return zstd.NewWriter(w, zstd.WithEncoderLevel(zstdLevel))
-}
-
 func newDecoder(r io.Reader) (*zstd.Decoder, error) {
-	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(zstdDecoderMaxWindow))
+	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(zstdDecoderMaxWindow), zstd.WithDecoderConcurrency(1))
 }
 
 // countWriter counts bytes written through it.
@@ -70,7 +66,7 @@ type packedLayer struct {
 // never held in memory. A file whose content changed since it was hashed
 // is packed as read now, and its entry's SHA256 updated to match; a file
 // that shrank fails the push (a build is rewriting the cache).
-func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, tmpDir string) (_ *packedLayer, err error) {
+func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, tmpDir string, jobs int) (_ *packedLayer, err error) {
 	f, err := os.CreateTemp(tmpDir, "layer-*.tar.zst")
 	if err != nil {
 		return nil, err
@@ -84,10 +80,7 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 	dh := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(f, dh), writeBufSize)
 	cw := &countWriter{w: bw}
-	zw, err := newEncoder(cw)
-	if err != nil {
-		return nil, err
-	}
+	zw := newPzstdWriter(cw, jobs)
 	tc := &countWriter{w: zw}
 	tw := tar.NewWriter(tc)
 	buf := hashBufPool.Get().(*[]byte)
@@ -105,7 +98,7 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	if err := bw.Flush(); err != nil {
 		return nil, fmt.Errorf("write %s: %w", f.Name(), err)
@@ -128,6 +121,13 @@ func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash)
 		return fmt.Errorf("pack %s: %w (a build changed the cache during the push; push again)", p, err)
 	}
 	defer src.Close()
+	// A file hashed by the scan and unchanged since (same size and mtime)
+	// is not hashed again; any other file is hashed as it is packed, and
+	// the index records what the layer holds.
+	rehash := e.SHA256 == ""
+	if fi, err := src.Stat(); err != nil || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.mtime {
+		rehash = true
+	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     e.TarName(),
@@ -138,15 +138,25 @@ func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash)
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("pack %s: %w", p, err)
 	}
-	h.Reset()
-	n, err := io.CopyBuffer(tw, io.TeeReader(io.LimitReader(src, e.Size), h), buf)
+	var r io.Reader = io.LimitReader(src, e.Size)
+	if rehash {
+		h.Reset()
+		r = io.TeeReader(r, h)
+	}
+	n, err := io.CopyBuffer(tw, r, buf)
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", p, err)
 	}
 	if n != e.Size {
 		return fmt.Errorf("pack %s: file shrank from %d to %d bytes while pushing (a build is writing the cache; push again)", p, e.Size, n)
 	}
-	e.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if rehash {
+		sum := hex.EncodeToString(h.Sum(nil))
+		if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.Cache == mount.GoCache && m[1] != sum {
+			return fmt.Errorf("pack %s: content changed while pushing and no longer matches its name (push again)", p)
+		}
+		e.SHA256 = sum
+	}
 	return nil
 }
 

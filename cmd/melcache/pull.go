@@ -37,6 +37,7 @@ keeps them.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			limitMemory()
 			s, tag, digest, err := f.openRef(ctx, g, argOr(args))
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
@@ -37,6 +38,19 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config), {hash:FILE}")
 	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (environment.contents.packages)")
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail instead of waiting when the cache directory is locked")
+}
+
+// transferMemoryLimit is the Go heap soft limit during push and pull: the
+// transfer streams and needs ~50 MB live, but with GOGC's default the heap
+// may grow to twice that between collections; a soft limit keeps the peak
+// RSS near 100 MB on a 1 GB cache (docs/benchmarks.md) at a small GC cost.
+// GOMEMLIMIT in the environment overrides it.
+const transferMemoryLimit = 80 << 20
+
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(transferMemoryLimit)
+	}
 }
 
 // defaultTag is used when neither REF nor --key names a tag.
@@ -124,6 +138,7 @@ counted. Plain HTTP is used only for loopback registries unless --insecure.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			limitMemory()
 			l, err := f.layout(false)
 			if err != nil {
 				return err
