@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 	}
 	if err := checkArch(snap); err != nil {
 		log.Warn(err.Error())
+	}
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache directory %s: %w", l.Dir, err)
 	}
 	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
 	if err != nil {

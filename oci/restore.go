@@ -141,6 +141,8 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 		}
 	}
 
+	dirModes := map[string]fs.FileMode{}
+	var created []string // paths to chown
 	newPath := func(c mount.Cache, p string) string {
 		return filepath.Join(stagedNew(l, c), filepath.FromSlash(p))
 	}
@@ -149,14 +151,21 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	}
 	// Directories: the snapshot's, plus local ones in merge mode. All are
 	// made writable now and get their final modes at the end.
-	dirModes := map[string]fs.FileMode{}
-	var created []string // paths to chown
+	rootOwner := map[string]*fileOwner{}
 	for _, c := range caches {
 		p := stagedNew(l, c)
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return err
 		}
-		created = append(created, p)
+		// The cache roots keep their mode and owner (prepare may have made
+		// them group-writable for the build user); new ones get 0755 and
+		// the directory's owner.
+		if fi, err := os.Stat(l.CacheDir(c)); err == nil {
+			dirModes[p] = fi.Mode().Perm()
+			rootOwner[p] = dirOwner(l.CacheDir(c))
+		} else {
+			created = append(created, p)
+		}
 	}
 	shadowed := func(c mount.Cache, p string) bool {
 		// A local entry is dropped when the snapshot has the same path, or
@@ -293,7 +302,11 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 			}
 		}
 		for p := range dirModes {
-			_ = os.Lchown(p, owner.uid, owner.gid)
+			if o := rootOwner[p]; o != nil {
+				_ = os.Lchown(p, o.uid, o.gid)
+			} else {
+				_ = os.Lchown(p, owner.uid, owner.gid)
+			}
 		}
 	}
 	// Final directory modes, deepest first (0555 module trees).
@@ -656,9 +669,9 @@ var umaskOnce = sync.OnceValue(func() fs.FileMode {
 
 func umask() fs.FileMode { return umaskOnce() }
 
-type owner struct{ uid, gid int }
+type fileOwner struct{ uid, gid int }
 
-func dirOwner(dir string) *owner {
+func dirOwner(dir string) *fileOwner {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil
@@ -667,7 +680,7 @@ func dirOwner(dir string) *owner {
 	if !ok {
 		return nil
 	}
-	return &owner{uid: int(st.Uid), gid: int(st.Gid)}
+	return &fileOwner{uid: int(st.Uid), gid: int(st.Gid)}
 }
 
 func sameDevice(a, b string) error {
