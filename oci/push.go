@@ -235,6 +235,17 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	// Drop the -d files packing found still being written.
+	if dropped := dropUnhashed(p); dropped > 0 {
+		res.Writing += dropped
+		res.Files, res.Bytes = 0, 0
+		for _, e := range p.entries {
+			if e.Type == TypeFile {
+				res.Files++
+				res.Bytes += e.Size
+			}
+		}
+	}
 	log.Debug("uploaded data layers", "elapsed", time.Since(start))
 	res.Layers = len(packed) - int(skipped.Load())
 	res.DataBytes = dataBytes.Load()
@@ -306,6 +317,22 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	res.Digest = d.String()
 	log.Debug("pushed snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "bytes", res.DataBytes)
 	return finish(l, s, tag, res, start, "push")
+}
+
+// dropUnhashed removes file entries that packing left without a digest (a
+// GOCACHE -d file whose content is not its name yet) and returns how many.
+func dropUnhashed(p *plan) int {
+	out := p.entries[:0]
+	n := 0
+	for _, e := range p.entries {
+		if e.Type == TypeFile && e.SHA256 == "" {
+			n++
+			continue
+		}
+		out = append(out, e)
+	}
+	p.entries = out
+	return n
 }
 
 // recoverFirst completes or rolls back an interrupted restore before a push

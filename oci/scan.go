@@ -53,9 +53,9 @@ type ScanStats struct {
 }
 
 // scanCaches walks the caches of l and returns their entries, sorted by
-// (cache, path), hashed with jobs workers. With hashAll false only GOCACHE
-// -d files are hashed (to skip those still being written); a full push
-// hashes the rest while packing, so each byte is hashed once.
+// (cache, path), hashed with jobs workers. With hashAll false nothing is
+// hashed: a full push hashes while packing, so each byte is read once, and
+// drops a -d file still being written from the index then.
 func scanCaches(ctx context.Context, l mount.Layout, jobs int, hashAll bool) ([]Entry, ScanStats, error) {
 	var st ScanStats
 	var entries []Entry
@@ -103,7 +103,7 @@ func scanCaches(ctx context.Context, l mount.Layout, jobs int, hashAll bool) ([]
 		}
 	}
 	want := func(e *Entry) bool {
-		return hashAll || e.Cache == mount.GoCache && goCacheDataName.MatchString(e.Path)
+		return hashAll
 	}
 	if err := hashEntries(ctx, l, entries, jobs, want); err != nil {
 		return nil, st, err
@@ -114,7 +114,7 @@ func scanCaches(ctx context.Context, l mount.Layout, jobs int, hashAll bool) ([]
 			continue
 		}
 		if e.Type == TypeFile && e.Cache == mount.GoCache {
-			if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && m[1] != e.SHA256 {
+			if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.SHA256 != "" && m[1] != e.SHA256 {
 				st.Writing++
 				continue
 			}

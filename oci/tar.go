@@ -58,6 +58,10 @@ type packedLayer struct {
 	file string
 	// compressed is the blob's size.
 	compressed int64
+	// writing counts GOCACHE -d files found still being written while
+	// packing: their bytes are in the tar, but their entries (SHA256
+	// cleared) are dropped from the index, which is the authority.
+	writing int
 }
 
 // packLayer writes the files es (sorted, all of cache c, from layout l) as a
@@ -86,12 +90,16 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 	buf := hashBufPool.Get().(*[]byte)
 	defer hashBufPool.Put(buf)
 	fh := sha256.New()
+	writing := 0
 	for _, e := range es {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if err := packFile(tw, l, e, *buf, fh); err != nil {
 			return nil, err
+		}
+		if e.SHA256 == "" {
+			writing++
 		}
 	}
 	if err := tw.Close(); err != nil {
@@ -111,6 +119,7 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 			Cache: c, Files: len(es), Size: tc.n},
 		file:       f.Name(),
 		compressed: cw.n,
+		writing:    writing,
 	}, nil
 }
 
@@ -153,7 +162,8 @@ func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash)
 	if rehash {
 		sum := hex.EncodeToString(h.Sum(nil))
 		if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.Cache == mount.GoCache && m[1] != sum {
-			return fmt.Errorf("pack %s: content changed while pushing and no longer matches its name (push again)", p)
+			e.SHA256 = "" // still being written: dropped from the index
+			return nil
 		}
 		e.SHA256 = sum
 	}
