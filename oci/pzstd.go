@@ -28,8 +28,9 @@ type pzstdWriter struct {
 	done  chan struct{}
 	mu    sync.Mutex
 	err   error
-	pool  sync.Pool
-	wrote bool
+	pool    sync.Pool // input chunks
+	outPool sync.Pool // compressed frames
+	wrote   bool
 }
 
 type pzJob struct {
@@ -77,6 +78,7 @@ func newPzstdWriter(w io.Writer, workers int) *pzstdWriter {
 				}
 			}
 			z.pool.Put(j.in[:0])
+			z.outPool.Put(j.out[:0])
 		}
 	}()
 	return z
@@ -98,6 +100,9 @@ func (z *pzstdWriter) setError(err error) {
 
 func (z *pzstdWriter) submit() {
 	j := &pzJob{in: z.buf, ready: make(chan struct{})}
+	if b, ok := z.outPool.Get().([]byte); ok {
+		j.out = b
+	}
 	z.order <- j // blocks when `workers` chunks are in flight: bounded memory
 	z.jobs <- j
 	z.buf = z.pool.Get().([]byte)

@@ -23,10 +23,12 @@ import (
 // reproducible.
 var tarEpoch = time.Unix(0, 0)
 
-// zstdLevel is klauspost's default level (~ zstd -3): on a 2-core builder it
-// compresses a Go cache about as fast as the disk reads it, and a higher
-// level would cost more CPU than the smaller upload saves on a LAN.
-const zstdLevel = zstd.SpeedDefault
+// zstdLevel is klauspost's fastest level (~ zstd -1). Measured on a 341 MB
+// Go cache (oras + crane): 22% less CPU than SpeedDefault (~ zstd -3) for
+// output 5% larger (148 vs 142 MB; the module zips do not compress at all).
+// Push is CPU-bound on a 2-core builder, where the CPU matters more than 5%
+// more bytes to a registry on the LAN.
+const zstdLevel = zstd.SpeedFastest
 
 // zstdDecoderMaxWindow bounds decoder memory (the encoder uses at most an
 // 8 MiB window at zstdLevel); a hostile stream asking for more is refused.
