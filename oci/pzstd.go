@@ -21,13 +21,13 @@ const pzstdChunk = 4 << 20
 // of pzstdChunk input bytes each, compressed by parallel workers and
 // written to w in order.
 type pzstdWriter struct {
-	w     io.Writer
-	buf   []byte
-	jobs  chan *pzJob
-	order chan *pzJob
-	done  chan struct{}
-	mu    sync.Mutex
-	err   error
+	w       io.Writer
+	buf     []byte
+	jobs    chan *pzJob
+	order   chan *pzJob
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
 	pool    sync.Pool // input chunks
 	outPool sync.Pool // compressed frames
 	wrote   bool
