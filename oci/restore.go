@@ -151,7 +151,6 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	}
 	// Directories: the snapshot's, plus local ones in merge mode. All are
 	// made writable now and get their final modes at the end.
-	rootOwner := map[string]*fileOwner{}
 	for _, c := range caches {
 		p := stagedNew(l, c)
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -162,7 +161,6 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 		// the directory's owner.
 		if fi, err := os.Stat(l.CacheDir(c)); err == nil {
 			dirModes[p] = fi.Mode().Perm()
-			rootOwner[p] = dirOwner(l.CacheDir(c))
 		} else {
 			created = append(created, p)
 		}
@@ -295,17 +293,31 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 		}
 	}
 	log.Debug("set use marks", "elapsed", time.Since(t0))
+	// Files we create belong to us; a root pull gives new files to the
+	// cache dir's owner (the user melange's guest writes as) and every
+	// staged directory to the owner of the directory it replaces, or to the
+	// cache dir's owner when it is new.
 	if owner != nil && os.Geteuid() == 0 {
-		for _, p := range created {
-			if err := os.Lchown(p, owner.uid, owner.gid); err != nil {
-				return err
+		mine := func(o *fileOwner) bool { return o.uid == 0 && o.gid == os.Getegid() }
+		if !mine(owner) {
+			for _, p := range created {
+				if err := os.Lchown(p, owner.uid, owner.gid); err != nil {
+					return err
+				}
 			}
 		}
+		newRoot := filepath.Join(stage, "new") + string(filepath.Separator)
 		for p := range dirModes {
-			if o := rootOwner[p]; o != nil {
-				_ = os.Lchown(p, o.uid, o.gid)
-			} else {
-				_ = os.Lchown(p, owner.uid, owner.gid)
+			o := owner
+			if rel, ok := strings.CutPrefix(p, newRoot); ok {
+				if lo := dirOwner(filepath.Join(l.Dir, rel)); lo != nil {
+					o = lo
+				}
+			}
+			if !mine(o) {
+				if err := os.Lchown(p, o.uid, o.gid); err != nil {
+					return err
+				}
 			}
 		}
 	}

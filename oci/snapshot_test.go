@@ -459,6 +459,12 @@ func TestPullWritesAsDirOwner(t *testing.T) {
 	if err := os.Chown(dst.Dir, 1000, 1000); err != nil {
 		t.Fatal(err)
 	}
+	// An existing directory keeps its own owner.
+	gc := dst.CacheDir(mount.GoCache)
+	if err := os.MkdirAll(gc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(gc, 1001, 1001)
 	if _, err := Pull(ctx, dst, s, "k", Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +473,11 @@ func TestPullWritesAsDirOwner(t *testing.T) {
 		filepath.WalkDir(dst.CacheDir(c), func(p string, d fs.DirEntry, err error) error {
 			fi, _ := os.Lstat(p)
 			st := fi.Sys().(*syscall.Stat_t)
-			if st.Uid != 1000 || st.Gid != 1000 {
+			if p == gc {
+				if st.Uid != 1001 {
+					t.Errorf("%s owned by %d, want its previous owner 1001", p, st.Uid)
+				}
+			} else if st.Uid != 1000 || st.Gid != 1000 {
 				t.Errorf("%s owned by %d:%d, want 1000:1000", p, st.Uid, st.Gid)
 			}
 			n++
