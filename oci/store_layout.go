@@ -301,6 +301,9 @@ func (s *LayoutStore) PutManifest(ctx context.Context, tag, mediaType string, ma
 	if err != nil {
 		return v1.Hash{}, err
 	}
+	if err := s.checkReferences(manifest); err != nil {
+		return v1.Hash{}, fmt.Errorf("writing manifest %s to %s: %w", d, s, err)
+	}
 	if _, err := s.WriteBlob(ctx, d, size, func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(manifest)), nil
 	}); err != nil {
@@ -334,6 +337,38 @@ func (s *LayoutStore) PutManifest(ctx context.Context, tag, mediaType string, ma
 		return v1.Hash{}, fmt.Errorf("writing manifest to %s: %w", s, err)
 	}
 	return d, nil
+}
+
+// checkReferences refuses a manifest naming a blob (config, layer, child
+// manifest) the layout lacks, as a registry does (MANIFEST_BLOB_UNKNOWN):
+// index.json then never names a manifest whose content is missing, whatever
+// order a caller writes in.
+func (s *LayoutStore) checkReferences(manifest []byte) error {
+	var m struct {
+		Config    *v1.Descriptor  `json:"config"`
+		Layers    []v1.Descriptor `json:"layers"`
+		Manifests []v1.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return fmt.Errorf("manifest is not valid JSON: %v", err)
+	}
+	refs := append(m.Layers, m.Manifests...)
+	if m.Config != nil {
+		refs = append(refs, *m.Config)
+	}
+	for _, r := range refs {
+		if err := checkHash(r.Digest); err != nil {
+			return err
+		}
+		fi, err := os.Stat(s.blobPath(r.Digest))
+		if err != nil {
+			return fmt.Errorf("it names blob %s, which is not in the layout (write blobs first)", r.Digest)
+		}
+		if fi.Size() != r.Size {
+			return fmt.Errorf("it names blob %s of %d bytes; the layout's has %d", r.Digest, r.Size, fi.Size())
+		}
+	}
+	return nil
 }
 
 // GetManifest reads a manifest by tag (index.json's ref.name) or digest.

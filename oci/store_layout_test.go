@@ -350,3 +350,48 @@ func TestLayoutKillHelperProcess(t *testing.T) {
 		a.push(t, s, fmt.Sprintf("r%s-%d", os.Getenv("MELCACHE_KILL_ROUND"), i))
 	}
 }
+
+func TestLayoutRefusesManifestWithMissingBlobs(t *testing.T) {
+	dir := t.TempDir()
+	s := NewLayoutStore(dir)
+	a := newTestArtifact(t, randomBlob(t, 100))
+	// Only the config is written; the layer is missing.
+	if _, err := s.WriteBlob(context.Background(), a.config.d, int64(len(a.config.data)), a.config.opener(nil)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.PutManifest(context.Background(), "t", testManifestType, a.manifest)
+	if err == nil || !strings.Contains(err.Error(), a.layers[0].d.String()) {
+		t.Fatalf("PutManifest with a missing layer = %v, want an error naming it", err)
+	}
+	if tags, _ := s.Tags(context.Background()); len(tags) != 0 {
+		t.Errorf("tags after a refused manifest: %v", tags)
+	}
+	if _, err := s.PutManifest(context.Background(), "t", testManifestType, []byte("not json")); err == nil {
+		t.Error("PutManifest of invalid JSON succeeded")
+	}
+}
+
+// TestLayoutCorruptIndexIsLeftAlone: a corrupt index.json is reported with
+// its path and never overwritten (that would drop every tag in it).
+func TestLayoutCorruptIndexIsLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	s := NewLayoutStore(dir)
+	newTestArtifact(t, randomBlob(t, 10)).push(t, s, "a")
+	idxPath := filepath.Join(dir, "index.json")
+	garbage := []byte(`{"schemaVersion":2,"manifests":[{"digest":`)
+	os.WriteFile(idxPath, garbage, 0o644)
+	a := newTestArtifact(t, randomBlob(t, 10))
+	for _, b := range append([]testBlob{a.config}, a.layers...) {
+		s.WriteBlob(context.Background(), b.d, int64(len(b.data)), b.opener(nil))
+	}
+	_, err := s.PutManifest(context.Background(), "b", testManifestType, a.manifest)
+	if err == nil || !strings.Contains(err.Error(), idxPath) {
+		t.Fatalf("PutManifest over a corrupt index = %v, want an error naming %s", err, idxPath)
+	}
+	if _, err := s.Tags(context.Background()); err == nil || !strings.Contains(err.Error(), idxPath) {
+		t.Errorf("Tags of a corrupt index = %v", err)
+	}
+	if b, _ := os.ReadFile(idxPath); !bytes.Equal(b, garbage) {
+		t.Error("corrupt index.json was rewritten")
+	}
+}

@@ -277,8 +277,9 @@ type resumingReader struct {
 	off        int64 // bytes delivered to the caller
 	total      int64 // blob size once known, -1 before
 	resumes    int
-	noProgress int // resumes since the last byte arrived
-	err        error
+	noProgress int   // resumes since the last byte arrived
+	cause      error // why the stream last broke
+	err        error // sticky: the reader gave up
 }
 
 // open issues a GET from r.off.
@@ -360,7 +361,7 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		if r.body == nil {
-			if err := r.resume(nil); err != nil {
+			if err := r.resume(); err != nil {
 				return 0, err
 			}
 			continue
@@ -370,48 +371,48 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		if n > 0 {
 			r.noProgress = 0
 		}
+		if r.total >= 0 && r.off > r.total {
+			r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s: more bytes than the %d declared", r.d, r.total))
+			return n, r.err
+		}
 		if err == io.EOF && r.total >= 0 && r.off < r.total {
 			err = io.ErrUnexpectedEOF // connection closed before the declared size
 		}
 		if err == nil || err == io.EOF {
 			return n, err
 		}
-		if r.total >= 0 && r.off > r.total {
-			r.err = fmt.Errorf("blob %s from %s: more bytes than the %d declared", r.d, r.s.repo, r.total)
-			return n, r.err
-		}
 		if !retryableErr(err) || r.ctx.Err() != nil {
 			r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s at byte %d: %w", r.d, r.off, err))
 			return n, r.err
 		}
 		r.body.Close()
-		r.body = nil
+		r.body, r.cause = nil, err
 		if n > 0 {
 			return n, nil // resume on the next Read
-		}
-		if err := r.resume(err); err != nil {
-			return 0, err
 		}
 	}
 }
 
 // resume waits and reopens the stream at r.off, or records why it gives up.
-func (r *resumingReader) resume(cause error) error {
+// A reopen that fails transiently leaves r.body nil, so the next Read
+// tries again within the same budget.
+func (r *resumingReader) resume() error {
 	r.resumes++
 	r.noProgress++
 	if r.resumes > maxBlobResumes || r.noProgress > r.s.policy.Attempts {
-		r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s cut at byte %d, gave up after %d resumes: %w", r.d, r.off, r.resumes-1, cause))
+		r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s cut at byte %d, gave up after %d resumes: %w", r.d, r.off, r.resumes-1, r.cause))
 		return r.err
 	}
 	wait := r.s.policy.delay(r.noProgress)
-	r.s.log.Debug("resuming blob download", "repo", r.s.repo.String(), "digest", r.d.String(), "offset", r.off, "after", wait, "reason", fmt.Sprint(cause))
+	r.s.log.Debug("resuming blob download", "repo", r.s.repo.String(), "digest", r.d.String(), "offset", r.off, "after", wait, "reason", fmt.Sprint(r.cause))
 	if err := sleepCtx(r.ctx, wait); err != nil {
 		r.err = err
 		return err
 	}
 	if err := r.open(); err != nil {
 		if retryableErr(err) {
-			return nil // body stays nil: Read retries with the budget above
+			r.cause = err
+			return nil
 		}
 		r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s resuming at byte %d: %w", r.d, r.off, err))
 		return r.err
@@ -420,8 +421,13 @@ func (r *resumingReader) resume(cause error) error {
 }
 
 func (r *resumingReader) Close() error {
+	if r.err == nil {
+		r.err = fmt.Errorf("blob %s: read after close", r.d)
+	}
 	if r.body != nil {
-		return r.body.Close()
+		b := r.body
+		r.body = nil
+		return b.Close()
 	}
 	return nil
 }

@@ -232,3 +232,46 @@ func TestRegistryDownloadCutForever(t *testing.T) {
 		t.Errorf("%d downloads were started, want %d (first + %d resumes)", p.didCutGets, maxBlobResumes+1, maxBlobResumes)
 	}
 }
+
+// TestRegistryRerunAfterFailedPush: a push that fails part-way (every upload
+// of the last blob refused) leaves the earlier blobs in the registry; the
+// re-run skips them by HEAD and uploads only what is missing.
+func TestRegistryRerunAfterFailedPush(t *testing.T) {
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	p := newFaultProxy(t, reg.Host)
+	a := newTestArtifact(t, randomBlob(t, 50<<10), randomBlob(t, 60<<10))
+	blobs := append([]testBlob{a.config}, a.layers...)
+
+	s := openTestRegistry(t, p.host(), "cache/rerun", StoreOptions{})
+	ctx := context.Background()
+	for _, b := range blobs[:2] {
+		if _, err := s.WriteBlob(ctx, b.d, int64(len(b.data)), b.opener(nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.mu.Lock()
+	p.patch503 = 1 << 30 // the registry now refuses every upload body
+	p.mu.Unlock()
+	last := blobs[2]
+	_, err := s.WriteBlob(ctx, last.d, int64(len(last.data)), last.opener(nil))
+	if err == nil || !strings.Contains(err.Error(), p.host()+"/cache/rerun") || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("WriteBlob with uploads refused = %v, want an error naming the registry and the 503", err)
+	}
+	p.mu.Lock()
+	p.patch503 = 0
+	p.mu.Unlock()
+
+	// The re-run: a new store, as a new process would have.
+	before := len(reg.Requests(t, "PUT", "/blobs/uploads/"))
+	r := openTestRegistry(t, p.host(), "cache/rerun", StoreOptions{})
+	d, skipped := a.push(t, r, "v1")
+	if skipped != 2 {
+		t.Errorf("re-run skipped %d blobs, want 2 (those uploaded before the failure)", skipped)
+	}
+	if got := len(reg.Requests(t, "PUT", "/blobs/uploads/")) - before; got != 1 {
+		t.Errorf("re-run completed %d uploads, want 1", got)
+	}
+	if _, _, got, err := r.GetManifest(ctx, "v1"); err != nil || got != d {
+		t.Errorf("manifest after re-run: %s, %v", got, err)
+	}
+}

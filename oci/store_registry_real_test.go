@@ -24,6 +24,23 @@ func TestRegistryStoreReal(t *testing.T) {
 	s := openTestRegistry(t, reg.Host, "cache/contract", StoreOptions{})
 	testStoreContract(t, s, false)
 
+	// A digest-pinned reference keeps its digest and reads that manifest.
+	_, _, one, err := s.GetManifest(context.Background(), "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := ParseRef(reg.Host+"/cache/contract@"+one.String(), RefOptions{})
+	if err != nil || pinned.Digest != one.String() || pinned.Tag != "" {
+		t.Fatalf("ParseRef(pinned) = %+v, %v", pinned, err)
+	}
+	ps, tag, err := OpenStore(context.Background(), pinned, StoreOptions{Keychain: authn.NewMultiKeychain(), Retry: fastRetry})
+	if err != nil || tag != "" {
+		t.Fatalf("OpenStore(pinned) tag %q, %v", tag, err)
+	}
+	if _, _, got, err := ps.GetManifest(context.Background(), pinned.Reference()); err != nil || got != one {
+		t.Errorf("GetManifest(pinned) = %s, %v; want %s", got, err, one)
+	}
+
 	s2 := openTestRegistry(t, reg.Host, "cache/skip", StoreOptions{})
 	a := newTestArtifact(t, randomBlob(t, 1<<20), randomBlob(t, 1000))
 	before := len(reg.Requests(t, "PUT", "/blobs/uploads/"))

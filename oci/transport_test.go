@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -89,7 +90,7 @@ func TestPlainHTTPPolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, _, err := OpenStore(ctx, ref, StoreOptions{Transport: rec, Retry: fastRetry})
+		s, _, err := OpenStore(ctx, ref, StoreOptions{Transport: rec, Retry: fastRetry, Keychain: authn.NewMultiKeychain()})
 		if err != nil {
 			t.Fatal(err)
 		}
