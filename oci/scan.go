@@ -22,23 +22,33 @@ import (
 const hashBufSize = 256 << 10
 
 // excluded reports whether a cache-relative path is volatile and never
-// packed (docs/format.md, "Excluded entries").
+// packed (docs/format.md, "Excluded entries"). Extracted module trees are
+// never filtered: a module may ship a Gopkg.lock or yarn.lock, and leaving
+// it out would break the tree's .ziphash.
 func excluded(c mount.Cache, rel string, isDir bool) bool {
 	base := rel
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
 		base = rel[i+1:]
 	}
-	if strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".partial") {
-		return true
-	}
+	lockOrPartial := strings.HasSuffix(base, ".lock") || strings.HasSuffix(base, ".partial")
 	switch c {
 	case mount.GoCache:
-		return rel == "trim.txt" || rel == "testexpire.txt" || rel == "fuzz"
+		return rel == "trim.txt" || rel == "testexpire.txt" || rel == "fuzz" || lockOrPartial
 	case mount.GoModCache:
-		// Go extracts module trees into NAME.tmp-NNN and downloads into
-		// temporary files next to their final name, then renames.
-		return rel == "cache/lock" || strings.Contains(base, ".tmp-") ||
-			(strings.HasPrefix(rel, "cache/download/") && strings.Contains(base, ".tmp"))
+		if rest, ok := strings.CutPrefix(rel, "cache/"); ok {
+			// Download and VCS bookkeeping: lock files, partial downloads,
+			// temporary files renamed into place when complete.
+			return !isDir && (rest == "lock" || lockOrPartial || strings.Contains(base, ".tmp"))
+		}
+		// Go extracts a module into MODULE@VERSION.tmp-NNN and renames it
+		// when complete: skip such a directory, nothing inside trees.
+		if i := strings.IndexByte(rel, '@'); i >= 0 {
+			comp := rel[i:]
+			if j := strings.IndexByte(comp, '/'); j >= 0 {
+				comp = comp[:j]
+			}
+			return strings.Contains(comp, ".tmp-")
+		}
 	}
 	return false
 }

@@ -44,7 +44,9 @@ func makeCache(t testing.TB, dir string) mount.Layout {
 		t.Fatal(err)
 	}
 	mc, gc := l.CacheDir(mount.GoModCache), l.CacheDir(mount.GoCache)
-	files := map[string]string{"go.mod": "module example.com/m\n", "a.go": "package m\n\nconst X = 1\n"}
+	// Gopkg.lock: files in module trees are never excluded, whatever
+	// their name (the tree's .ziphash covers them).
+	files := map[string]string{"go.mod": "module example.com/m\n", "a.go": "package m\n\nconst X = 1\n", "Gopkg.lock": "# dep\n"}
 	dl := filepath.Join(mc, "cache/download/example.com/m/@v")
 	zf := filepath.Join(dl, "v1.0.0.zip")
 	if err := os.MkdirAll(dl, 0o755); err != nil {
@@ -55,7 +57,7 @@ func makeCache(t testing.TB, dir string) mount.Layout {
 		t.Fatal(err)
 	}
 	zw := zip.NewWriter(f)
-	for _, n := range []string{"a.go", "go.mod"} {
+	for _, n := range []string{"Gopkg.lock", "a.go", "go.mod"} {
 		w, _ := zw.Create("example.com/m@v1.0.0/" + n)
 		w.Write([]byte(files[n]))
 	}
