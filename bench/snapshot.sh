@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# bench/snapshot.sh — melcache push/pull against the baselines, on real caches.
+#
+# Not run by CI (it downloads and builds real programs and takes minutes).
+# Usage: bench/snapshot.sh [small|large|both] [ROUNDS]
+#
+# Caches (GOMODCACHE + GOCACHE from `go build -trimpath`, here `go install`
+# with GOFLAGS=-trimpath, which is the same build):
+#   small  oras.land/oras/cmd/oras@v1.3.6
+#          + github.com/google/go-containerregistry/cmd/crane@v0.22.1   (≥ 300 MB)
+#   large  small + the programs in LARGE_EXTRA below, into one cache   (~1 GB)
+# Registry: Debian's docker-registry on a loopback port, storage under $WORK.
+# Each round, in this order, with `sync` before each timed step:
+#   tar -cf - gomodcache gocache | zstd -T0 > f     vs  melcache push (full, new repo)
+#   melcache push again (unchanged)                 vs  oras push of the two dirs
+#   zstd -dc f | tar -x  (into an empty dir)         vs  melcache pull (verifies everything)
+#   oras pull (into an empty dir)
+# Medians over ROUNDS (default 5) rounds; peak RSS from /usr/bin/time -v.
+# oras is installed by this script (go install oras.land/oras/cmd/oras@v1.3.6).
+set -euo pipefail
+
+WHICH=${1:-small}
+ROUNDS=${2:-5}
+REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${WORK:-/tmp/melcache-bench}
+ORAS_VERSION=v1.3.6
+CRANE_VERSION=v0.22.1
+# More real programs for the ~1 GB cache (module@version, built -trimpath).
+LARGE_EXTRA=${LARGE_EXTRA:-"helm.sh/helm/v3/cmd/helm@v3.18.4 sigs.k8s.io/kind@v0.29.0"}
+
+mkdir -p "$WORK/bin"
+export PATH="$WORK/bin:$PATH"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# --- tools -----------------------------------------------------------------
+log "building melcache"
+(cd "$REPO_ROOT" && go build -o "$WORK/bin/melcache" ./cmd/melcache)
+if [ ! -x "$WORK/bin/oras" ]; then
+  log "installing oras $ORAS_VERSION (baseline)"
+  GOBIN="$WORK/bin" go install "oras.land/oras/cmd/oras@$ORAS_VERSION"
+fi
+
+# --- caches ----------------------------------------------------------------
+build_cache() { # DIR PKG@VERSION...
+  local dir=$1; shift
+  mkdir -p "$dir/gomodcache" "$dir/gocache" "$dir/bin"
+  for p in "$@"; do
+    log "building $p into $dir"
+    GOMODCACHE="$dir/gomodcache" GOCACHE="$dir/gocache" GOFLAGS=-trimpath GOBIN="$dir/bin" \
+      GOTOOLCHAIN=local go install "$p"
+  done
+  rm -rf "$dir/bin"
+  touch "$dir/.built"
+}
+cache_for() { # small|large -> dir
+  local d="$WORK/cache-$1"
+  if [ ! -e "$d/.built" ]; then
+    rm -rf "$d"
+    case $1 in
+      small) build_cache "$d" "oras.land/oras/cmd/oras@$ORAS_VERSION" \
+               "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" ;;
+      large) build_cache "$d" "oras.land/oras/cmd/oras@$ORAS_VERSION" \
+               "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" $LARGE_EXTRA ;;
+    esac
+  fi
+  echo "$d"
+}
+
+# --- registry --------------------------------------------------------------
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+HOST=127.0.0.1:$PORT
+mkdir -p "$WORK/registry"
+cat > "$WORK/registry/config.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $WORK/registry/storage}, delete: {enabled: true}}
+http: {addr: $HOST}
+YAML
+rm -rf "$WORK/registry/storage"
+docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
+REG_PID=$!
+trap 'kill $REG_PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -fs "http://$HOST/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+# --- timing ----------------------------------------------------------------
+# timed NAME CMD...: runs CMD after sync, appends "NAME seconds maxrss_kb".
+timed() {
+  local name=$1; shift
+  sync
+  /usr/bin/time -f '%e %M' -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || {
+    cat "$WORK/cmd.err" >&2; echo "FAILED: $name" >&2; exit 1; }
+  echo "$name $(cat "$WORK/time.out")" >> "$RESULTS"
+}
+wipe() { chmod -R u+w "$1" 2>/dev/null || true; rm -rf "$1"; }
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+bench() { # small|large
+  local which=$1 src
+  src=$(cache_for "$which")
+  RESULTS="$WORK/results-$which.txt"
+  : > "$RESULTS"
+  local size files
+  size=$(du -sm "$src/gomodcache" "$src/gocache" | awk '{s+=$1} END {print s}')
+  files=$(find "$src/gomodcache" "$src/gocache" -type f | wc -l)
+  log "$which cache: $size MB, $files files"
+  for r in $(seq "$ROUNDS"); do
+    log "$which round $r/$ROUNDS"
+    rm -f "$WORK/f.tar.zst"
+    timed tar_zstd sh -c "tar -C '$src' -cf - gomodcache gocache | zstd -q -T0 -o '$WORK/f.tar.zst'"
+    rm -rf "$src/.melcache"
+    timed melcache_push melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
+    timed melcache_repush melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
+    timed oras_push sh -c "cd '$src' && oras push --plain-http '$HOST/oras-$which-$r:full' gomodcache gocache"
+    wipe "$WORK/out"; mkdir -p "$WORK/out"
+    timed zstd_tar sh -c "zstd -q -dc '$WORK/f.tar.zst' | tar -C '$WORK/out' -x"
+    wipe "$WORK/out"; mkdir -p "$WORK/out"
+    timed melcache_pull melcache pull -q --dir "$WORK/out" "$HOST/bench-$which-$r:full"
+    wipe "$WORK/out"; mkdir -p "$WORK/out"
+    timed oras_pull sh -c "cd '$WORK/out' && oras pull --plain-http '$HOST/oras-$which-$r:full'"
+    wipe "$WORK/out"
+  done
+  local zsize
+  zsize=$(stat -c %s "$WORK/f.tar.zst")
+  {
+    echo "### $which cache: $size MB on disk, $files files (tar|zstd: $((zsize/1024/1024)) MB)"
+    echo
+    echo "| step | median s | min s | max s | peak RSS MB (median) |"
+    echo "|---|---|---|---|---|"
+    for step in tar_zstd melcache_push melcache_repush oras_push zstd_tar melcache_pull oras_pull; do
+      local t rss
+      t=$(awk -v s=$step '$1==s {print $2}' "$RESULTS")
+      rss=$(awk -v s=$step '$1==s {print $3/1024}' "$RESULTS" | median)
+      printf '| %s | %s | %s | %s | %.0f |\n' "$step" "$(echo "$t" | median)" "$(echo "$t" | sort -n | head -1)" "$(echo "$t" | sort -n | tail -1)" "$rss"
+    done
+    echo
+    echo "rounds: $ROUNDS; raw: $RESULTS"
+    echo
+  } | tee "$WORK/summary-$which.md"
+}
+
+case $WHICH in
+  small|large) bench "$WHICH" ;;
+  both) bench small; bench large ;;
+  *) echo "usage: $0 [small|large|both] [ROUNDS]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/melcache/melcache/oci"
+	"github.com/spf13/cobra"
+)
+
+func init() { addCommand(newInspectCmd) }
+
+func newInspectCmd(g *globals) *cobra.Command {
+	var insecure, asJSON bool
+	c := &cobra.Command{
+		Use:   "inspect [REF]",
+		Short: "Show a snapshot's layers, what each restores and its generation chain",
+		Long: `inspect reads a snapshot's manifest, config and index and shows each data
+layer: the cache it restores into, its generation, the files it holds and how
+many of them the snapshot still takes from it (the rest are dead bytes that
+compaction drops), then the chain of base snapshots this one is a delta of.`,
+		Example: `  melcache inspect ghcr.io/acme/gocache:main
+  melcache inspect oci:/srv/cache-layout:nightly --json
+  melcache inspect                                # embedded store, tag latest`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: insecure})
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			s, tag, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, Logger: g.log})
+			if err != nil {
+				return err
+			}
+			want := ref.Reference()
+			if want == "" {
+				want, tag = defaultTag, defaultTag
+			}
+			r, err := oci.Inspect(ctx, s, want)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			w := g.stdout
+			name := s.String()
+			if tag != "" {
+				name += ":" + tag
+			}
+			fmt.Fprintf(w, "snapshot  %s@%s\n", name, r.Digest)
+			fmt.Fprintf(w, "created   %s\n", r.Annotations[oci.AnnotationCreated])
+			fmt.Fprintf(w, "arch      %s   go %s   format v%d\n", r.Config.Arch, orDash(r.Config.GoVersion), r.Config.FormatVersion)
+			fmt.Fprintf(w, "content   %d files, %d directories, %s\n", r.IndexFiles, r.IndexDirs, humanBytes(r.Config.Size))
+			fmt.Fprintf(w, "index     %s (%s)\n", r.Index.Digest, humanBytes(r.Index.Size))
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LAYER\tCACHE\tGEN\tFILES\tRESTORES\tZSTD\tTAR\tDIGEST")
+			for i, l := range r.Layers {
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d files, %s\t%s\t%s\t%s\n", i, l.Cache, l.Generation, l.Files,
+					l.LiveFiles, humanBytes(l.LiveBytes), humanBytes(l.Compressed), humanBytes(l.Size), l.Digest)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintln(w, "chain (newest first):")
+			for _, c := range r.Chain {
+				if c.Missing {
+					fmt.Fprintf(w, "  %s  (no longer in the store)\n", c.Digest)
+					continue
+				}
+				fmt.Fprintf(w, "  %s  %s  %s\n", c.Digest, c.Created.Format(time.RFC3339), orDash(c.Key))
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/melcache/melcache/oci"
+	"github.com/spf13/cobra"
+)
+
+func init() { addCommand(newPullCmd) }
+
+func newPullCmd(g *globals) *cobra.Command {
+	var f snapshotFlags
+	var replace bool
+	var restoreKeys []string
+	c := &cobra.Command{
+		Use:   "pull [REF]",
+		Short: "Restore the caches from a snapshot",
+		Long: `pull restores gomodcache/ and gocache/ of the cache directory from a snapshot.
+REF is a registry reference (HOST/REPO[:TAG|@sha256:...]), oci:PATH[:TAG] for
+an OCI image layout, or nothing for the embedded store. With --restore-keys,
+when REF's tag does not exist, the newest snapshot whose tag starts with the
+first matching prefix is used, and pull says which.
+
+By default the snapshot is merged over the local caches (the snapshot wins;
+local-only files stay); --replace gives exactly the snapshot. Files already
+present are reused, only layers holding missing files are downloaded, every
+file is verified, and the new state is swapped in atomically: an interrupted
+pull leaves the old caches, and the next command finishes or rolls it back.
+Restored entries are marked used two hours ago and trim.txt is reset, so Go
+keeps them.`,
+		Example: `  melcache pull ghcr.io/acme/gocache:main
+  melcache pull --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml \
+      --restore-keys 'go-{go}-{arch}-' ghcr.io/acme/gocache
+  melcache pull oci:/srv/cache-layout:nightly --replace
+  melcache pull                                   # embedded store, tag latest`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			limitMemory()
+			s, tag, digest, err := f.openRef(ctx, g, argOr(args))
+			if err != nil {
+				return err
+			}
+			var keys []string
+			for _, k := range restoreKeys {
+				for _, p := range strings.Split(k, ",") {
+					if p = strings.TrimSpace(p); p == "" {
+						continue
+					}
+					// Prefixes are templates too, but not cut to a tag:
+					// a prefix may end in '-'.
+					e, err := f.expand(p)
+					if err != nil {
+						return usageErrorf("--restore-keys: %v", err)
+					}
+					keys = append(keys, e)
+				}
+			}
+			ref := tag
+			if digest != "" {
+				ref = digest
+			}
+			if ref == "" && len(keys) == 0 {
+				ref = defaultTag
+			}
+			l, err := f.layout(true)
+			if err != nil {
+				return err
+			}
+			o := f.options(g)
+			o.Replace, o.RestoreKeys = replace, keys
+			p := f.progress(g)
+			o.Progress = p
+			res, err := oci.Pull(ctx, l, s, ref, o)
+			p.Wait()
+			if err != nil {
+				return err
+			}
+			return printResult(g.stdout, f.json, res)
+		},
+	}
+	f.register(c, false)
+	c.Flags().BoolVar(&replace, "replace", false, "make the caches exactly the snapshot (default: merge)")
+	c.Flags().StringSliceVar(&restoreKeys, "restore-keys", nil, "tag prefixes to fall back to, in order (repeat or comma-separate)")
+	return c
+}

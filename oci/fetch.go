@@ -1,0 +1,112 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// VerifyError reports content that does not match what the snapshot
+// declares. It is never retried.
+type VerifyError struct{ Err error }
+
+func (e *VerifyError) Error() string { return e.Err.Error() }
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+func verifyErrorf(format string, args ...any) error {
+	return &VerifyError{Err: fmt.Errorf(format, args...)}
+}
+
+// readSmallBlob reads a metadata blob whole, checking its size and digest.
+func readSmallBlob(ctx context.Context, s Store, d v1.Descriptor, limit int64) ([]byte, error) {
+	if d.Size < 0 || d.Size > limit {
+		return nil, verifyErrorf("blob %s: size %d over the %d limit", d.Digest, d.Size, limit)
+	}
+	rc, err := s.ReadBlob(ctx, d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read blob %s: %w", s, d.Digest, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read blob %s: %w", s, d.Digest, err)
+	}
+	if int64(len(b)) != d.Size {
+		return nil, verifyErrorf("%s: blob %s is %d bytes, manifest declares %d", s, d.Digest, len(b), d.Size)
+	}
+	sum := sha256.Sum256(b)
+	if d.Digest.Algorithm != "sha256" || hex.EncodeToString(sum[:]) != d.Digest.Hex {
+		return nil, verifyErrorf("%s: blob %s: content digest is sha256:%x", s, d.Digest, sum)
+	}
+	return b, nil
+}
+
+// FetchSnapshot reads and validates a snapshot's manifest, config and index
+// by tag or "sha256:..." digest.
+func FetchSnapshot(ctx context.Context, s Store, tagOrDigest string) (*Snapshot, error) {
+	mt, mb, d, err := s.GetManifest(ctx, tagOrDigest)
+	if err != nil {
+		return nil, err
+	}
+	if len(mb) > maxManifestBytes {
+		return nil, verifyErrorf("%s: manifest %s is %d bytes, over the %d limit", s, tagOrDigest, len(mb), maxManifestBytes)
+	}
+	m, err := parseManifest(mt, mb)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
+	}
+	cb, err := readSmallBlob(ctx, s, m.Config, maxConfigBytes)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := json.Unmarshal(cb, &c); err != nil {
+		return nil, fmt.Errorf("%s %s: config: %w", s, tagOrDigest, err)
+	}
+	if err := checkConfig(&c, m); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
+	}
+	x, ib, err := readIndex(ctx, s, m.Layers[0], c.Index.Size)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIndex(x, &c); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
+	}
+	return &Snapshot{Digest: d, Manifest: m, Config: &c, Index: x,
+		ManifestBytes: int64(len(mb)), ConfigBytes: int64(len(cb)), IndexBytes: ib}, nil
+}
+
+func readIndex(ctx context.Context, s Store, d v1.Descriptor, size int64) (*Index, int64, error) {
+	zb, err := readSmallBlob(ctx, s, d, maxIndexBytes)
+	if err != nil {
+		return nil, 0, err
+	}
+	dec, err := newDecoder(bytes.NewReader(zb))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer dec.Close()
+	b, err := io.ReadAll(io.LimitReader(dec, size+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: index %s: %w", s, d.Digest, err)
+	}
+	if int64(len(b)) != size {
+		return nil, 0, verifyErrorf("%s: index %s decompresses to %d bytes, config declares %d", s, d.Digest, len(b), size)
+	}
+	var x Index
+	if err := json.Unmarshal(b, &x); err != nil {
+		return nil, 0, fmt.Errorf("%s: index %s: %w", s, d.Digest, err)
+	}
+	return &x, int64(len(zb)), nil
+}
+
+// isNotFound reports a missing manifest or blob.
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,0 +1,165 @@
+package oci
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/melcache/melcache/mount"
+)
+
+// Names under the state directory used by a restore.
+const (
+	// journalName records a restore in progress so that the next command
+	// completes it or rolls it back.
+	journalName = "journal.json"
+	// stagingName is where a restore builds the new caches: inside the
+	// state directory, so on the caches' filesystem (renames and hard links
+	// work) and never seen by Go.
+	stagingName = "staging"
+)
+
+// Journal phases. A restore moves stage → swap → cleanup.
+const (
+	// phaseStage: the staging dir is being built; the caches are untouched.
+	// Recovery rolls back (removes the staging dir).
+	phaseStage = "stage"
+	// phaseSwap: staging is complete; caches are being renamed. Recovery
+	// rolls forward (finishes the renames).
+	phaseSwap = "swap"
+	// phaseCleanup: the new caches are in place; the old ones are deleted.
+	phaseCleanup = "cleanup"
+)
+
+type journal struct {
+	Phase  string        `json:"phase"`
+	Caches []mount.Cache `json:"caches"`
+	Digest string        `json:"digest"`
+}
+
+func journalPath(l mount.Layout) string { return filepath.Join(l.State, journalName) }
+func stagingDir(l mount.Layout) string  { return filepath.Join(l.State, stagingName) }
+func stagedNew(l mount.Layout, c mount.Cache) string {
+	return filepath.Join(stagingDir(l), "new", string(c))
+}
+func stagedOld(l mount.Layout, c mount.Cache) string {
+	return filepath.Join(stagingDir(l), "old", string(c))
+}
+
+func writeJournal(l mount.Layout, j journal) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	if err := mount.WriteFileAtomic(journalPath(l), b, 0o644); err != nil {
+		return err
+	}
+	return fsyncDir(l.State)
+}
+
+func fsyncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// RecoveryPending reports whether an interrupted restore left a journal or
+// a staging directory that Recover must deal with.
+func RecoveryPending(l mount.Layout) bool {
+	for _, p := range []string{journalPath(l), stagingDir(l)} {
+		if _, err := os.Lstat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Recover completes or rolls back a restore that was interrupted (killed,
+// power loss) and reports what it did ("" when there was nothing to do).
+// Every command that reads or changes the caches should call it under the
+// exclusive lock first; Pull and Push do.
+func Recover(l mount.Layout) (string, error) {
+	b, err := os.ReadFile(journalPath(l))
+	if errors.Is(err, os.ErrNotExist) {
+		// A staging dir without a journal is debris from a restore killed
+		// before it wrote the journal.
+		if _, err := os.Stat(stagingDir(l)); err == nil {
+			return "removed an abandoned staging directory", removeTree(stagingDir(l))
+		}
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	var j journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return "", fmt.Errorf("restore journal %s: %w (remove it and %s to reset)", journalPath(l), err, stagingDir(l))
+	}
+	var did string
+	switch j.Phase {
+	case phaseStage:
+		did = "rolled back an interrupted restore of " + j.Digest
+	case phaseSwap:
+		if err := swapIn(l, j.Caches); err != nil {
+			return "", err
+		}
+		did = "completed an interrupted restore of " + j.Digest
+	case phaseCleanup:
+		did = "cleaned up after the restore of " + j.Digest
+	default:
+		return "", fmt.Errorf("restore journal %s: unknown phase %q", journalPath(l), j.Phase)
+	}
+	if err := removeTree(stagingDir(l)); err != nil {
+		return "", err
+	}
+	if err := os.Remove(journalPath(l)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	return did, fsyncDir(l.State)
+}
+
+// swapIn moves each staged cache into place; it is idempotent, so recovery
+// can run it again after a crash at any point inside it.
+func swapIn(l mount.Layout, caches []mount.Cache) error {
+	if err := os.MkdirAll(filepath.Join(stagingDir(l), "old"), 0o755); err != nil {
+		return err
+	}
+	for i, c := range caches {
+		nw, old, live := stagedNew(l, c), stagedOld(l, c), l.CacheDir(c)
+		if _, err := os.Lstat(nw); errors.Is(err, os.ErrNotExist) {
+			continue // already swapped
+		}
+		if _, err := os.Lstat(live); err == nil {
+			if _, err := os.Lstat(old); err == nil {
+				return fmt.Errorf("restore swap: both %s and %s exist; remove %s to roll back", live, old, journalPath(l))
+			}
+			if err := os.Rename(live, old); err != nil {
+				return fmt.Errorf("restore swap: %w", err)
+			}
+		}
+		if err := os.Rename(nw, live); err != nil {
+			return fmt.Errorf("restore swap: %w", err)
+		}
+		if i == 0 {
+			crashPoint("pull-swap")
+		}
+	}
+	return fsyncDir(l.Dir)
+}
+
+// removeTree removes p, making read-only directories (module trees are
+// 0555) writable first.
+func removeTree(p string) error {
+	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(q, 0o755)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
+}

@@ -1,0 +1,56 @@
+package oci
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExpandKey(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.sum"), []byte("x v1 h1:abc\n"), 0o644)
+	cfg := filepath.Join(dir, "pkg.yaml")
+	os.WriteFile(cfg, []byte("package:\n  name: x\nenvironment:\n  contents:\n    packages:\n      - build-base\n      - go-1.26=1.26.0-r1\n"), 0o644)
+	got, err := ExpandKey("gocache/{arch}/{go}/{hash:go.sum}", KeyOptions{Arch: "aarch64", Config: cfg, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "gocache-aarch64-go-1.26-" + sha([]byte("x v1 h1:abc\n"))[:16]; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got, _ := ExpandKey(strings.Repeat("a", 200), KeyOptions{}); len(got) != 128 {
+		t.Fatalf("not cut to 128: %d", len(got))
+	}
+	if got, _ := ExpandKey(".x y", KeyOptions{}); got != "_.x-y" {
+		t.Fatalf("sanitise: %q", got)
+	}
+	for _, bad := range []string{"{go}", "{hash:nope}", "{nope}", "{hash}"} {
+		if _, err := ExpandKey(bad, KeyOptions{Dir: dir}); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := GoPackage(filepath.Join("..", "..", "shared", "corpus", "melange", "nope.yaml")); err == nil {
+		t.Error("missing file: no error")
+	}
+}
+
+// TestGoPackageCorpus reads the {go} package from real melange configs.
+func TestGoPackageCorpus(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "corpus", "melange", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("corpus not found at ../shared/corpus/melange relative to the repo root")
+	}
+	found := 0
+	for _, f := range files {
+		if p, err := GoPackage(f); err == nil {
+			found++
+			if !goPackageName.MatchString(p) {
+				t.Errorf("%s: %q", f, p)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatalf("no corpus file yields a go package")
+	}
+}

@@ -1,0 +1,725 @@
+package oci
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/melcache/melcache/mount"
+	"golang.org/x/mod/module"
+	"golang.org/x/mod/sumdb/dirhash"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+// useMarkAge is how far in the past restored files' mtimes are set: more
+// than Go's one-hour refresh threshold, so the next build that uses an entry
+// marks it (hits become visible), and far inside Go's 5-day trim window, so
+// no restored entry is trimmed (FACTS.md: old or zero mtimes get the
+// restored cache wiped by the first go command).
+const useMarkAge = 2 * time.Hour
+
+// readBufSize batches reads of a layer blob: the zstd decoder asks for
+// small pieces.
+const readBufSize = 1 << 20
+
+// layerRetries is how often a data layer download cut mid-stream is
+// retried (ggcr does not retry a body that fails after the first byte).
+const layerRetries = 3
+
+// layerRetryBackoff is the first retry delay, doubled each time.
+var layerRetryBackoff = time.Second
+
+type localEntry struct {
+	dir  bool
+	mode fs.FileMode
+	size int64
+}
+
+// restore builds the new caches from snap in a staging directory and swaps
+// them in (docs/format.md, "Restore"). The caller holds the exclusive lock
+// and has run Recover.
+func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Options, res *Result) error {
+	log := o.log()
+	if l.Mode == mount.Recipe {
+		return fmt.Errorf("pull into %s: recipe-mode directories (DIR is GOMODCACHE) cannot be swapped atomically; use a split layout (melcache prepare)", l.Dir)
+	}
+	caches := l.Caches()
+	stage := stagingDir(l)
+	if err := removeTree(stage); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(stage, "new"), 0o755); err != nil {
+		return err
+	}
+	if err := sameDevice(l.Dir, stage); err != nil {
+		_ = removeTree(stage)
+		return err
+	}
+	if err := writeJournal(l, journal{Phase: phaseStage, Caches: caches, Digest: snap.Digest.String()}); err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok { // roll back: the caches were never touched
+			_ = removeTree(stage)
+			_ = os.Remove(journalPath(l))
+		}
+	}()
+
+	t0 := time.Now()
+	umask() // read once now, before any goroutine creates files
+	owner := dirOwner(l.Dir)
+	now := o.now()
+	markTime := now.Add(-useMarkAge)
+
+	// Local inventory.
+	local := map[string]localEntry{}
+	for _, c := range caches {
+		root := l.CacheDir(c)
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if p == root && errors.Is(err, fs.ErrNotExist) {
+					return filepath.SkipDir
+				}
+				return err
+			}
+			if p == root {
+				return nil
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if !fi.IsDir() && !fi.Mode().IsRegular() {
+				return nil
+			}
+			local[string(c)+"\x00"+filepath.ToSlash(p[len(root)+1:])] = localEntry{dir: fi.IsDir(), mode: fi.Mode().Perm(), size: fi.Size()}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("scan %s: %w", root, err)
+		}
+	}
+
+	// Snapshot files already present locally with the same content are
+	// reused (hard-linked); the others are downloaded.
+	snapKeys := make(map[string]*Entry, len(snap.Index.Entries))
+	var candidates []Entry
+	for i := range snap.Index.Entries {
+		e := &snap.Index.Entries[i]
+		snapKeys[e.key()] = e
+		if le, ok := local[e.key()]; ok && e.Type == TypeFile && !le.dir && le.size == e.Size {
+			candidates = append(candidates, Entry{Cache: e.Cache, Path: e.Path, Type: TypeFile, Size: e.Size})
+		}
+	}
+	if err := hashEntries(ctx, l, candidates, o.jobs(), nil); err != nil {
+		return err
+	}
+	reuse := map[string]bool{}
+	for _, c := range candidates {
+		if c.SHA256 == snapKeys[c.key()].SHA256 {
+			reuse[c.key()] = true
+		}
+	}
+
+	dirModes := map[string]fs.FileMode{}
+	var created []string // paths to chown
+	newPath := func(c mount.Cache, p string) string {
+		return filepath.Join(stagedNew(l, c), filepath.FromSlash(p))
+	}
+	livePath := func(c mount.Cache, p string) string {
+		return filepath.Join(l.CacheDir(c), filepath.FromSlash(p))
+	}
+	// Directories: the snapshot's, plus local ones in merge mode. All are
+	// made writable now and get their final modes at the end.
+	for _, c := range caches {
+		p := stagedNew(l, c)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		// The cache roots keep their mode and owner (prepare may have made
+		// them group-writable for the build user); new ones get 0755 and
+		// the directory's owner.
+		if fi, err := os.Stat(l.CacheDir(c)); err == nil {
+			dirModes[p] = fi.Mode().Perm()
+		} else {
+			created = append(created, p)
+		}
+	}
+	shadowed := func(c mount.Cache, p string) bool {
+		// A local entry is dropped when the snapshot has the same path, or
+		// has a file where the local path needs a directory.
+		if _, ok := snapKeys[string(c)+"\x00"+p]; ok {
+			return true
+		}
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if e := snapKeys[string(c)+"\x00"+d]; e != nil && e.Type == TypeFile {
+				return true
+			}
+		}
+		return false
+	}
+	type linkJob struct{ from, to string }
+	var links []linkJob
+	for _, e := range snap.Index.Entries {
+		if e.Type == TypeDir {
+			p := newPath(e.Cache, e.Path)
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+			dirModes[p] = fs.FileMode(e.Mode)
+			created = append(created, p)
+		} else if reuse[e.key()] {
+			links = append(links, linkJob{livePath(e.Cache, e.Path), newPath(e.Cache, e.Path)})
+		}
+	}
+	if !o.Replace {
+		keys := make([]string, 0, len(local))
+		for k := range local {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // parents before children
+		for _, k := range keys {
+			cs, p, _ := strings.Cut(k, "\x00")
+			c := mount.Cache(cs)
+			if c == mount.GoCache && p == "trim.txt" {
+				continue // rewritten below
+			}
+			le := local[k]
+			if shadowed(c, p) {
+				continue
+			}
+			if le.dir {
+				np := newPath(c, p)
+				if err := os.MkdirAll(np, 0o755); err != nil {
+					return err
+				}
+				dirModes[np] = le.mode
+			} else {
+				links = append(links, linkJob{livePath(c, p), newPath(c, p)})
+			}
+		}
+	}
+	for _, lj := range links {
+		if err := linkOrCopy(lj.from, lj.to); err != nil {
+			return err
+		}
+	}
+
+	log.Debug("staged local files", "reused", len(reuse), "linked", len(links), "elapsed", time.Since(t0))
+	// Download the layers holding missing files, in parallel, streaming.
+	want := map[int]map[string]*Entry{}
+	for i := range snap.Index.Entries {
+		e := &snap.Index.Entries[i]
+		if e.Type != TypeFile || reuse[e.key()] {
+			continue
+		}
+		if want[e.Layer] == nil {
+			want[e.Layer] = map[string]*Entry{}
+		}
+		want[e.Layer][e.TarName()] = e
+	}
+	res.BlobsSkipped = len(snap.Config.Layers) - len(want)
+	var written atomic.Int64
+	var dataBytes atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, o.jobs()))
+	for li := range snap.Config.Layers {
+		w := want[li]
+		if w == nil {
+			continue
+		}
+		desc := snap.Manifest.Layers[li+1]
+		info := snap.Config.Layers[li]
+		g.Go(func() error {
+			n, err := fetchLayer(gctx, s, desc, info, w, func(e *Entry) string { return newPath(e.Cache, e.Path) }, &written, o)
+			dataBytes.Add(n)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	res.Layers = len(want)
+	res.DataBytes = dataBytes.Load()
+	res.FilesWritten = int(written.Load())
+
+	log.Debug("downloaded layers", "layers", len(want), "files", written.Load(), "elapsed", time.Since(t0))
+	if err := verifyModules(ctx, l, snap, reuse, newPath, o.jobs()); err != nil {
+		return err
+	}
+	log.Debug("verified module zips and trees", "elapsed", time.Since(t0))
+
+	// Use marks: every snapshot file gets mtime now-2h; trim.txt = now.
+	for _, e := range snap.Index.Entries {
+		if e.Type != TypeFile {
+			continue
+		}
+		p := newPath(e.Cache, e.Path)
+		if err := os.Chtimes(p, markTime, markTime); err != nil {
+			return err
+		}
+		if !reuse[e.key()] {
+			created = append(created, p)
+		}
+	}
+	for _, c := range caches {
+		if c == mount.GoCache {
+			p := newPath(c, "trim.txt")
+			// Go's format (cmd/go/internal/cache): decimal Unix seconds.
+			if err := os.WriteFile(p, []byte(strconv.FormatInt(now.Unix(), 10)+"\n"), 0o644); err != nil {
+				return err
+			}
+			created = append(created, p)
+		}
+	}
+	log.Debug("set use marks", "elapsed", time.Since(t0))
+	// Files we create belong to us; a root pull gives new files to the
+	// cache dir's owner (the user melange's guest writes as) and every
+	// staged directory to the owner of the directory it replaces, or to the
+	// cache dir's owner when it is new.
+	if owner != nil && os.Geteuid() == 0 {
+		mine := func(o *fileOwner) bool { return o.uid == 0 && o.gid == os.Getegid() }
+		if !mine(owner) {
+			for _, p := range created {
+				if err := os.Lchown(p, owner.uid, owner.gid); err != nil {
+					return err
+				}
+			}
+		}
+		newRoot := filepath.Join(stage, "new") + string(filepath.Separator)
+		for p := range dirModes {
+			o := owner
+			if rel, ok := strings.CutPrefix(p, newRoot); ok {
+				if lo := dirOwner(filepath.Join(l.Dir, rel)); lo != nil {
+					o = lo
+				}
+			}
+			if !mine(o) {
+				if err := os.Lchown(p, o.uid, o.gid); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	// Final directory modes, deepest first (0555 module trees).
+	dirs := make([]string, 0, len(dirModes))
+	for p := range dirModes {
+		dirs = append(dirs, p)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	for _, p := range dirs {
+		if err := os.Chmod(p, dirModes[p]); err != nil {
+			return err
+		}
+	}
+	if err := syncFS(stage); err != nil {
+		return err
+	}
+	log.Debug("staging synced to disk", "elapsed", time.Since(t0))
+	crashPoint("pull-staged")
+
+	if err := writeJournal(l, journal{Phase: phaseSwap, Caches: caches, Digest: snap.Digest.String()}); err != nil {
+		return err
+	}
+	ok = true // from here on, recovery rolls forward
+	if err := swapIn(l, caches); err != nil {
+		return err
+	}
+	if err := writeJournal(l, journal{Phase: phaseCleanup, Caches: caches, Digest: snap.Digest.String()}); err != nil {
+		return err
+	}
+	crashPoint("pull-cleanup")
+	if err := removeTree(stage); err != nil {
+		log.Warn("cannot remove the old caches", "dir", stage, "err", err)
+		return nil
+	}
+	if err := os.Remove(journalPath(l)); err != nil {
+		return err
+	}
+	return fsyncDir(l.State)
+}
+
+// fetchLayer streams one data layer: the compressed bytes are digest-checked
+// while they are decompressed and the wanted files written. It retries a
+// transfer cut mid-stream, skipping files already written.
+func fetchLayer(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo, want map[string]*Entry,
+	dst func(*Entry) string, written *atomic.Int64, o Options) (int64, error) {
+	done := map[string]bool{}
+	var total int64
+	backoff := layerRetryBackoff
+	for attempt := 0; ; attempt++ {
+		n, err := fetchLayerOnce(ctx, s, desc, info, want, dst, done, written, o)
+		total += n
+		if err == nil {
+			for name := range want {
+				if !done[name] {
+					return total, verifyErrorf("%s: layer %s lacks %s, which the index places there", s, desc.Digest, name)
+				}
+			}
+			return total, nil
+		}
+		var ve *VerifyError
+		if errors.As(err, &ve) || ctx.Err() != nil || attempt >= layerRetries {
+			return total, err
+		}
+		o.log().Warn("layer download failed; retrying", "layer", desc.Digest.String(), "attempt", attempt+1, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return total, ctx.Err()
+		}
+		backoff *= 2
+	}
+}
+
+func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo, want map[string]*Entry,
+	dst func(*Entry) string, done map[string]bool, written *atomic.Int64, o Options) (int64, error) {
+	rc, err := s.ReadBlob(ctx, desc.Digest)
+	if err != nil {
+		return 0, fmt.Errorf("%s: read layer %s: %w", s, desc.Digest, err)
+	}
+	defer rc.Close()
+	add, finish := startProgress(o.Progress, "pull "+string(info.Cache)+" "+short(desc.Digest), desc.Size)
+	defer finish()
+	dh := sha256.New()
+	cr := &countReader{r: io.TeeReader(io.LimitReader(bufio.NewReaderSize(rc, readBufSize), desc.Size+1), dh), add: add}
+	zr, err := newDecoder(cr)
+	if err != nil {
+		return 0, err
+	}
+	defer zr.Close()
+	lr := &strictLimit{r: zr, n: info.Size, what: fmt.Sprintf("layer %s", desc.Digest)}
+	tr := tar.NewReader(lr)
+	seen := map[string]bool{}
+	buf := hashBufPool.Get().(*[]byte)
+	defer hashBufPool.Put(buf)
+	fh := sha256.New()
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return cr.n, wrapRead(err, "%s: layer %s", s, desc.Digest)
+		}
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			return cr.n, verifyErrorf("%s: layer %s: member %q has tar type %q: only regular files are allowed (no links, devices or fifos)", s, desc.Digest, hdr.Name, hdr.Typeflag)
+		}
+		if err := checkPath(hdr.Name); err != nil {
+			return cr.n, verifyErrorf("%s: layer %s: member %q: %v", s, desc.Digest, hdr.Name, err)
+		}
+		if hdr.Mode&^0o777 != 0 {
+			return cr.n, verifyErrorf("%s: layer %s: member %q has mode %o (setuid, setgid or sticky refused)", s, desc.Digest, hdr.Name, hdr.Mode)
+		}
+		if seen[hdr.Name] {
+			return cr.n, verifyErrorf("%s: layer %s: duplicate member %q", s, desc.Digest, hdr.Name)
+		}
+		seen[hdr.Name] = true
+		e := want[hdr.Name]
+		if e == nil || done[hdr.Name] {
+			continue // superseded, reused or already written: tar skips it
+		}
+		if hdr.Size != e.Size {
+			return cr.n, verifyErrorf("%s: layer %s: %s is %d bytes, the index says %d", s, desc.Digest, hdr.Name, hdr.Size, e.Size)
+		}
+		if err := writeFile(dst(e), tr, e, *buf, fh); err != nil {
+			return cr.n, wrapRead(err, "%s: layer %s: %s", s, desc.Digest, hdr.Name)
+		}
+		done[hdr.Name] = true
+		if written.Add(1) == 10 {
+			crashPoint("pull-extract")
+		}
+	}
+	// Read to the end so the whole blob is digest-checked.
+	if _, err := io.Copy(io.Discard, lr); err != nil {
+		return cr.n, wrapRead(err, "%s: layer %s", s, desc.Digest)
+	}
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return cr.n, wrapRead(err, "%s: layer %s", s, desc.Digest)
+	}
+	if cr.n != desc.Size {
+		return cr.n, verifyErrorf("%s: layer %s is %d bytes, the manifest says %d", s, desc.Digest, cr.n, desc.Size)
+	}
+	if got := hex.EncodeToString(dh.Sum(nil)); got != desc.Digest.Hex {
+		return cr.n, verifyErrorf("%s: layer %s: content digest is sha256:%s", s, desc.Digest, got)
+	}
+	return cr.n, nil
+}
+
+// wrapRead keeps a VerifyError a VerifyError while adding context.
+func wrapRead(err error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	var ve *VerifyError
+	if errors.As(err, &ve) {
+		return &VerifyError{Err: fmt.Errorf("%s: %w", msg, err)}
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+func writeFile(p string, r io.Reader, e *Entry, buf []byte, h interface {
+	io.Writer
+	Sum([]byte) []byte
+	Reset()
+}) error {
+	// Created with its final mode (a new file is writable through this
+	// descriptor even when the mode is 0444); chmod only if umask cut it.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(e.Mode))
+	if err != nil {
+		return err
+	}
+	h.Reset()
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(r, e.Size), buf)
+	if err == nil && n != e.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
+			err = verifyErrorf("content sha256 %s, the index says %s", got, e.SHA256)
+		}
+	}
+	if err == nil && umask()&fs.FileMode(e.Mode) != 0 {
+		err = f.Chmod(fs.FileMode(e.Mode))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+	}
+	return err
+}
+
+type countReader struct {
+	r   io.Reader
+	n   int64
+	add func(int64)
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if n > 0 {
+		c.add(int64(n))
+	}
+	return n, err
+}
+
+// strictLimit fails with a VerifyError when r yields more than n bytes.
+type strictLimit struct {
+	r    io.Reader
+	n    int64
+	what string
+}
+
+func (l *strictLimit) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		var one [1]byte
+		if k, _ := l.r.Read(one[:]); k > 0 {
+			return 0, verifyErrorf("%s decompresses to more bytes than the config declares", l.what)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// verifyModules checks downloaded module zips against their .ziphash and
+// module trees with downloaded files against the .ziphash of their version.
+func verifyModules(ctx context.Context, l mount.Layout, snap *Snapshot, reuse map[string]bool,
+	newPath func(mount.Cache, string) string, jobs int) error {
+	zips := map[string]bool{}
+	trees := map[string]bool{}
+	for _, e := range snap.Index.Entries {
+		if e.Cache != mount.GoModCache || e.Type != TypeFile || reuse[e.key()] {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(e.Path, "cache/download/"); ok {
+			if strings.HasSuffix(rest, ".zip") && strings.Contains(rest, "/@v/") {
+				zips[e.Path] = true
+			}
+			continue
+		}
+		parts := strings.Split(e.Path, "/")
+		for i, p := range parts {
+			if strings.Contains(p, "@") {
+				trees[strings.Join(parts[:i+1], "/")] = true
+				break
+			}
+		}
+	}
+	g, _ := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, jobs))
+	for z := range zips {
+		g.Go(func() error {
+			want, err := os.ReadFile(newPath(mount.GoModCache, strings.TrimSuffix(z, ".zip")+".ziphash"))
+			if err != nil {
+				return nil // no .ziphash: Go itself will not trust the zip
+			}
+			got, err := dirhash.HashZip(newPath(mount.GoModCache, z), dirhash.Hash1)
+			if err != nil {
+				return verifyErrorf("module zip %s: %v", z, err)
+			}
+			if got != strings.TrimSpace(string(want)) {
+				return verifyErrorf("module zip %s hashes to %s, its .ziphash says %s", z, got, strings.TrimSpace(string(want)))
+			}
+			return nil
+		})
+	}
+	// Trees are checked from the index: every file written was verified
+	// against its index SHA-256 and every reused file matched it, so the
+	// dirhash (a SHA-256 over "sha256  name" lines) needs no second read.
+	treeFiles := map[string][]string{}
+	for _, e := range snap.Index.Entries {
+		if e.Cache != mount.GoModCache || e.Type != TypeFile {
+			continue
+		}
+		for t := range trees {
+			if strings.HasPrefix(e.Path, t+"/") {
+				treeFiles[t] = append(treeFiles[t], e.SHA256+"  "+e.Path[len(t)+1:])
+				break
+			}
+		}
+	}
+	for t := range trees {
+		i := strings.LastIndex(t, "@")
+		escMod, escVer := t[:i], t[i+1:]
+		mod, err1 := module.UnescapePath(escMod)
+		ver, err2 := module.UnescapeVersion(escVer)
+		if err1 != nil || err2 != nil {
+			continue // not a module tree Go made
+		}
+		want, err := os.ReadFile(newPath(mount.GoModCache, "cache/download/"+escMod+"/@v/"+escVer+".ziphash"))
+		if err != nil {
+			continue
+		}
+		got := treeHash(mod+"@"+ver, treeFiles[t])
+		if got != strings.TrimSpace(string(want)) {
+			return verifyErrorf("module tree %s hashes to %s, its .ziphash says %s", t, got, strings.TrimSpace(string(want)))
+		}
+	}
+	return g.Wait()
+}
+
+// treeHash is dirhash.Hash1 of a tree whose files are given as
+// "SHA256HEX  relative/path" lines: h1: over sorted "sha  prefix/path" lines.
+func treeHash(prefix string, lines []string) string {
+	type fl struct{ name, sum string }
+	fs := make([]fl, 0, len(lines))
+	for _, l := range lines {
+		sum, name, _ := strings.Cut(l, "  ")
+		fs = append(fs, fl{prefix + "/" + name, sum})
+	}
+	sort.Slice(fs, func(i, j int) bool { return fs[i].name < fs[j].name })
+	h := sha256.New()
+	for _, f := range fs {
+		fmt.Fprintf(h, "%s  %s\n", f.sum, f.name)
+	}
+	return "h1:" + base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+func linkOrCopy(from, to string) error {
+	err := os.Link(from, to)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EMLINK) {
+		return fmt.Errorf("stage %s: %w", from, err)
+	}
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm()|0o200)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Chmod(fi.Mode().Perm()); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+var umaskOnce = sync.OnceValue(func() fs.FileMode {
+	m := unix.Umask(0)
+	unix.Umask(m)
+	return fs.FileMode(m)
+})
+
+func umask() fs.FileMode { return umaskOnce() }
+
+type fileOwner struct{ uid, gid int }
+
+func dirOwner(dir string) *fileOwner {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return &fileOwner{uid: int(st.Uid), gid: int(st.Gid)}
+}
+
+func sameDevice(a, b string) error {
+	var sa, sb unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		return fmt.Errorf("stat %s: %w", a, err)
+	}
+	if err := unix.Stat(b, &sb); err != nil {
+		return fmt.Errorf("stat %s: %w", b, err)
+	}
+	if sa.Dev != sb.Dev {
+		return fmt.Errorf("restore needs %s and %s on one filesystem (staging is swapped in by rename)", b, a)
+	}
+	return nil
+}
+
+var syncMu sync.Mutex
+
+// syncFS flushes the filesystem holding p (one syncfs(2) instead of an fsync
+// per file) before the swap makes the staged files live.
+func syncFS(p string) error {
+	syncMu.Lock()
+	defer syncMu.Unlock()
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
+}
