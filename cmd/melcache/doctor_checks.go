@@ -226,10 +226,11 @@ func checkStore(ctx context.Context, g *globals, raw string, insecure bool) []ch
 			Fix: "docker login " + p.Registry + " (or crane auth login) with credentials that may read " + p.Store + "; melcache reads ~/.docker/config.json, $DOCKER_CONFIG, REGISTRY_AUTH_FILE"})
 	case p.ReachErr != "":
 		out = append(out, check{Name: "registry", Status: mount.CheckFail, Message: p.Store + ": " + p.ReachErr, Fix: "check the reference and the registry's logs"})
-	case p.RepoMissing:
-		out = append(out, check{Name: "registry", Status: mount.CheckPass, Message: p.Store + " answers; the repository does not exist yet (the first push creates it)"})
 	default:
 		msg := fmt.Sprintf("%s answers and lists %d tags", p.Store, p.Tags)
+		if p.RepoMissing {
+			msg = p.Store + " answers; the repository does not exist yet (the first push creates it)"
+		}
 		if p.Credentials != "" {
 			msg += " (credentials: " + p.Credentials + ")"
 		}
