@@ -34,6 +34,8 @@ pass/warn/fail line per check, each problem with its fix:
   journal     an interrupted pull's journal or staging directory
   lock        who holds the cache lock
   last-build  the last build's hits and misses (after melcache mark)
+  snapshot    the Go version and arch of the last snapshot pulled or pushed
+              (read from REF, or the embedded store) against this build's
   runner      melange's runner, from the arguments after -- and $MELANGE_OPTS:
               qemu without QEMU_USE_VIRTIOFS=1 discards every cache write
   config      the GOMODCACHE and GOCACHE a build of --config really uses
@@ -93,6 +95,9 @@ It changes nothing. Exit status 1 when any check fails.`,
 			}
 			if len(args) == 1 {
 				checks = append(checks, checkStore(ctx, g, args[0], insecure)...)
+			}
+			if _, err := os.Stat(l.Dir); err == nil {
+				checks = append(checks, checkSnapshotGo(ctx, g, l, argOr(args), config, insecure))
 			}
 			failed := false
 			for _, c := range checks {
