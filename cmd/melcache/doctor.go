@@ -36,7 +36,8 @@ pass/warn/fail line per check, each problem with its fix:
   last-build  the last build's hits and misses (after melcache mark)
   snapshot    the Go version and arch of the last snapshot pulled or pushed
               (read from REF, or the embedded store) against this build's
-  runner      melange's runner, from the arguments after -- and $MELANGE_OPTS:
+  runner      melange's runner, from $MELANGE_OPTS, $MELANGE_BUILD_OPTS and
+              the arguments after -- (also read: --cache-dir, --env-file):
               qemu without QEMU_USE_VIRTIOFS=1 discards every cache write
   config      the GOMODCACHE and GOCACHE a build of --config really uses
               (YAML, then melange --env-file, then defaults) and inject's lint

@@ -22,20 +22,27 @@ import (
 type check = mount.Check
 
 // melangeArgs is what doctor reads from melange's command line: the
-// arguments after "--" and $MELANGE_OPTS (the variable wolfi's Makefile
-// passes to every melange build, examples/Makefile too).
+// arguments after "--", after $MELANGE_OPTS and $MELANGE_BUILD_OPTS (the
+// variables wolfi-style Makefiles pass to every melange build; see
+// examples/Makefile).
 type melangeArgs struct {
 	runner   string   // --runner, "" when not given
 	cacheDir string   // --cache-dir, "" when not given
 	envFiles []string // --env-file, repeatable
 }
 
-// melangeOptsEnv is the Makefile variable wolfi-style repositories pass to
-// melange build; doctor reads it from the environment too.
-const melangeOptsEnv = "MELANGE_OPTS"
+// melangeOptsEnv are the Makefile variables wolfi-style repositories pass
+// to melange build (MELANGE_OPTS to every melange command, MELANGE_BUILD_OPTS
+// to builds); doctor reads them from the environment, in that order, before
+// the arguments after "--" (a later flag wins, as in melange).
+var melangeOptsEnv = []string{"MELANGE_OPTS", "MELANGE_BUILD_OPTS"}
 
 func parseMelangeArgs(after []string, getenv func(string) string) melangeArgs {
-	args := append(strings.Fields(getenv(melangeOptsEnv)), after...)
+	var args []string
+	for _, v := range melangeOptsEnv {
+		args = append(args, strings.Fields(getenv(v))...)
+	}
+	args = append(args, after...)
 	var m melangeArgs
 	for i := 0; i < len(args); i++ {
 		a := args[i]
