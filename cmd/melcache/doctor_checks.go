@@ -232,6 +232,9 @@ func checkStore(ctx context.Context, g *globals, raw string, insecure bool) []ch
 	case p.AuthErr != "":
 		out = append(out, check{Name: "credentials", Status: mount.CheckFail, Message: p.AuthErr + " (using " + p.Credentials + ")",
 			Fix: "docker login " + p.Registry + " (or crane auth login) with credentials that may read " + p.Store + "; melcache reads ~/.docker/config.json, $DOCKER_CONFIG, REGISTRY_AUTH_FILE"})
+	case p.ReachErr != "" && strings.Contains(p.ReachErr, "x509"):
+		out = append(out, check{Name: "registry", Status: mount.CheckFail, Message: p.Store + ": " + p.ReachErr,
+			Fix: "add the registry's CA certificate to the system trust store (SSL_CERT_FILE or SSL_CERT_DIR), or pass --insecure if the network path is trusted"})
 	case p.ReachErr != "":
 		out = append(out, check{Name: "registry", Status: mount.CheckFail, Message: p.Store + ": " + p.ReachErr, Fix: "check the reference and the registry's logs"})
 	default:
