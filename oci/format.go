@@ -126,6 +126,9 @@ type Config struct {
 	Size          int64       `json:"size"`
 	Index         BlobRef     `json:"index"`
 	Layers        []LayerInfo `json:"layers"`
+	// Caches lists the caches a partial snapshot (push --only) holds;
+	// absent (nil) for a full snapshot, which holds every cache.
+	Caches []mount.Cache `json:"caches,omitempty"`
 }
 
 // MaxGeneration returns the highest layer generation, 0 with no layers.
@@ -275,6 +278,9 @@ func checkIndex(x *Index, c *Config) error {
 		default:
 			return fmt.Errorf("snapshot index: %s/%s has type %q (only file and dir)", e.Cache, e.Path, e.Type)
 		}
+	}
+	if err := checkPartial(x, c); err != nil {
+		return err
 	}
 	if files != c.Files || size != c.Size {
 		return fmt.Errorf("snapshot index holds %d files (%d bytes), config declares %d (%d)", files, size, c.Files, c.Size)

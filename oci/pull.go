@@ -30,6 +30,9 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 	if err := checkArch(snap); err != nil {
 		log.Warn(err.Error())
 	}
+	if snap, err = selectCaches(l, snap, o); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache directory %s: %w", l.Dir, err)
 	}
@@ -46,6 +49,9 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 	res := &Result{Direction: "pull", Store: s.String(), Tag: tag, Digest: snap.Digest.String(), Resolved: how,
 		Files: snap.Config.Files, Bytes: snap.Config.Size,
 		MetaBytes: snap.ManifestBytes + snap.ConfigBytes + snap.IndexBytes}
+	if len(o.Only) > 0 {
+		res.Files, res.Bytes = countFiles(snap.Index)
+	}
 	if err := restore(ctx, l, s, snap, o, res); err != nil {
 		return nil, err
 	}

@@ -50,6 +50,10 @@ type Options struct {
 	GoVersion string
 	// Progress, when set, receives transfer progress.
 	Progress TransferProgress
+	// Only limits a push or pull to these caches (nil: all). A partial
+	// push records them in the config; a partial pull leaves the other
+	// caches untouched.
+	Only []mount.Cache
 }
 
 // TransferProgress receives transfer progress. Implementations must be safe for
@@ -137,7 +141,11 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	// A delta needs every file's digest up front; a full push hashes
 	// while packing, so each byte is hashed once.
 	base := loadBase(ctx, l, s, tag, log)
-	entries, st, err := scanCaches(ctx, l, o.jobs(), base != nil)
+	caches, err := o.pushCaches(l)
+	if err != nil {
+		return nil, err
+	}
+	entries, st, err := scanCaches(ctx, l, caches, o.jobs(), base != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +270,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	}
 	indexDesc := blobDescriptor(IndexMediaType, izb)
 	cfg := &Config{FormatVersion: FormatVersion, Arch: HostArch(), GoVersion: o.GoVersion,
-		Files: res.Files, Size: res.Bytes, Index: BlobRef{Digest: indexDesc.Digest, Size: int64(len(ib))}, Layers: layers}
+		Files: res.Files, Size: res.Bytes, Index: BlobRef{Digest: indexDesc.Digest, Size: int64(len(ib))}, Layers: layers, Caches: o.partialCaches(l)}
 	cb, err := encodeJSON(cfg)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	if l.Mode == mount.Recipe {
 		return fmt.Errorf("pull into %s: recipe-mode directories (DIR is GOMODCACHE) cannot be swapped atomically; use a split layout (melcache prepare)", l.Dir)
 	}
-	caches := l.Caches()
+	caches := restoredCaches(l, snap, o)
 	stage := stagingDir(l)
 	if err := removeTree(stage); err != nil {
 		return err

@@ -66,10 +66,10 @@ type ScanStats struct {
 // (cache, path), hashed with jobs workers. With hashAll false nothing is
 // hashed: a full push hashes while packing, so each byte is read once, and
 // drops a -d file still being written from the index then.
-func scanCaches(ctx context.Context, l mount.Layout, jobs int, hashAll bool) ([]Entry, ScanStats, error) {
+func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, jobs int, hashAll bool) ([]Entry, ScanStats, error) {
 	var st ScanStats
 	var entries []Entry
-	for _, c := range l.Caches() {
+	for _, c := range caches {
 		root := l.CacheDir(c)
 		if root == "" {
 			continue

@@ -515,6 +515,12 @@ func (s *LayoutStore) DeleteManifest(ctx context.Context, d v1.Hash) error {
 // the listing half of a garbage collection; it removes nothing. Run it
 // while no push writes to the layout: a push writes blobs before the index.
 func (s *LayoutStore) UnreferencedBlobs(ctx context.Context) ([]string, error) {
+	return s.unreferenced(ctx, nil)
+}
+
+// unreferenced is UnreferencedBlobs counting the index.json entries for the
+// manifests in skip as gone (a gc dry run).
+func (s *LayoutStore) unreferenced(ctx context.Context, skip map[v1.Hash]bool) ([]string, error) {
 	idx, err := s.readIndex()
 	if err != nil {
 		return nil, err
@@ -564,6 +570,9 @@ func (s *LayoutStore) UnreferencedBlobs(ctx context.Context) ([]string, error) {
 	for _, m := range idx.Manifests {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if skip[m.Digest] {
+			continue
 		}
 		if err := walk(m.Digest); err != nil {
 			return nil, fmt.Errorf("%s: %w", s, err)

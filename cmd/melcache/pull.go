@@ -33,7 +33,8 @@ keeps them.`,
   melcache pull --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml \
       --restore-keys 'go-{go}-{arch}-' ghcr.io/acme/gocache
   melcache pull oci:/srv/cache-layout:nightly --replace
-  melcache pull                                   # embedded store, tag latest`,
+  melcache pull                                   # embedded store, tag latest
+  melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -70,6 +71,9 @@ keeps them.`,
 			}
 			o := f.options(g)
 			o.Replace, o.RestoreKeys = replace, keys
+			if o.Only, err = oci.ParseOnly(f.only); err != nil {
+				return usageErrorf("%v", err)
+			}
 			p := f.progress(g)
 			o.Progress = p
 			res, err := oci.Pull(ctx, l, s, ref, o)

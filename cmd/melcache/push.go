@@ -25,6 +25,7 @@ type snapshotFlags struct {
 	key      string
 	config   string
 	noWait   bool
+	only     string
 }
 
 func (f *snapshotFlags) register(c *cobra.Command, push bool) {
@@ -38,6 +39,7 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config), {hash:FILE}")
 	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (environment.contents.packages)")
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail instead of waiting when the cache directory is locked")
+	c.Flags().StringVar(&f.only, "only", "", "only this cache: gomodcache or gocache (a partial snapshot; a pull leaves the other cache untouched)")
 }
 
 // transferMemoryLimit is the Go heap soft limit during push and pull: the
@@ -134,7 +136,8 @@ counted. Plain HTTP is used only for loopback registries unless --insecure.`,
 		Example: `  melcache push ghcr.io/acme/gocache:main
   melcache push --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml ghcr.io/acme/gocache
   melcache push oci:/srv/cache-layout:nightly --json
-  melcache push                                   # embedded store, tag latest`,
+  melcache push                                   # embedded store, tag latest
+  melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -154,6 +157,9 @@ counted. Plain HTTP is used only for loopback registries unless --insecure.`,
 				tag = defaultTag
 			}
 			o := f.options(g)
+			if o.Only, err = oci.ParseOnly(f.only); err != nil {
+				return usageErrorf("%v", err)
+			}
 			p := f.progress(g)
 			o.Progress = p
 			res, err := oci.Push(ctx, l, s, tag, o)
