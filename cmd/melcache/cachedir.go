@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/melcache/melcache/mount"
+	"github.com/spf13/cobra"
+)
+
+// cacheDirFlags are the flags of every command that works on a cache
+// directory: where it is, how it is organised, and whether to wait for its
+// lock.
+type cacheDirFlags struct {
+	dir    string
+	recipe bool
+	noWait bool
+}
+
+// register adds --dir and --recipe, and --no-wait when the command locks.
+func (f *cacheDirFlags) register(cmd *cobra.Command, locks bool) {
+	cmd.Flags().StringVar(&f.dir, "dir", mount.DefaultDir, "cache directory (melange build --cache-dir)")
+	_ = cmd.MarkFlagDirname("dir")
+	cmd.Flags().BoolVar(&f.recipe, "recipe", false, "DIR is GOMODCACHE itself (melange's docs/BUILD-CACHE.md); state is kept outside DIR")
+	if locks {
+		cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once, naming the holder, when another process holds the cache lock")
+	}
+}
+
+func (f *cacheDirFlags) layout() (mount.Layout, error) {
+	return mount.New(f.dir, mount.Options{Recipe: f.recipe})
+}
+
+// lockOptions say, once, who holds the lock when the command has to wait:
+// a silent wait behind another build looks like a hang.
+func (f *cacheDirFlags) lockOptions(g *globals, l mount.Layout) mount.LockOptions {
+	return mount.LockOptions{NoWait: f.noWait, OnWait: func(hs []mount.Holder) {
+		who := "another process"
+		if len(hs) > 0 {
+			var s []string
+			for _, h := range hs {
+				s = append(s, h.String())
+			}
+			who = strings.Join(s, ", ")
+		}
+		fmt.Fprintf(g.stderr, "melcache: waiting for the lock on %s, held by %s\n", l.Dir, who)
+	}}
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

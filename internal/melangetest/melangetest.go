@@ -1,0 +1,172 @@
+// Package melangetest gives tests a melange they can run: the melange-standin
+// program (cmd/melange-standin) that follows `melange build`'s contract, a
+// real multi-package Go module with third-party dependencies to build, and a
+// file:// module proxy holding those dependencies, so builds need no network.
+package melangetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/gofrs/flock"
+	"github.com/melcache/melcache/internal/testenv"
+)
+
+// standinPkg is the import path of the stand-in program.
+const standinPkg = "github.com/melcache/melcache/internal/melangetest/cmd/melange-standin"
+
+// Binary returns the path of the melange stand-in, built once per source
+// state and Go version and shared by every test binary (under
+// os.TempDir()/melcache-testfixtures). It is named "melange" so a test can
+// put its directory first in PATH.
+func Binary(t testing.TB) string {
+	t.Helper()
+	src := filepath.Join(testenv.RepoRoot(), "internal", "melangetest", "cmd", "melange-standin")
+	h := sha256.New()
+	h.Write([]byte(runtime.Version()))
+	_ = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			h.Write([]byte(p))
+			h.Write(b)
+		}
+		return nil
+	})
+	gosum, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(), "go.sum"))
+	h.Write(gosum)
+	base := filepath.Join(os.TempDir(), "melcache-testfixtures")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "melange-standin-"+hex.EncodeToString(h.Sum(nil)[:6]))
+	bin := filepath.Join(dir, "melange")
+	// Fast path without the lock: a built binary is only ever renamed into
+	// place complete, and a test running as another user may not be able to
+	// open the lock file.
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	fl := flock.New(dir + ".lock")
+	if err := fl.Lock(); err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := bin + ".tmp"
+	cmd := exec.Command("go", "build", "-o", tmp, standinPkg)
+	cmd.Dir = testenv.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the melange stand-in: %v\n%s", err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// ModuleDir is the test module: example.com/hello, a main package
+// (cmd/hello) and an internal package, depending on github.com/spf13/cobra
+// and golang.org/x/mod. It is part of the repository: copy it before use.
+func ModuleDir() string {
+	return filepath.Join(testenv.RepoRoot(), "internal", "melangetest", "testdata", "hello")
+}
+
+// CopyModule copies the test module into dst (created) and returns dst.
+func CopyModule(t testing.TB, dst string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CopyTree(t, ModuleDir(), dst)
+	return dst
+}
+
+// FileProxy returns a GOPROXY value (file://…/cache/download) serving every
+// module the test module's build list needs: `go mod download all` into a
+// module cache built once and shared across tests (read it, never write it).
+// With it, builds of the test module need no network and no host module
+// cache.
+func FileProxy(t testing.TB) string {
+	t.Helper()
+	dir := testenv.SharedCache(t, "melangetest-proxy-"+moduleHash(t), func(t testing.TB, env testenv.GoEnv) {
+		work := filepath.Join(testenv.TempDir(t), "hello")
+		CopyModule(t, work)
+		cmd := exec.Command("go", "mod", "download", "all")
+		cmd.Dir = work
+		cmd.Env = env.Environ()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go mod download all: %v\n%s", err, out)
+		}
+	})
+	return "file://" + filepath.Join(dir, "gomodcache", "cache", "download")
+}
+
+func moduleHash(t testing.TB) string {
+	t.Helper()
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(ModuleDir(), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:4])
+}
+
+// OfflineEnv is the environment of a go command that must not reach any
+// network: modules come only from proxy (a FileProxy URL, or "off" for the
+// module cache alone), no checksum database, the local toolchain.
+func OfflineEnv(proxy, modcache string, extra ...string) []string {
+	env := []string{}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "GOPROXY", "GOMODCACHE", "GOFLAGS", "GOSUMDB", "GONOSUMDB", "GOTOOLCHAIN", "GOPRIVATE", "GONOPROXY":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "GOPROXY="+proxy, "GOMODCACHE="+modcache, "GOFLAGS=-mod=mod", "GOSUMDB=off", "GOTOOLCHAIN=local")
+	return append(env, extra...)
+}
+
+// Run runs a command and returns its combined output, failing the test on
+// error.
+func Run(t testing.TB, dir string, env []string, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s (in %s): %v\n%s", name, strings.Join(args, " "), dir, err, out.Bytes())
+	}
+	return out.Bytes()
+}
+
+// hostArchName is the host architecture in melange's naming: the
+// subdirectory of --workspace-dir the stand-in (like melange) builds in.
+func hostArchName() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}

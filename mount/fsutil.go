@@ -1,0 +1,116 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// RemoveAll removes path like os.RemoveAll, making read-only directories
+// under it writable when that is what stops it: extracted module trees are
+// 0555 (Go makes them read-only unless -modcacherw), which defeats a plain
+// recursive remove for any user but root. The error names the path.
+func RemoveAll(path string) error { return removeAll(path) }
+
+func removeAll(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o200 == 0 {
+				_ = os.Chmod(p, fi.Mode().Perm()|0o700)
+			}
+		}
+		return nil
+	})
+	// The parent may be read-only too (a tree inside a tree's parent dir).
+	parent := filepath.Dir(path)
+	if fi, err := os.Stat(parent); err == nil && fi.Mode().Perm()&0o200 == 0 {
+		_ = os.Chmod(parent, fi.Mode().Perm()|0o700)
+		defer os.Chmod(parent, fi.Mode().Perm())
+	}
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return nil
+}
+
+// Owner is the numeric user and group that cache files must belong to.
+type Owner struct {
+	UID, GID int
+}
+
+func (o Owner) String() string { return fmt.Sprintf("%d:%d", o.UID, o.GID) }
+
+// CurrentOwner is the invoking user and group: the default owner, since the
+// user who runs melcache is usually the one who runs melange (DESIGN.md,
+// "Ownership").
+func CurrentOwner() Owner { return Owner{UID: os.Getuid(), GID: os.Getgid()} }
+
+// maxID bounds numeric ids: Linux ids are 32-bit and (uid_t)-1 means "no
+// change" to chown(2), so it is not a valid owner.
+const maxID = 1<<32 - 2
+
+// ParseOwner parses "UID:GID" or "UID" (the group then equals the uid, as
+// melange's build user is 1000:1000). Only numeric ids are accepted: inside
+// the build environment names resolve against a different /etc/passwd.
+func ParseOwner(s string) (Owner, error) {
+	us, gs, hasGroup := strings.Cut(s, ":")
+	if !hasGroup {
+		gs = us
+	}
+	u, err1 := strconv.ParseUint(us, 10, 64)
+	g, err2 := strconv.ParseUint(gs, 10, 64)
+	if err1 != nil || err2 != nil || u > maxID || g > maxID {
+		return Owner{}, fmt.Errorf("invalid owner %q: want numeric UID:GID, e.g. 1000:1000", s)
+	}
+	return Owner{UID: int(u), GID: int(g)}, nil
+}
+
+// ownerOf returns the owner of fi.
+func ownerOf(fi fs.FileInfo) (Owner, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return Owner{}, false
+	}
+	return Owner{UID: int(st.Uid), GID: int(st.Gid)}, true
+}
+
+// chownTree gives every entry under root (root included) to o, touching only
+// entries owned by someone else so that a second run changes nothing. It
+// returns how many entries changed owner. The lock holders' markers
+// (lock.d/PID.MODE) are skipped: they live only as long as their process.
+func chownTree(root string, o Owner) (int, error) {
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if cur, ok := ownerOf(fi); (ok && cur == o) || (!d.IsDir() && filepath.Base(filepath.Dir(p)) == lockHoldersDir) {
+			return nil
+		}
+		if err := os.Lchown(p, o.UID, o.GID); err != nil {
+			return fmt.Errorf("give %s to %s: %w", p, o, err)
+		}
+		n++
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,182 @@
+package mount
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Use marks (DESIGN.md, "Use marks"). Go refreshes an entry's mtime when it
+// uses it, but only when the mtime is at least mtimeInterval old
+// (cmd/go/internal/cache markUsed). Before a build, Mark moves every entry
+// newer than that back to just past it, so that every entry the build uses
+// gets a fresh mtime, and records the time T. After the build:
+//
+//   - a hit is an "-a" entry with an mtime after T whose content was
+//     written before T (Go stamps each "-a" entry with the time it wrote it);
+//   - a miss is an "-a" entry written after T: created, or rewritten in
+//     place because the action's output changed.
+//
+// Reading the write time from the entry itself means Mark need not list the
+// entries that existed at T, which would cost a file as large as the cache's
+// index for every build.
+//
+// Entries that record an empty output are counted neither way. They are
+// Go's records of an action's terminal output ("stdout", "link-stdout"
+// subkeys, cmd/go/internal/work/buildid.go updateBuildID), and the linker's
+// is rewritten on every link, since go build never caches the binary it
+// links: counting it would report a miss for every warm build that links a
+// fresh binary, as every melange build does. A real miss still counts,
+// through the entry of the package archive the action produced.
+const (
+	// goMtimeInterval is Go's "refresh at most hourly" rule.
+	goMtimeInterval = time.Hour
+	// markAge is how old Mark makes recent entries: one minute past Go's
+	// threshold, so that clock granularity never leaves an entry just short
+	// of it.
+	markAge = goMtimeInterval + time.Minute
+)
+
+// markFile records the last mark in the state directory.
+const markFile = "mark.json"
+
+// MarkRecord is the start of a build as Mark recorded it.
+type MarkRecord struct {
+	// Time is T, the time the build started.
+	Time time.Time `json:"time"`
+	// Clamped counts entries whose mtime Mark moved back.
+	Clamped int `json:"clamped"`
+}
+
+// MarkOptions configure Mark.
+type MarkOptions struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Lock is a lock the caller already holds, or nil. Mark takes the lock
+	// shared: it only moves mtimes, which builds tolerate.
+	Lock        *Lock
+	LockOptions LockOptions
+}
+
+// Mark prepares the build cache for hit and miss counting (see the use-mark
+// comment above) and records the build's start time in the state directory.
+func (l Layout) Mark(ctx context.Context, o MarkOptions) (*MarkRecord, error) {
+	now := clock(o.Now)
+	if err := l.checkExists(); err != nil {
+		return nil, err
+	}
+	release, err := l.Acquire(ctx, o.Lock, Shared, o.LockOptions)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	t := now()
+	rec := &MarkRecord{Time: t}
+	if gc := l.CacheDir(GoCache); gc != "" {
+		ents, err := scanGoCache(gc)
+		if err != nil {
+			return nil, fmt.Errorf("mark %s: %w", gc, err)
+		}
+		limit := t.Add(-goMtimeInterval)
+		back := t.Add(-markAge)
+		for _, e := range ents {
+			if !e.modTime.After(limit) {
+				continue
+			}
+			if err := os.Chtimes(e.path, back, back); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					continue
+				}
+				return nil, fmt.Errorf("mark %s: %w", e.path, err)
+			}
+			rec.Clamped++
+		}
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteFileAtomic(filepath.Join(l.State, markFile), append(b, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("record mark: %w", err)
+	}
+	return rec, nil
+}
+
+// LastMark returns the last mark recorded, or nil when there is none.
+func (l Layout) LastMark() (*MarkRecord, error) {
+	p := filepath.Join(l.State, markFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var rec MarkRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return &rec, nil
+}
+
+// BuildUse is the build cache's use since a mark.
+type BuildUse struct {
+	// Since is the mark's time T.
+	Since time.Time `json:"since"`
+	// Hits counts "-a" entries used after T that existed before it.
+	Hits int `json:"hits"`
+	// Misses counts "-a" entries written after T. Entries recording an
+	// empty output are not counted either way (see the use-mark comment).
+	Misses int `json:"misses"`
+}
+
+// Use counts the build cache's hits and misses since t (see the use-mark
+// comment above). A layout without a build cache has none.
+func (l Layout) Use(t time.Time) (*BuildUse, error) {
+	u := &BuildUse{Since: t}
+	gc := l.CacheDir(GoCache)
+	if gc == "" {
+		return u, nil
+	}
+	ents, err := scanGoCache(gc)
+	if err != nil {
+		return nil, fmt.Errorf("count hits in %s: %w", gc, err)
+	}
+	for _, e := range ents {
+		if !e.action || !e.modTime.After(t) {
+			continue
+		}
+		a, err := readActionEntry(e)
+		switch {
+		case err != nil && errors.Is(err, os.ErrNotExist):
+		case err == nil && a.size == 0:
+			// Terminal-output bookkeeping: see the use-mark comment.
+		case err != nil || !a.time.Before(t):
+			// A malformed entry touched after T was written after T too.
+			u.Misses++
+		default:
+			u.Hits++
+		}
+	}
+	return u, nil
+}
+
+// LastBuild returns the hits and misses since the last mark, or nil when no
+// mark was recorded.
+func (l Layout) LastBuild() (*BuildUse, error) {
+	m, err := l.LastMark()
+	if err != nil || m == nil {
+		return nil, err
+	}
+	return l.Use(m.Time)
+}
+
+func clock(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
+	}
+	return now
+}

@@ -1,0 +1,357 @@
+package mount
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// melangeConfig is the part of a melange YAML that preload reads.
+type melangeConfig struct {
+	Package struct {
+		Name    string `yaml:"name"`
+		Version string `yaml:"version"`
+		Epoch   uint64 `yaml:"epoch"`
+	} `yaml:"package"`
+	Vars        map[string]string `yaml:"vars"`
+	Environment struct {
+		Contents struct {
+			Packages []string `yaml:"packages"`
+		} `yaml:"contents"`
+		Environment map[string]string `yaml:"environment"`
+	} `yaml:"environment"`
+	Pipeline    []melangeStep `yaml:"pipeline"`
+	Subpackages []struct {
+		Pipeline []melangeStep `yaml:"pipeline"`
+	} `yaml:"subpackages"`
+}
+
+type melangeStep struct {
+	Uses     string            `yaml:"uses"`
+	With     map[string]string `yaml:"with"`
+	WorkDir  string            `yaml:"working-directory"`
+	Pipeline []melangeStep     `yaml:"pipeline"`
+	line     int
+}
+
+// UnmarshalYAML records the step's line for messages.
+func (s *melangeStep) UnmarshalYAML(n *yaml.Node) error {
+	type plain melangeStep
+	if err := n.Decode((*plain)(s)); err != nil {
+		return err
+	}
+	s.line = n.Line
+	return nil
+}
+
+// yamlLine turns yaml.v3's "yaml: line N: msg" into "file:N: msg".
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%s:%s: %s", file, m[1], msg[len(m[0]):])
+	}
+	return fmt.Errorf("%s: %s", file, strings.TrimPrefix(msg, "yaml: "))
+}
+
+// goPackage matches the versioned Go packages a config installs (go-1.26).
+var goPackage = regexp.MustCompile(`^go-(1\.\d+)$`)
+
+// fromConfig finds the sources and modroots of a melange config.
+func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return preloadSource{}, fmt.Errorf("preload: %w", err)
+	}
+	var cfg melangeConfig
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		return preloadSource{}, fmt.Errorf("preload: %w", yamlError(file, err))
+	}
+	p.cfgEnv = cfg.Environment.Environment
+	subst := configSubstitutions(&cfg)
+
+	var src preloadSource
+	for _, pkg := range cfg.Environment.Contents.Packages {
+		if m := goPackage.FindStringSubmatch(pkg); m != nil {
+			src.buildGo = m[1]
+		}
+	}
+	steps := allSteps(cfg)
+	var checkout *melangeStep
+	for _, s := range steps {
+		if s.step.Uses == "git-checkout" {
+			if checkout != nil {
+				return src, fmt.Errorf("preload: %s:%d: a second git-checkout step (the first is at line %d): preload one source with --source instead", file, s.step.line, checkout.line)
+			}
+			checkout = s.step
+		}
+	}
+	destination := "."
+	if checkout == nil {
+		// Without a fetch step melange builds the config's directory (its
+		// --source-dir default).
+		dir, err := filepath.Abs(filepath.Dir(file))
+		if err != nil {
+			return src, err
+		}
+		src.root, src.label = dir, filepath.Dir(file)
+	} else {
+		with := map[string]string{}
+		for k, v := range checkout.With {
+			sv, err := substitute(subst, v)
+			if err != nil {
+				return src, fmt.Errorf("preload: %s:%d: git-checkout %s: %w", file, checkout.line, k, err)
+			}
+			with[k] = sv
+		}
+		if with["repository"] == "" {
+			return src, fmt.Errorf("preload: %s:%d: git-checkout has no repository", file, checkout.line)
+		}
+		if with["destination"] != "" {
+			destination = with["destination"]
+		}
+		dir, co, err := p.clone(ctx, file, checkout.line, with)
+		src.cleanup = func() { os.RemoveAll(dir) }
+		if err != nil {
+			return src, err
+		}
+		src.root, src.checkout = dir, co
+		src.label = co.Repository
+		if co.Ref != "" {
+			src.label += "@" + co.Ref
+		}
+	}
+
+	// The modroots of the go/build steps, relative to where the sources
+	// are (the checkout's destination under /home/build).
+	seen := map[string]bool{}
+	for _, s := range steps {
+		if s.step.Uses != "go/build" && s.step.Uses != "go/build/v2" {
+			continue
+		}
+		modroot := s.step.With["modroot"]
+		if modroot == "" {
+			modroot = "."
+		}
+		modroot, err := substitute(subst, modroot)
+		if err != nil {
+			return src, fmt.Errorf("preload: %s:%d: go/build modroot: %w", file, s.step.line, err)
+		}
+		rel, err := guestRelative(destination, s.workdir, modroot)
+		if err != nil {
+			return src, fmt.Errorf("preload: %s:%d: %w", file, s.step.line, err)
+		}
+		dir := filepath.Join(src.root, filepath.FromSlash(rel))
+		if !seen[dir] {
+			seen[dir] = true
+			src.modDirs = append(src.modDirs, dir)
+		}
+	}
+	if len(src.modDirs) == 0 {
+		// No go/build step (go/install, or hand-written runs:): preload
+		// every module of the sources.
+		if src.modDirs, err = findModules(src.root); err != nil {
+			return src, err
+		}
+	}
+	return src, nil
+}
+
+// stepAt is a step with the working directory it inherits.
+type stepAt struct {
+	step    *melangeStep
+	workdir string
+}
+
+// allSteps flattens the package's and subpackages' pipelines, children
+// inheriting their parent's working directory.
+func allSteps(cfg melangeConfig) []stepAt {
+	var out []stepAt
+	var walk func([]melangeStep, string)
+	walk = func(steps []melangeStep, wd string) {
+		for i := range steps {
+			s := &steps[i]
+			w := wd
+			if s.WorkDir != "" {
+				w = s.WorkDir
+			}
+			out = append(out, stepAt{step: s, workdir: w})
+			walk(s.Pipeline, w)
+		}
+	}
+	walk(cfg.Pipeline, "")
+	for _, sp := range cfg.Subpackages {
+		walk(sp.Pipeline, "")
+	}
+	return out
+}
+
+// guestRelative maps a go/build modroot, seen from the step's working
+// directory in the guest, to a path relative to the checkout destination.
+func guestRelative(destination, workdir, modroot string) (string, error) {
+	const ws = "/home/build"
+	abs := func(p, base string) string {
+		if path.IsAbs(p) {
+			return path.Clean(p)
+		}
+		return path.Join(base, p)
+	}
+	wd := ws
+	if workdir != "" {
+		wd = abs(workdir, ws)
+	}
+	dest := abs(destination, ws)
+	root := abs(modroot, wd)
+	rel, ok := strings.CutPrefix(root, dest)
+	if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
+		return "", fmt.Errorf("go/build modroot %s is outside the git-checkout destination %s", root, dest)
+	}
+	if rel = strings.TrimPrefix(rel, "/"); rel == "" {
+		rel = "."
+	}
+	return rel, nil
+}
+
+// configSubstitutions is melange's ${{...}} map for the keys a
+// git-checkout or modroot uses (pkg/build/pipeline.go NewSubstitutionMap).
+func configSubstitutions(cfg *melangeConfig) map[string]string {
+	m := map[string]string{
+		"package.name":         cfg.Package.Name,
+		"package.version":      cfg.Package.Version,
+		"package.epoch":        strconv.FormatUint(cfg.Package.Epoch, 10),
+		"package.full-version": fmt.Sprintf("%s-r%d", cfg.Package.Version, cfg.Package.Epoch),
+	}
+	for k, v := range cfg.Vars {
+		if sv, err := substitute(m, v); err == nil {
+			m["vars."+k] = sv
+		}
+	}
+	return m
+}
+
+// substitute replaces ${{key}} from m; an unknown key is an error, as in
+// melange ("variable %s not defined").
+func substitute(m map[string]string, s string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${{")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		j := strings.Index(s[i:], "}}")
+		if j < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		key := strings.TrimSpace(s[i+3 : i+j])
+		v, ok := m[key]
+		if !ok {
+			return "", fmt.Errorf("variable %s not defined", key)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+j+2:]
+	}
+}
+
+// clone checks out a git-checkout step's repository into a new temporary
+// directory, the way melange's git-checkout pipeline does for the inputs
+// preload needs: `git clone --depth 1 --branch TAG` (full history for a
+// branch with an expected commit), then HEAD, or for a tag the annotated
+// tag object, must be the expected commit. The caller removes the directory.
+func (p *preloader) clone(ctx context.Context, file string, line int, with map[string]string) (string, *Checkout, error) {
+	repo, tag, branch, expected := with["repository"], with["tag"], with["branch"], with["expected-commit"]
+	if tag != "" && branch != "" {
+		return "", nil, fmt.Errorf("preload: %s:%d: git-checkout has both branch (%s) and tag (%s)", file, line, branch, tag)
+	}
+	dir, err := os.MkdirTemp("", "melcache-preload-src-*")
+	if err != nil {
+		return "", nil, err
+	}
+	ref := tag
+	if ref == "" {
+		ref = branch
+	}
+	co := &Checkout{Repository: repo, Ref: ref}
+	url := repo
+	if filepath.IsAbs(repo) {
+		// A plain local path makes git ignore --depth; file:// keeps the
+		// clone shallow.
+		url = "file://" + repo
+	}
+	args := []string{"clone", "--quiet", "--config=advice.detachedHead=false"}
+	if ref != "" {
+		args = append(args, "--branch", ref)
+	}
+	if !(branch != "" && expected != "") && with["depth"] != "-1" {
+		args = append(args, "--depth", "1")
+	}
+	args = append(args, "--", url, dir)
+	p.log.Info("cloning", "repository", repo, "ref", ref)
+	if _, err := p.git(ctx, "", args...); err != nil {
+		return dir, nil, fmt.Errorf("preload: %s:%d: git-checkout of %s: %w", file, line, repo, err)
+	}
+	head, err := p.git(ctx, dir, "rev-parse", "--verify", "HEAD")
+	if err != nil {
+		return dir, nil, err
+	}
+	co.Commit = head
+	if expected == "" || expected == head {
+		return dir, co, nil
+	}
+	if tag != "" {
+		if obj, err := p.git(ctx, dir, "rev-parse", "--verify", "--end-of-options", "refs/tags/"+tag); err == nil && obj == expected {
+			p.log.Warn("expected-commit is the annotated tag object, not the commit", "tag", tag, "commit", head)
+			return dir, co, nil
+		}
+		return dir, nil, fmt.Errorf("preload: %s:%d: git-checkout: expected commit %s for %s, found %s", file, line, expected, tag, head)
+	}
+	if branch != "" {
+		if _, err := p.git(ctx, dir, "merge-base", "--is-ancestor", expected, head); err == nil {
+			if _, err := p.git(ctx, dir, "reset", "--quiet", "--hard", expected); err != nil {
+				return dir, nil, err
+			}
+			co.Commit = expected
+			return dir, co, nil
+		}
+	}
+	return dir, nil, fmt.Errorf("preload: %s:%d: git-checkout: expected commit %s on %s, found %s", file, line, expected, orHEAD(branch), head)
+}
+
+func orHEAD(branch string) string {
+	if branch == "" {
+		return "HEAD"
+	}
+	return branch
+}
+
+// git runs git and returns its trimmed stdout; errors carry its stderr.
+func (p *preloader) git(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, p.gitCmd, args...)
+	cmd.Dir = dir
+	cmd.Env = p.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return "", fmt.Errorf("git %s: %s", args[0], firstLines(msg, 4))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
