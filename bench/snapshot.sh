@@ -135,6 +135,14 @@ bench() { # small|large
       printf '| %s | %s | %s | %s | %.0f |\n' "$step" "$(echo "$t" | median)" "$(echo "$t" | sort -n | head -1)" "$(echo "$t" | sort -n | tail -1)" "$rss"
     done
     echo
+    # Per-round ratios (each round runs both sides back to back, so the
+    # machine's load hits them alike), then their median.
+    printf 'median per-round ratio: push / tar|zstd = %s, pull / zstd|tar = %s, oras push / push = %s\n' \
+      "$(awk '$1=="tar_zstd"{t=$2} $1=="melcache_push"{printf "%.3f\n", $2/t}' "$RESULTS" | median)" \
+      "$(awk '$1=="zstd_tar"{z=$2} $1=="melcache_pull"{printf "%.3f\n", $2/z}' "$RESULTS" | median)" \
+      "$(awk '$1=="melcache_push"{p=$2} $1=="oras_push"{printf "%.3f\n", $2/p}' "$RESULTS" | median)"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
     echo "rounds: $ROUNDS; raw: $RESULTS"
     echo
   } | tee "$WORK/summary-$which.md"

@@ -36,6 +36,11 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache directory %s: %w", l.Dir, err)
 	}
+	if o.Lock != nil && !o.Lock.Covers(mount.Exclusive) {
+		// A shared lock held by the caller cannot be upgraded: taking the
+		// exclusive lock would wait on ourselves.
+		return nil, fmt.Errorf("pull into %s needs the exclusive lock; the caller holds it %s", l.Dir, o.Lock.Mode())
+	}
 	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
 	if err != nil {
 		return nil, err

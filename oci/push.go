@@ -350,6 +350,11 @@ func recoverFirst(ctx context.Context, l mount.Layout, o Options) error {
 	if !RecoveryPending(l) {
 		return nil
 	}
+	if o.Lock != nil && !o.Lock.Covers(mount.Exclusive) {
+		// Taking the exclusive lock while the caller holds a shared one
+		// would wait on ourselves.
+		return fmt.Errorf("cache directory %s has an interrupted restore to finish first (journal %s); call oci.Recover under an exclusive lock, or run melcache pull", l.Dir, journalPath(l))
+	}
 	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
 	if err != nil {
 		return fmt.Errorf("an interrupted restore must be finished first: %w", err)

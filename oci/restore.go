@@ -241,19 +241,45 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	res.BlobsSkipped = len(snap.Config.Layers) - len(want)
 	var written atomic.Int64
 	var dataBytes atomic.Int64
+	// Module layers go first, and the module checks (zips re-inflated
+	// against .ziphash: CPU-heavy) start as soon as the last one is in,
+	// overlapping with the GOCACHE layers' extraction.
+	var order []int
+	modLeft := atomic.Int64{}
+	for _, first := range []bool{true, false} {
+		for li := range snap.Config.Layers {
+			if want[li] != nil && (snap.Config.Layers[li].Cache == mount.GoModCache) == first {
+				order = append(order, li)
+				if first {
+					modLeft.Add(1)
+				}
+			}
+		}
+	}
+	verify := func() error {
+		err := verifyModules(ctx, l, snap, reuse, newPath, o.jobs())
+		log.Debug("verified module zips and trees", "elapsed", time.Since(t0))
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, o.jobs()))
-	for li := range snap.Config.Layers {
+	if modLeft.Load() == 0 {
+		g.Go(verify) // only reused module files: trees still checked
+	}
+	for _, li := range order {
 		w := want[li]
-		if w == nil {
-			continue
-		}
 		desc := snap.Manifest.Layers[li+1]
 		info := snap.Config.Layers[li]
 		g.Go(func() error {
 			n, err := fetchLayer(gctx, s, desc, info, w, func(e *Entry) string { return newPath(e.Cache, e.Path) }, &written, o)
 			dataBytes.Add(n)
-			return err
+			if err != nil {
+				return err
+			}
+			if info.Cache == mount.GoModCache && modLeft.Add(-1) == 0 {
+				return verify()
+			}
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -262,12 +288,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	res.Layers = len(want)
 	res.DataBytes = dataBytes.Load()
 	res.FilesWritten = int(written.Load())
-
 	log.Debug("downloaded layers", "layers", len(want), "files", written.Load(), "elapsed", time.Since(t0))
-	if err := verifyModules(ctx, l, snap, reuse, newPath, o.jobs()); err != nil {
-		return err
-	}
-	log.Debug("verified module zips and trees", "elapsed", time.Since(t0))
 
 	// Use marks: every snapshot file gets mtime now-2h; trim.txt = now.
 	for _, e := range snap.Index.Entries {

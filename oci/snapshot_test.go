@@ -547,3 +547,31 @@ func TestAutoCompaction(t *testing.T) {
 	}
 	diffSums(t, treeSums(t, src), treeSums(t, dst))
 }
+
+// TestHeldLocks: library calls reuse a caller's lock; a pull under a shared
+// lock fails at once instead of waiting on itself.
+func TestHeldLocks(t *testing.T) {
+	ctx := context.Background()
+	src := makeCache(t, testenv.TempDir(t))
+	s := newMemStore()
+	k, err := src.Lock(ctx, mount.Shared, mount.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Push(ctx, src, s, "k", Options{Lock: k}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pull(ctx, src, s, "k", Options{Lock: k})
+	if err == nil || !strings.Contains(err.Error(), "needs the exclusive lock") {
+		t.Fatalf("pull under a shared lock: %v", err)
+	}
+	k.Unlock()
+	x, err := src.Lock(ctx, mount.Exclusive, mount.LockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Unlock()
+	if _, err := Pull(ctx, src, s, "k", Options{Lock: x}); err != nil {
+		t.Fatal(err)
+	}
+}
