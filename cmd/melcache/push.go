@@ -21,6 +21,7 @@ type snapshotFlags struct {
 	jobs     int
 	compact  bool
 	insecure bool
+	caCert   string
 	json     bool
 	key      string
 	config   string
@@ -34,6 +35,7 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 		c.Flags().BoolVar(&f.compact, "compact", false, "repack everything into one layer per cache")
 	}
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&f.json, "json", false, "print a JSON summary")
 	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config), {hash:FILE}")
 	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (environment.contents.packages)")
@@ -53,6 +55,13 @@ func limitMemory() {
 	}
 }
 
+// caCertFlag names a PEM file of extra trusted CAs for a registry behind a
+// private CA; SSL_CERT_FILE works too, but replaces the system roots.
+const (
+	caCertFlag  = "ca-cert"
+	caCertUsage = "PEM file of CA certificates to trust for the registry, besides the system roots"
+)
+
 // defaultTag is used when neither REF nor --key names a tag.
 const defaultTag = "latest"
 
@@ -63,7 +72,7 @@ func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s 
 	if err != nil {
 		return nil, "", "", usageErrorf("%v", err)
 	}
-	s, tag, err = oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, Logger: g.log})
+	s, tag, err = oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
 	if err != nil {
 		return nil, "", "", err
 	}
