@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 var (
@@ -209,7 +208,9 @@ func checkLayoutComplete(t testing.TB, layout string) int {
 	if err := json.Unmarshal(b, &idx); err != nil {
 		t.Fatalf("%s/index.json: %v", layout, err)
 	}
-	blob := func(d string) string { return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")) }
+	blob := func(d string) string {
+		return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+	}
 	for _, m := range idx.Manifests {
 		mb, err := os.ReadFile(blob(m.Digest))
 		if err != nil {
