@@ -495,7 +495,7 @@ func writeFile(p string, r io.Reader, e *Entry, buf []byte, h interface {
 	}
 	if err == nil {
 		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
-			err = verifyErrorf("content sha256 %s, the index says %s", got, e.SHA256)
+			err = verifyErrorf("content sha256 %s, the index says %s (corrupt or tampered with)", got, e.SHA256)
 		}
 	}
 	if err == nil && umask()&fs.FileMode(e.Mode) != 0 {

@@ -108,17 +108,17 @@ func (f *snapshotFlags) options(g *globals) oci.Options {
 	return o
 }
 
-func (f *snapshotFlags) layout(create bool) (mount.Layout, error) {
+// layout returns the cache dir's layout. missingOK lets the dir not exist
+// yet (pull creates it, but only once the snapshot has been fetched and
+// checked, so a refused pull leaves no empty dir behind).
+func (f *snapshotFlags) layout(missingOK bool) (mount.Layout, error) {
 	l, err := mount.New(f.dir, mount.Options{})
 	if err != nil {
 		return l, err
 	}
 	if fi, err := os.Stat(l.Dir); err != nil {
-		if !create || !os.IsNotExist(err) {
+		if !missingOK || !os.IsNotExist(err) {
 			return l, fmt.Errorf("cache directory %s: %w", l.Dir, err)
-		}
-		if err := os.MkdirAll(l.Dir, 0o755); err != nil {
-			return l, err
 		}
 	} else if !fi.IsDir() {
 		return l, fmt.Errorf("cache directory %s: not a directory", l.Dir)
