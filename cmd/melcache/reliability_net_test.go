@@ -28,7 +28,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/melcache/melcache/internal/testenv"
@@ -164,8 +164,8 @@ func TestRegistryFaultsEndToEnd(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "dst")
 	mustRun(t, nil, "pull", "-v", "--dir", dst, ref)
 	t.Logf("push+pull through faults: %s", p.counts())
-	if treeState(t, dst) != srcState {
-		t.Fatal("pulled cache differs from the pushed one")
+	if got := treeState(t, dst); got != srcState {
+		t.Fatalf("pulled cache differs from the pushed one:\n%s", stateDiff(srcState, got))
 	}
 	checkClean(t, dst)
 	p.mu.Lock()

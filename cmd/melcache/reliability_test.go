@@ -6,7 +6,9 @@ package main
 // with htpasswd and TLS; concurrent pulls, pushes and builds on one dir.
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,6 +25,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/melcache/melcache/internal/testenv"
+	"github.com/melcache/melcache/mount"
 )
 
 var (
@@ -149,7 +154,7 @@ func treeState(t testing.TB, dir string) string {
 				t.Fatal(err)
 			}
 			rel, _ := filepath.Rel(dir, p)
-			if d.Name() == "trim.txt" {
+			if isVolatile(rel, d) {
 				return nil
 			}
 			fi, _ := d.Info()
@@ -170,7 +175,41 @@ func treeState(t testing.TB, dir string) string {
 	return strings.Join(lines, "\n")
 }
 
-func stateDigest(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:6]) }
+// isVolatile matches what push leaves out by design (docs/format.md):
+// Go's lock and partial files, trim.txt, testexpire.txt, fuzz/.
+func isVolatile(rel string, d fs.DirEntry) bool {
+	n := d.Name()
+	return n == "trim.txt" || n == "testexpire.txt" || strings.HasSuffix(n, ".lock") || strings.HasSuffix(n, ".partial") ||
+		rel == filepath.Join("gomodcache", "cache", "lock") || (d.IsDir() && n == "fuzz" && strings.HasPrefix(rel, "gocache"))
+}
+
+// stateDiff lists the lines of two tree states that differ (for failures).
+func stateDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out []string
+	for l := range ma {
+		if !mb[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range mb {
+		if !ma[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	sort.Strings(out)
+	if len(out) > 20 {
+		out = append(out[:20], fmt.Sprintf("... %d more", len(out)-20))
+	}
+	return strings.Join(out, "\n")
+}
 
 // copyDir copies a cache dir (cp -a keeps modes; 0555 trees included).
 func copyDir(t testing.TB, src, dst string) {
@@ -474,4 +513,140 @@ func killAfter(t testing.TB, delay time.Duration, env []string, args ...string) 
 		t.Fatalf("melcache %s failed (not killed): %v\n%s", strings.Join(args, " "), err, se.String())
 	}
 	return 0
+}
+
+// TestConcurrentPullsAndPushes: two pulls and two pushes started at once on
+// one dir serialize through its lock: all succeed, the dir ends as one of
+// the states a serial order gives, every pushed snapshot is one of the
+// states the dir held (never a half-restored one), and verify is clean.
+func TestConcurrentPullsAndPushes(t *testing.T) {
+	f := newCrashFixture(t, 100, 4000)
+	// States a serial order can give: old+two (= f.newState), and
+	// old+two+one (one pulled last).
+	b := filepath.Join(t.TempDir(), "b")
+	copyDir(t, f.old, b)
+	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":two")
+	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":one")
+	valid := map[string]string{f.oldState: "old", f.newState: "old+two", treeState(t, b): "old+two+one"}
+	for round := 0; round < 2; round++ {
+		dir := filepath.Join(t.TempDir(), "d")
+		copyDir(t, f.old, dir)
+		out := filepath.Join(t.TempDir(), "out")
+		cmds := [][]string{
+			{"pull", "-v", "--dir", dir, "oci:" + f.layout + ":two"},
+			{"push", "-v", "--dir", dir, "oci:" + out + ":p1"},
+			{"pull", "-v", "--dir", dir, "oci:" + f.layout + ":one"},
+			{"push", "-v", "--dir", dir, "oci:" + out + ":p2"},
+		}
+		res := make([]runResult, len(cmds))
+		var wg sync.WaitGroup
+		for i, c := range cmds {
+			wg.Add(1)
+			go func() { defer wg.Done(); res[i] = mrun(t, nil, c...) }()
+		}
+		wg.Wait()
+		waited := 0
+		for i, r := range res {
+			if r.code != 0 {
+				t.Fatalf("%v: exit %d\n%s", cmds[i], r.code, r.stderr)
+			}
+			if strings.Contains(r.stderr, "waiting for the cache directory lock") {
+				waited++
+			}
+		}
+		final, ok := valid[treeState(t, dir)]
+		if !ok {
+			t.Fatalf("round %d: the dir is in no serial state", round)
+		}
+		checkClean(t, dir)
+		for _, tag := range []string{"p1", "p2"} {
+			back := filepath.Join(t.TempDir(), tag)
+			mustRun(t, nil, "pull", "-q", "--replace", "--dir", back, "oci:"+out+":"+tag)
+			if _, ok := valid[treeState(t, back)]; !ok {
+				t.Fatalf("round %d: pushed snapshot %s is in no serial state", round, tag)
+			}
+		}
+		checkLayoutComplete(t, out)
+		t.Logf("round %d: 4 commands, %d waited for the lock, final state %s", round, waited, final)
+	}
+}
+
+// TestBuildsShareWhilePullWaits: two Go builds run on the dir under shared
+// locks (as melcache build holds one around melange) while a pull waits for
+// the exclusive lock; the pull proceeds only when both builds are done.
+func TestBuildsShareWhilePullWaits(t *testing.T) {
+	f := newCrashFixture(t, 20, 1000)
+	dir := filepath.Join(t.TempDir(), "d")
+	testenv.CopyTree(t, testenv.MelcacheCache(t), dir)
+	l, err := mount.New(dir, mount.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var locks []*mount.Lock
+	for i := 0; i < 2; i++ {
+		k, err := l.Lock(ctx, mount.Shared, mount.LockOptions{NoWait: true})
+		if err != nil {
+			t.Fatalf("shared lock %d: %v", i, err)
+		}
+		locks = append(locks, k)
+	}
+	cmd := exec.Command(melcacheBin(t), "pull", "-v", "--dir", dir, "oci:"+f.layout+":two")
+	cmd.Env = baseEnv(t)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var log bytes.Buffer
+	waiting := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		signalled := false
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if !signalled && strings.Contains(sc.Text(), "waiting for the cache directory lock") {
+				close(waiting)
+				signalled = true
+			}
+		}
+		done <- cmd.Wait()
+	}()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("pull did not wait for the shared holders: %v\n%s", err, log.String())
+	}
+	// Two builds share the dir while the pull waits.
+	env := testenv.GoEnv{ModCache: l.CacheDir(mount.GoModCache), Cache: l.CacheDir(mount.GoCache), Extra: []string{"GOPROXY=off", "GOFLAGS=-mod=mod"}}.Environ()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	outs := make([][]byte, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(t.TempDir(), "out"), "./cmd/melcache")
+			c.Dir, c.Env = testenv.RepoRoot(), env
+			outs[i], errs[i] = c.CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Fatalf("build %d under the shared lock: %v\n%s", i, errs[i], outs[i])
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("pull finished while builds held shared locks: %v", err)
+	default:
+	}
+	for _, k := range locks {
+		k.Unlock()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("pull after the builds: %v\n%s", err, log.String())
+	}
+	checkClean(t, dir)
 }
