@@ -54,7 +54,7 @@ func hostileLayout(t *testing.T, dir string, entries []map[string]any, members [
 		}
 	}
 	cfg := map[string]any{"formatVersion": 1, "arch": oci.HostArch(), "files": files, "size": size,
-		"index": map[string]any{"digest": id, "size": len(ib)},
+		"index":  map[string]any{"digest": id, "size": len(ib)},
 		"layers": []map[string]any{{"digest": ld, "cache": "gocache", "generation": 1, "files": files, "size": tb.Len()}}}
 	if editConfig != nil {
 		editConfig(cfg)
