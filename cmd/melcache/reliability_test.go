@@ -577,7 +577,9 @@ func TestConcurrentPullsAndPushes(t *testing.T) {
 func TestBuildsShareWhilePullWaits(t *testing.T) {
 	f := newCrashFixture(t, 20, 1000)
 	dir := filepath.Join(t.TempDir(), "d")
+	t0 := time.Now()
 	testenv.CopyTree(t, testenv.MelcacheCache(t), dir)
+	t.Logf("copied the real cache in %v", time.Since(t0))
 	l, err := mount.New(dir, mount.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -618,7 +620,13 @@ func TestBuildsShareWhilePullWaits(t *testing.T) {
 		t.Fatalf("pull did not wait for the shared holders: %v\n%s", err, log.String())
 	}
 	// Two builds share the dir while the pull waits.
-	env := testenv.GoEnv{ModCache: l.CacheDir(mount.GoModCache), Cache: l.CacheDir(mount.GoCache), Extra: []string{"GOPROXY=off", "GOFLAGS=-mod=mod"}}.Environ()
+	// A small program: the standard library it needs is in the real
+	// cache already (same -trimpath), so each build compiles one package
+	// and links.
+	mod := t.TempDir()
+	os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/hello\n\ngo 1.24\n"), 0o644)
+	os.WriteFile(filepath.Join(mod, "main.go"), []byte("package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() { fmt.Fprintln(os.Stdout, \"hello\") }\n"), 0o644)
+	env := testenv.GoEnv{ModCache: l.CacheDir(mount.GoModCache), Cache: l.CacheDir(mount.GoCache), Extra: []string{"GOPROXY=off"}}.Environ()
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	outs := make([][]byte, 2)
@@ -626,12 +634,13 @@ func TestBuildsShareWhilePullWaits(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(t.TempDir(), "out"), "./cmd/melcache")
-			c.Dir, c.Env = testenv.RepoRoot(), env
+			c := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(t.TempDir(), "out"), ".")
+			c.Dir, c.Env = mod, env
 			outs[i], errs[i] = c.CombinedOutput()
 		}()
 	}
 	wg.Wait()
+	t.Logf("builds done at %v", time.Since(t0))
 	for i := range 2 {
 		if errs[i] != nil {
 			t.Fatalf("build %d under the shared lock: %v\n%s", i, errs[i], outs[i])
@@ -648,5 +657,6 @@ func TestBuildsShareWhilePullWaits(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("pull after the builds: %v\n%s", err, log.String())
 	}
+	t.Logf("pull done at %v", time.Since(t0))
 	checkClean(t, dir)
 }
