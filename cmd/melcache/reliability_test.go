@@ -466,23 +466,34 @@ func TestKillTrials(t *testing.T) {
 		seen[key]++
 		t.Logf("pull trial %d: killed after %v: %s", i, delay, key)
 	}
+	// Odd trials push to the embedded store (tag "latest", its layout
+	// under XDG_CACHE_HOME), even ones to an OCI layout.
 	for i := 0; i < killTrials; i++ {
 		layout, dir := pushSetup()
+		var env []string
+		ref := []string{"oci:" + layout + ":two"}
+		store := "layout"
+		if i%2 == 1 {
+			xdg := filepath.Join(t.TempDir(), "xdg")
+			env, ref, store = []string{"XDG_CACHE_HOME=" + xdg}, nil, "embedded"
+			layout = filepath.Join(xdg, "melcache", "store")
+			mustRun(t, env, "push", "-q", "--dir", f.src1)
+		}
 		delay := time.Duration(rand.Int64N(int64(pushTime)))
-		code := killAfter(t, delay, nil, "push", "-q", "--dir", dir, "oci:"+layout+":two")
+		code := killAfter(t, delay, env, append([]string{"push", "-q", "--dir", dir}, ref...)...)
 		n := checkLayoutComplete(t, layout)
 		if treeState(t, dir) != treeState(t, f.src2) {
 			t.Fatal("killed push changed the source caches")
 		}
-		mustRun(t, nil, "push", "-q", "--dir", dir, "oci:"+layout+":two")
+		mustRun(t, env, append([]string{"push", "-q", "--dir", dir}, ref...)...)
 		checkLayoutComplete(t, layout)
 		back := filepath.Join(t.TempDir(), "back")
-		mustRun(t, nil, "pull", "-q", "--replace", "--dir", back, "oci:"+layout+":two")
+		mustRun(t, env, append([]string{"pull", "-q", "--replace", "--dir", back}, ref...)...)
 		if treeState(t, back) != treeState(t, f.src2) {
 			t.Fatal("snapshot pushed after a kill does not restore the source")
 		}
 		checkClean(t, dir)
-		key := fmt.Sprintf("push exit=%d manifests-after-kill=%d", code, n)
+		key := fmt.Sprintf("push %s exit=%d manifests-after-kill=%d", store, code, n)
 		seen[key]++
 		t.Logf("push trial %d: killed after %v: %s", i, delay, key)
 	}
