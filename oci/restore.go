@@ -78,6 +78,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	if err := writeJournal(l, journal{Phase: phaseStage, Caches: caches, Digest: snap.Digest.String()}); err != nil {
 		return err
 	}
+	crashPoint("pull-journal")
 	ok := false
 	defer func() {
 		if !ok { // roll back: the caches were never touched
@@ -346,6 +347,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	if err := swapIn(l, caches); err != nil {
 		return err
 	}
+	crashPoint("pull-swapped")
 	if err := writeJournal(l, journal{Phase: phaseCleanup, Caches: caches, Digest: snap.Digest.String()}); err != nil {
 		return err
 	}

@@ -321,10 +321,13 @@ func (f *crashFixture) oldOrNew(t testing.TB, dir string) string {
 func TestCrashPointsPull(t *testing.T) {
 	f := newCrashFixture(t, 40, 2000)
 	for _, tc := range []struct{ point, now, after string }{
+		{"pull-journal", "old", "rolled back"},
 		{"pull-extract", "old", "rolled back"},
 		{"pull-staged", "old", "rolled back"},
 		{"pull-swap", "", "completed an interrupted restore"}, // mid-swap: the journal rolls forward
+		{"pull-swapped", "new", "completed an interrupted restore"},
 		{"pull-cleanup", "new", "cleaned up"},
+		{"pull-record", "new", ""},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "d")
@@ -343,7 +346,8 @@ func TestCrashPointsPull(t *testing.T) {
 			if !strings.Contains(r.stderr, tc.after) {
 				t.Fatalf("next command stderr %q, want %q", r.stderr, tc.after)
 			}
-			want := map[string]string{"pull-extract": "old", "pull-staged": "old", "pull-swap": "new", "pull-cleanup": "new"}[tc.point]
+			want := map[string]string{"pull-journal": "old", "pull-extract": "old", "pull-staged": "old", "pull-swap": "new",
+				"pull-swapped": "new", "pull-cleanup": "new", "pull-record": "new"}[tc.point]
 			if got := f.oldOrNew(t, dir); got != want {
 				t.Fatalf("after recovery the caches are %s, want %s", got, want)
 			}
@@ -361,7 +365,7 @@ func TestCrashPointsPush(t *testing.T) {
 	src := filepath.Join(w, "src")
 	mkCache(t, src, 3, 40, 2000)
 	srcState := treeState(t, src)
-	for _, point := range []string{"push-layer", "push-manifest"} {
+	for _, point := range []string{"push-layer", "push-manifest", "push-record"} {
 		for _, store := range []string{"layout", "embedded"} {
 			t.Run(point+"/"+store, func(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "src")
@@ -380,8 +384,12 @@ func TestCrashPointsPush(t *testing.T) {
 				if r.code != 137 {
 					t.Fatalf("exit %d, want 137\n%s", r.code, r.stderr)
 				}
-				if n := checkLayoutComplete(t, findLayout(t, check)); n != 0 {
-					t.Fatalf("interrupted push left %d manifests", n)
+				wantN := 0 // killed before the manifest: none
+				if point == "push-record" {
+					wantN = 1 // the manifest is in, complete
+				}
+				if n := checkLayoutComplete(t, findLayout(t, check)); n != wantN {
+					t.Fatalf("interrupted push left %d manifests, want %d", n, wantN)
 				}
 				if treeState(t, dir) != srcState {
 					t.Fatal("push changed the source caches")
