@@ -7,7 +7,13 @@ import (
 
 // crashEnv names a test-only hook: when it lists a point ("pull-swap" or
 // "pull-swap,push-layer"), the process exits with status 137, as if killed,
-// the first time it reaches that point. Kill tests drive the real binary
+// the first time it reaches that point. Points, in order: pull-journal (stage
+// journal written, nothing staged), pull-extract (10 files extracted),
+// pull-staged (staging complete and synced), pull-swap (first cache renamed),
+// pull-swapped (all renamed, journal still "swap"), pull-cleanup (journal
+// "cleanup", old trees not yet removed), pull-record; push-layer (a data
+// layer uploaded), push-manifest (all blobs uploaded, no manifest),
+// push-record (manifest stored, local base not recorded). Kill tests drive the real binary
 // with it to check that every interruption leaves the cache old or new.
 const crashEnv = "MELCACHE_TEST_CRASH"
 

@@ -234,7 +234,7 @@ func checkIndex(x *Index, c *Config) error {
 	if x.FormatVersion != FormatVersion {
 		return fmt.Errorf("snapshot index format version %d; want %d", x.FormatVersion, FormatVersion)
 	}
-	seen := make(map[string]bool, len(x.Entries))
+	seen := make(map[string]string, len(x.Entries)) // key → type
 	files := 0
 	var size int64
 	perLayer := make([]int64, len(c.Layers))
@@ -245,10 +245,10 @@ func checkIndex(x *Index, c *Config) error {
 		if err := checkPath(e.Path); err != nil {
 			return fmt.Errorf("snapshot index: %s/%q: %w", e.Cache, e.Path, err)
 		}
-		if seen[e.key()] {
+		if _, dup := seen[e.key()]; dup {
 			return fmt.Errorf("snapshot index: duplicate entry %s/%s", e.Cache, e.Path)
 		}
-		seen[e.key()] = true
+		seen[e.key()] = e.Type
 		if e.Mode&^0o777 != 0 {
 			return fmt.Errorf("snapshot index: %s/%s has mode %o: only permission bits are allowed (no setuid, setgid, sticky)", e.Cache, e.Path, e.Mode)
 		}
@@ -289,8 +289,11 @@ func checkIndex(x *Index, c *Config) error {
 	// restore never has to guess a directory's mode.
 	for _, e := range x.Entries {
 		if d := path.Dir(e.Path); d != "." {
-			if !seen[string(e.Cache)+"\x00"+d] {
-				return fmt.Errorf("snapshot index: %s/%s has no entry for its directory", e.Cache, e.Path)
+			// ...and a directory: a file with children would be
+			// written through (the restore fails late, but never
+			// starts on a tree it cannot build).
+			if seen[string(e.Cache)+"\x00"+d] != TypeDir {
+				return fmt.Errorf("snapshot index: %s/%s has no directory entry for its parent", e.Cache, e.Path)
 			}
 		}
 	}
@@ -302,7 +305,9 @@ func checkPath(p string) error {
 	switch {
 	case p == "":
 		return fmt.Errorf("empty path")
-	case !utf8.ValidString(p):
+	case !utf8.ValidString(p) || strings.ContainsRune(p, utf8.RuneError):
+		// JSON decoding turns invalid bytes into U+FFFD, which no name
+		// Go writes contains: treat it as the invalid name it stood for.
 		return fmt.Errorf("not UTF-8")
 	case len(p) > maxPathBytes:
 		return fmt.Errorf("path over %d bytes", maxPathBytes)

@@ -369,6 +369,7 @@ func recoverFirst(ctx context.Context, l mount.Layout, o Options) error {
 
 func finish(l mount.Layout, s Store, tag string, res *Result, start time.Time, dir string) (*Result, error) {
 	now := time.Now()
+	crashPoint(dir + "-record") // "push-record", "pull-record": done, not yet recorded
 	if err := recordBase(l, BaseRecord{Store: s.String(), Tag: tag, Digest: res.Digest, Direction: dir, Time: now.UTC()}); err != nil {
 		return nil, err
 	}

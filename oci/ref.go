@@ -261,6 +261,12 @@ type StoreOptions struct {
 	// retries; nil means a fresh http.Transport. Tests use it to record
 	// requests without connecting.
 	Transport http.RoundTripper
+	// CACert names a PEM file of CA certificates trusted for the
+	// registry's TLS certificate in addition to the system roots (which
+	// SSL_CERT_FILE and SSL_CERT_DIR already extend): a private registry
+	// behind an internal CA, without turning verification off. Ignored
+	// when Transport is set.
+	CACert string
 	// Retry tunes retries of transient registry failures.
 	Retry RetryPolicy
 	// Logger receives retries and resumes at debug level; nil discards.

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -77,6 +78,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	if err := writeJournal(l, journal{Phase: phaseStage, Caches: caches, Digest: snap.Digest.String()}); err != nil {
 		return err
 	}
+	crashPoint("pull-journal")
 	ok := false
 	defer func() {
 		if !ok { // roll back: the caches were never touched
@@ -366,6 +368,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	if err := swapIn(l, caches); err != nil {
 		return err
 	}
+	crashPoint("pull-swapped")
 	if err := writeJournal(l, journal{Phase: phaseCleanup, Caches: caches, Digest: snap.Digest.String()}); err != nil {
 		return err
 	}
@@ -441,7 +444,7 @@ func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info Layer
 			break
 		}
 		if err != nil {
-			return cr.n, wrapRead(err, "%s: layer %s", s, desc.Digest)
+			return cr.n, corruptOr(err, cr, dh, desc, "%s: layer %s", s, desc.Digest)
 		}
 		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
 			return cr.n, verifyErrorf("%s: layer %s: member %q has tar type %q: only regular files are allowed (no links, devices or fifos)", s, desc.Digest, hdr.Name, hdr.Typeflag)
@@ -473,7 +476,7 @@ func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info Layer
 	}
 	// Read to the end so the whole blob is digest-checked.
 	if _, err := io.Copy(io.Discard, lr); err != nil {
-		return cr.n, wrapRead(err, "%s: layer %s", s, desc.Digest)
+		return cr.n, corruptOr(err, cr, dh, desc, "%s: layer %s", s, desc.Digest)
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
 		return cr.n, wrapRead(err, "%s: layer %s", s, desc.Digest)
@@ -515,7 +518,7 @@ func writeFile(p string, r io.Reader, e *Entry, buf []byte, h interface {
 	}
 	if err == nil {
 		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
-			err = verifyErrorf("content sha256 %s, the index says %s", got, e.SHA256)
+			err = verifyErrorf("content sha256 %s, the index says %s (corrupt or tampered with)", got, e.SHA256)
 		}
 	}
 	if err == nil && umask()&fs.FileMode(e.Mode) != 0 {
@@ -530,14 +533,37 @@ func writeFile(p string, r io.Reader, e *Entry, buf []byte, h interface {
 	return err
 }
 
+// corruptOr classifies an error met while decoding a layer. When the
+// transfer itself failed (cr saw a read error) it is returned as is, so the
+// download is retried. Otherwise the bytes arrived intact but do not decode:
+// they are corrupt or tampered with, which no retry fixes. The rest of the
+// blob is hashed so the error can say whether it matches its digest.
+func corruptOr(err error, cr *countReader, dh hash.Hash, desc v1.Descriptor, format string, args ...any) error {
+	var ve *VerifyError
+	if cr.err != nil || errors.As(err, &ve) {
+		return wrapRead(err, format, args...)
+	}
+	msg := fmt.Sprintf(format, args...)
+	if _, cerr := io.Copy(io.Discard, cr); cerr == nil && cr.n == desc.Size {
+		if got := hex.EncodeToString(dh.Sum(nil)); got != desc.Digest.Hex {
+			return verifyErrorf("%s: content digest is sha256:%s: the blob is corrupt or was tampered with (%v)", msg, got, err)
+		}
+	}
+	return verifyErrorf("%s: does not decode: %v", msg, err)
+}
+
 type countReader struct {
 	r   io.Reader
 	n   int64
 	add func(int64)
+	err error // the first read error other than io.EOF
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
 	c.n += int64(n)
 	if n > 0 {
 		c.add(int64(n))

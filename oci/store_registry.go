@@ -55,7 +55,14 @@ func NewRegistryStore(repo name.Repository, o StoreOptions) (*RegistryStore, err
 	if s.keychain == nil {
 		s.keychain = authn.DefaultKeychain
 	}
-	s.tr = newTransport(o.Transport, o.Insecure, s.policy, s.log)
+	base := o.Transport
+	if base == nil {
+		var err error
+		if base, err = newBaseTransport(o.Insecure, o.CACert); err != nil {
+			return nil, err
+		}
+	}
+	s.tr = newTransport(base, o.Insecure, s.policy, s.log)
 	opts := []remote.Option{
 		remote.WithTransport(s.tr),
 		remote.WithAuthFromKeychain(s.keychain),

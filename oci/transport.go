@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -278,8 +280,9 @@ const (
 
 // newBaseTransport returns the HTTP transport under the policy and retry
 // layers. insecure also skips TLS verification, as crane --insecure does:
-// the user has opted out of transport security for this registry.
-func newBaseTransport(insecure bool) http.RoundTripper {
+// the user has opted out of transport security for this registry. caCert,
+// when set, is a PEM file of CAs trusted on top of the system roots.
+func newBaseTransport(insecure bool, caCert string) (http.RoundTripper, error) {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -292,15 +295,37 @@ func newBaseTransport(insecure bool) http.RoundTripper {
 	}
 	if insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // --insecure
+	} else if caCert != "" {
+		pool, err := certPool(caCert)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 	}
-	return tr
+	return tr, nil
+}
+
+// certPool returns the system roots plus the PEM certificates in file.
+func certPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in the file", file)
+	}
+	return pool, nil
 }
 
 // newTransport stacks policy and retries over base (nil: a fresh HTTP
 // transport): policy first, so a refused request is never retried.
 func newTransport(base http.RoundTripper, insecure bool, p RetryPolicy, log *slog.Logger) http.RoundTripper {
 	if base == nil {
-		base = newBaseTransport(insecure)
+		base, _ = newBaseTransport(insecure, "") // no CA file: cannot fail
 	}
 	return &policyTransport{
 		insecure: insecure,

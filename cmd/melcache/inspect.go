@@ -14,6 +14,7 @@ func init() { addCommand(newInspectCmd) }
 
 func newInspectCmd(g *globals) *cobra.Command {
 	var insecure, asJSON bool
+	var caCert string
 	c := &cobra.Command{
 		Use:   "inspect [REF]",
 		Short: "Show a snapshot's layers, what each restores and its generation chain",
@@ -31,7 +32,7 @@ compaction drops), then the chain of base snapshots this one is a delta of.`,
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
-			s, tag, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, Logger: g.log})
+			s, tag, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
 			if err != nil {
 				return err
 			}
@@ -79,6 +80,7 @@ compaction drops), then the chain of base snapshots this one is a delta of.`,
 		},
 	}
 	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

@@ -14,6 +14,7 @@ func init() { addCommand(newLsCmd) }
 
 func newLsCmd(g *globals) *cobra.Command {
 	var insecure, asJSON bool
+	var caCert string
 	c := &cobra.Command{
 		Use:   "ls [REPO]",
 		Short: "List the snapshots in a repository, OCI layout or the embedded store",
@@ -33,7 +34,7 @@ for the embedded store), newest first: tag, creation date, compressed size
 			if ref.Tag != "" || ref.Digest != "" {
 				return usageErrorf("ls takes a repository, not a tag or digest: %s (see melcache inspect)", args[0])
 			}
-			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, Logger: g.log})
+			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
 			if err != nil {
 				return err
 			}
@@ -63,6 +64,7 @@ for the embedded store), newest first: tag, creation date, compressed size
 		},
 	}
 	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

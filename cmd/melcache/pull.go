@@ -11,7 +11,7 @@ func init() { addCommand(newPullCmd) }
 
 func newPullCmd(g *globals) *cobra.Command {
 	var f snapshotFlags
-	var replace bool
+	var replace, requireDigest bool
 	var restoreKeys []string
 	c := &cobra.Command{
 		Use:   "pull [REF]",
@@ -33,6 +33,7 @@ keeps them.`,
   melcache pull --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml \
       --restore-keys 'go-{go}-{arch}-' ghcr.io/acme/gocache
   melcache pull oci:/srv/cache-layout:nightly --replace
+  melcache pull --require-digest ghcr.io/acme/gocache@sha256:4f1c...   # pinned
   melcache pull                                   # embedded store, tag latest
   melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`,
 		Args: cobra.MaximumNArgs(1),
@@ -42,6 +43,14 @@ keeps them.`,
 			s, tag, digest, err := f.openRef(ctx, g, argOr(args))
 			if err != nil {
 				return err
+			}
+			if requireDigest && digest == "" {
+				// A tag is whatever the last pusher made it; only a
+				// digest names content (docs/security.md).
+				return usageErrorf("--require-digest: %q names no digest: pin it as REPO@sha256:<digest> (melcache ls shows digests)", argOr(args))
+			}
+			if requireDigest && len(restoreKeys) > 0 {
+				return usageErrorf("--require-digest: --restore-keys would pick a snapshot by tag prefix; give a pinned REPO@sha256:<digest> only")
 			}
 			var keys []string
 			for _, k := range restoreKeys {
@@ -86,6 +95,7 @@ keeps them.`,
 	}
 	f.register(c, false)
 	c.Flags().BoolVar(&replace, "replace", false, "make the caches exactly the snapshot (default: merge)")
+	c.Flags().BoolVar(&requireDigest, "require-digest", false, "refuse a REF without @sha256:<digest> (pin the exact snapshot; see docs/security.md)")
 	c.Flags().StringSliceVar(&restoreKeys, "restore-keys", nil, "tag prefixes to fall back to, in order (repeat or comma-separate)")
 	return c
 }

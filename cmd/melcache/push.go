@@ -21,6 +21,7 @@ type snapshotFlags struct {
 	jobs     int
 	compact  bool
 	insecure bool
+	caCert   string
 	json     bool
 	key      string
 	config   string
@@ -35,6 +36,7 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 		c.Flags().BoolVar(&f.compact, "compact", false, "repack everything into one layer per cache")
 	}
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&f.json, "json", false, "print a JSON summary")
 	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config), {hash:FILE}")
 	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (environment.contents.packages)")
@@ -55,6 +57,13 @@ func limitMemory() {
 	}
 }
 
+// caCertFlag names a PEM file of extra trusted CAs for a registry behind a
+// private CA; SSL_CERT_FILE works too, but replaces the system roots.
+const (
+	caCertFlag  = "ca-cert"
+	caCertUsage = "PEM file of CA certificates to trust for the registry, besides the system roots"
+)
+
 // defaultTag is used when neither REF nor --key names a tag.
 const defaultTag = "latest"
 
@@ -65,7 +74,7 @@ func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s 
 	if err != nil {
 		return nil, "", "", usageErrorf("%v", err)
 	}
-	s, tag, err = oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, Logger: g.log})
+	s, tag, err = oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -101,17 +110,17 @@ func (f *snapshotFlags) options(g *globals) oci.Options {
 	return o
 }
 
-func (f *snapshotFlags) layout(create bool) (mount.Layout, error) {
+// layout returns the cache dir's layout. missingOK lets the dir not exist
+// yet (pull creates it, but only once the snapshot has been fetched and
+// checked, so a refused pull leaves no empty dir behind).
+func (f *snapshotFlags) layout(missingOK bool) (mount.Layout, error) {
 	l, err := mount.New(f.dir, mount.Options{})
 	if err != nil {
 		return l, err
 	}
 	if fi, err := os.Stat(l.Dir); err != nil {
-		if !create || !os.IsNotExist(err) {
+		if !missingOK || !os.IsNotExist(err) {
 			return l, fmt.Errorf("cache directory %s: %w", l.Dir, err)
-		}
-		if err := os.MkdirAll(l.Dir, 0o755); err != nil {
-			return l, err
 		}
 	} else if !fi.IsDir() {
 		return l, fmt.Errorf("cache directory %s: not a directory", l.Dir)
