@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/melcache/melcache/mount"
+	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
 
@@ -31,6 +33,31 @@ func (f *cacheDirFlags) register(cmd *cobra.Command, locks bool) {
 
 func (f *cacheDirFlags) layout() (mount.Layout, error) {
 	return mount.New(f.dir, mount.Options{Recipe: f.recipe})
+}
+
+// recoverRestore completes or rolls back a restore that a killed pull left
+// behind, under the exclusive lock, before a command reads or changes the
+// caches: otherwise verify would judge, and prune or clean would act on, a
+// half-swapped directory. It lives here, not in mount, because the journal
+// belongs to oci and mount cannot import oci. status and doctor only report
+// a pending journal: they never change the caches.
+func (f *cacheDirFlags) recoverRestore(ctx context.Context, g *globals, l mount.Layout) error {
+	if !oci.RecoveryPending(l) {
+		return nil
+	}
+	lk, err := l.Lock(ctx, mount.Exclusive, f.lockOptions(g, l))
+	if err != nil {
+		return err
+	}
+	defer lk.Unlock()
+	did, err := oci.Recover(l)
+	if err != nil {
+		return fmt.Errorf("recovering an interrupted restore in %s: %w", l.Dir, err)
+	}
+	if did != "" {
+		fmt.Fprintf(g.stderr, "melcache: %s in %s\n", did, l.Dir)
+	}
+	return nil
 }
 
 // lockOptions say, once, who holds the lock when the command has to wait:

@@ -28,6 +28,9 @@ Other files in DIR, and melcache's state, stay. With --recipe, DIR is emptied as
 			if err != nil {
 				return err
 			}
+			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
+				return err
+			}
 			res, err := l.Clean(cmd.Context(), mount.CleanOptions{LockOptions: f.lockOptions(g, l)})
 			if err != nil {
 				return err

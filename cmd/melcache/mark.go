@@ -31,6 +31,9 @@ melange yourself.`,
 			if err != nil {
 				return err
 			}
+			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
+				return err
+			}
 			rec, err := l.Mark(cmd.Context(), mount.MarkOptions{Now: time.Now, LockOptions: f.lockOptions(g, l)})
 			if err != nil {
 				return err

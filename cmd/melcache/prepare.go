@@ -46,6 +46,9 @@ files already belong to the owner and share a filesystem, copies otherwise).`,
 			if err != nil {
 				return err
 			}
+			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
+				return err
+			}
 			if fromHost {
 				out, err := exec.CommandContext(cmd.Context(), "go", "env", "GOMODCACHE").Output()
 				if err != nil {

@@ -59,6 +59,9 @@ something to remove.`,
 			if err != nil {
 				return err
 			}
+			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
+				return err
+			}
 			o.LockOptions = f.lockOptions(g, l)
 			res, err := l.Prune(cmd.Context(), o)
 			if err != nil {

@@ -36,6 +36,9 @@ malicious snapshot: only who may push protects against that.`,
 			if err != nil {
 				return err
 			}
+			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
+				return err
+			}
 			res, err := l.Verify(cmd.Context(), mount.VerifyOptions{Repair: repair, GoSums: gosums, Log: g.log, LockOptions: f.lockOptions(g, l)})
 			if err != nil {
 				return err
