@@ -138,6 +138,14 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	defer release()
 	res := &Result{Direction: "push", Store: s.String(), Tag: tag}
 
+	// Ask the store a cheap question before scanning and packing, which
+	// take minutes on a large cache: an unreachable registry, refused
+	// credentials or a path that is not a layout should fail at once and
+	// name the store, not after all the work.
+	if _, err := s.HasBlob(ctx, probeDigest); err != nil && !isNotFound(err) {
+		return nil, err // the stores' errors name the store
+	}
+
 	// A delta needs every file's digest up front; a full push hashes
 	// while packing, so each byte is hashed once.
 	base := loadBase(ctx, l, s, tag, log)
@@ -207,7 +215,11 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		}
 		pl, err := packLayer(gctx, l, c, files, tmp, o.jobs())
 		if err != nil {
-			_ = g.Wait()
+			// A failed upload cancels gctx, and packing then fails with
+			// "context canceled": report the upload's error, the cause.
+			if werr := g.Wait(); werr != nil {
+				return nil, werr
+			}
 			return nil, err
 		}
 		pl.info.Generation = p.generation
@@ -411,6 +423,10 @@ func compressedSize(li LayerInfo, packed []*packedLayer, base *Snapshot) int64 {
 }
 
 // loadBase fetches the base snapshot for a push, or nil for a full push.
+// probeDigest is the digest of zero bytes: a blob no snapshot needs, so
+// asking a store for it tests reachability and credentials and nothing else.
+var probeDigest = v1.Hash{Algorithm: "sha256", Hex: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}
+
 func loadBase(ctx context.Context, l mount.Layout, s Store, tag string, log *slog.Logger) *Snapshot {
 	rec, err := baseFor(l, s.String(), tag)
 	if err != nil {
