@@ -165,6 +165,9 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if st.Other > 0 {
 		log.Warn("skipped entries that are neither files nor directories", "count", st.Other)
 	}
+	if st.BadName > 0 {
+		log.Warn("skipped entries whose names a snapshot cannot hold (not UTF-8 or too long)", "count", st.BadName)
+	}
 	p := makePlan(entries, base, o.Compact)
 	if base != nil && !p.compact && !baseLayersPresent(ctx, s, p.kept) {
 		log.Warn("store lacks layers of the base snapshot; pushing a full snapshot", "base", base.Digest)

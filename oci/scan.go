@@ -60,6 +60,11 @@ type ScanStats struct {
 	Writing int `json:"skippedWriting"`
 	// Other counts entries that are neither files nor directories.
 	Other int `json:"skippedOther"`
+	// BadName counts entries whose names no snapshot may hold (not UTF-8,
+	// over-long, ...): every pull would refuse a snapshot holding them, so
+	// one stray file would poison the tag for every builder. Go never
+	// writes such names; they come from other tools.
+	BadName int `json:"skippedBadName"`
 }
 
 // scanCaches walks the caches of l and returns their entries, sorted by
@@ -85,6 +90,13 @@ func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, jobs 
 				return nil
 			}
 			rel := filepath.ToSlash(p[len(root)+1:])
+			if checkPath(rel) != nil {
+				st.BadName++
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 			if excluded(c, rel, d.IsDir()) {
 				if d.IsDir() {
 					return filepath.SkipDir
