@@ -94,7 +94,7 @@ func TestPullRefuses(t *testing.T) {
 		{"not utf-8", []Entry{file("x")}, []member{reg("gocache/a\xffb"), reg("gocache/x")}, nil, "not UTF-8"},
 		{"long name", []Entry{file(strings.Repeat("n", 256))}, nil, nil, "component over 255 bytes"},
 		{"long path", []Entry{file(strings.Repeat("d/", 2100) + "f")}, nil, nil, "path over 4096 bytes"},
-		{"no dir entry", []Entry{file("sub/x")}, []member{reg("gocache/sub/x")}, nil, "no entry for its directory"},
+		{"no dir entry", []Entry{file("sub/x")}, []member{reg("gocache/sub/x")}, nil, "no directory entry for its parent"},
 		{"setuid", []Entry{{Cache: mount.GoCache, Path: "x", Type: TypeFile, Mode: 0o4755, Size: 5, SHA256: sum}}, []member{reg("gocache/x")}, nil, "setuid"},
 		{"symlink type", []Entry{{Cache: mount.GoCache, Path: "x", Type: "symlink"}}, nil, nil, `type "symlink"`},
 		{"duplicate", []Entry{file("x"), file("x")}, []member{reg("gocache/x")}, nil, "duplicate entry"},
