@@ -31,7 +31,9 @@ remaining snapshot references.
 Deleting a snapshot never breaks a kept one: each snapshot's manifest lists
 every layer it restores from, so layers shared with kept snapshots stay, and
 gc says how many. A builder whose last pushed snapshot was deleted pushes a
-full snapshot next time instead of a delta.`,
+full snapshot next time instead of a delta.
+
+With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
 		Example: `  melcache gc ghcr.io/acme/gocache --keep-last 10
   melcache gc oci:/srv/cache-layout --max-age 14d --dry-run
   melcache gc --keep-last 3 --max-age 720h       # the embedded store`,
@@ -67,6 +69,9 @@ full snapshot next time instead of a delta.`,
 				if perr := printGC(g, res, asJSON); perr != nil {
 					return perr
 				}
+			}
+			if err == nil && dryRun && (len(res.Deleted) > 0 || res.Blobs > 0) {
+				return checkFound() // like prune --dry-run: 3 means there is work
 			}
 			return err
 		},

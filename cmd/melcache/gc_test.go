@@ -149,7 +149,10 @@ func gcScenario(t *testing.T, env []string, ref string, open func() oci.Store) (
 		gcArgs = []string{repo}
 	}
 	// A dry run changes nothing.
-	out = cli(t, env, append([]string{"gc", "--keep-last", "1", "--dry-run"}, gcArgs...)...)
+	out, errOut, code := cliCode(t, env, append([]string{"gc", "--keep-last", "1", "--dry-run"}, gcArgs...)...)
+	if code != exitCheck {
+		t.Fatalf("gc --dry-run with snapshots to delete: exit %d, want %d (work found)\n%s%s", code, exitCheck, out, errOut)
+	}
 	for _, want := range []string{"would delete  a ", "would delete  old ", "kept          b "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("gc --dry-run output lacks %q:\n%s", want, out)
