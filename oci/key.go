@@ -116,13 +116,21 @@ func SanitizeTag(s string) string {
 // goPackageName matches melange's Go toolchain packages: go, go-1.26, ...
 var goPackageName = regexp.MustCompile(`^go(-[0-9]+(\.[0-9]+)*)?$`)
 
-// GoPackage returns the Go package a melange YAML installs
-// (environment.contents.packages), e.g. "go-1.26", without any version
-// constraint ("go-1.26=1.26.0-r0" gives "go-1.26").
+// GoPackage returns the Go package a melange YAML builds with, e.g.
+// "go-1.26", without any version constraint ("go-1.26=1.26.0-r0" gives
+// "go-1.26"): the one environment.contents.packages installs, or else the
+// one its Go pipelines install themselves — melange's go/build and
+// go/install pipelines need `${{inputs.go-package}}`, "go" by default
+// (pkg/build/pipelines/go/build.yaml), so most Go configs name no Go
+// package of their own.
 func GoPackage(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
+	}
+	type step struct {
+		Uses string            `yaml:"uses"`
+		With map[string]any `yaml:"with"`
 	}
 	var doc struct {
 		Environment struct {
@@ -130,6 +138,10 @@ func GoPackage(path string) (string, error) {
 				Packages []string `yaml:"packages"`
 			} `yaml:"contents"`
 		} `yaml:"environment"`
+		Pipeline    []step `yaml:"pipeline"`
+		Subpackages []struct {
+			Pipeline []step `yaml:"pipeline"`
+		} `yaml:"subpackages"`
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return "", fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
@@ -143,5 +155,18 @@ func GoPackage(path string) (string, error) {
 			return name, nil
 		}
 	}
-	return "", fmt.Errorf("%s: environment.contents.packages installs no go package (go or go-1.NN)", path)
+	steps := doc.Pipeline
+	for _, sp := range doc.Subpackages {
+		steps = append(steps, sp.Pipeline...)
+	}
+	for _, st := range steps {
+		switch st.Uses {
+		case "go/build", "go/build/v2", "go/install":
+			if p, _ := st.With["go-package"].(string); p != "" && goPackageName.MatchString(p) {
+				return p, nil
+			}
+			return "go", nil
+		}
+	}
+	return "", fmt.Errorf("%s: installs no go package (go or go-1.NN) in environment.contents.packages and uses no go/build or go/install step", path)
 }

@@ -54,3 +54,51 @@ func TestGoPackageCorpus(t *testing.T) {
 		t.Fatalf("no corpus file yields a go package")
 	}
 }
+
+// Configs that get Go through melange's go/build pipeline name no Go package
+// of their own: {go} is the pipeline's go-package input, "go" by default.
+func TestGoPackageFromPipeline(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ yaml, want string }{
+		{"package: {name: a}\nenvironment:\n  contents:\n    packages: [busybox, go-1.25]\npipeline:\n  - uses: go/build\n", "go-1.25"},
+		{"package: {name: a}\npipeline:\n  - uses: go/build\n    with:\n      packages: .\n", "go"},
+		{"package: {name: a}\npipeline:\n  - uses: go/build\n    with:\n      go-package: go-1.24\n", "go-1.24"},
+		{"package: {name: a}\nsubpackages:\n  - name: b\n    pipeline:\n      - uses: go/install\n", "go"},
+	} {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := GoPackage(p)
+		if err != nil || got != tc.want {
+			t.Errorf("GoPackage(%q) = %q, %v; want %q", tc.yaml, got, err, tc.want)
+		}
+	}
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte("package: {name: a}\npipeline:\n  - runs: make\n"), 0o644)
+	if got, err := GoPackage(p); err == nil {
+		t.Errorf("a config with no Go gave %q", got)
+	}
+	if got, err := GoPackage(filepath.Join("..", "..", "shared", "corpus", "melange", "examples_go-build.yaml")); err != nil || got == "" {
+		t.Errorf("corpus go-build example: %q, %v", got, err)
+	}
+}
+
+// Every corpus config with a Go pipeline yields a Go package for {go}.
+func TestGoPackageCorpusGoConfigs(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "corpus", "melange", "*.yaml"))
+	n := 0
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if !strings.Contains(string(b), "uses: go/") {
+			continue
+		}
+		n++
+		if _, err := GoPackage(f); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no corpus config uses a go/ pipeline")
+	}
+}
