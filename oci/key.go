@@ -129,7 +129,7 @@ func GoPackage(path string) (string, error) {
 		return "", err
 	}
 	type step struct {
-		Uses string            `yaml:"uses"`
+		Uses string         `yaml:"uses"`
 		With map[string]any `yaml:"with"`
 	}
 	var doc struct {
