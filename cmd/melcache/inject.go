@@ -106,6 +106,9 @@ func runInject(g *globals, f *injectFlags, args []string) error {
 		if err := envinject.WriteEnvFile(&b, vars); err != nil {
 			return usageErrorf("--env-file: %v", err)
 		}
+		if fi, err := os.Stat(f.envFile); err == nil && fi.IsDir() {
+			return fmt.Errorf("--env-file %s: is a directory; name the file to write", f.envFile)
+		}
 		if err := writeFileAtomic(f.envFile, b.Bytes(), 0o644); err != nil {
 			return fmt.Errorf("--env-file: %w", err)
 		}
