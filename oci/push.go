@@ -372,7 +372,14 @@ func recoverFirst(ctx context.Context, l mount.Layout, o Options) error {
 	}
 	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
 	if err != nil {
-		return fmt.Errorf("an interrupted restore must be finished first: %w", err)
+		// While a pull runs, its journal is there too: with the lock
+		// busy we cannot tell a live restore from an interrupted one, so
+		// report the lock and its holder, not "interrupted".
+		var le *mount.LockedError
+		if errors.As(err, &le) {
+			return err
+		}
+		return fmt.Errorf("finishing an interrupted restore first: %w", err)
 	}
 	defer release()
 	did, err := Recover(l)
