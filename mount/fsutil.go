@@ -44,7 +44,8 @@ func removeAll(path string) error {
 
 // Owner is the numeric user and group that cache files must belong to.
 type Owner struct {
-	UID, GID int
+	UID int `json:"uid"`
+	GID int `json:"gid"`
 }
 
 func (o Owner) String() string { return fmt.Sprintf("%d:%d", o.UID, o.GID) }

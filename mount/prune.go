@@ -41,18 +41,18 @@ type PruneOptions struct {
 
 // PruneResult says what Prune removed (or would remove, in a dry run).
 type PruneResult struct {
-	DryRun bool `json:"dry_run"`
+	DryRun bool `json:"dryRun"`
 	// Entries and Bytes count removed build-cache entries; Kept and
 	// KeptBytes what is left.
 	Entries   int   `json:"entries"`
 	Bytes     int64 `json:"bytes"`
 	Kept      int   `json:"kept"`
-	KeptBytes int64 `json:"kept_bytes"`
+	KeptBytes int64 `json:"keptBytes"`
 	// Trees and TreeBytes count removed extracted module trees.
 	Trees     int   `json:"trees"`
-	TreeBytes int64 `json:"tree_bytes"`
+	TreeBytes int64 `json:"treeBytes"`
 	// TrimUpdated is true when trim.txt was rewritten (see Prune).
-	TrimUpdated bool `json:"trim_updated"`
+	TrimUpdated bool `json:"trimUpdated"`
 }
 
 // Prune trims the build cache least recently used first, by Go's own use

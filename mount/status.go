@@ -15,7 +15,7 @@ type CacheStatus struct {
 	Name Cache `json:"name"`
 	// Path is the host path; GuestPath the path inside the build.
 	Path      string `json:"path"`
-	GuestPath string `json:"guest_path"`
+	GuestPath string `json:"guestPath"`
 	// Exists is false when the cache directory is missing.
 	Exists bool `json:"exists"`
 	// Files and Bytes count every regular file and its apparent size.
@@ -27,23 +27,23 @@ type CacheStatus struct {
 	// are counted in Outputs and in OutputDirs.
 	Actions    int `json:"actions"`
 	Outputs    int `json:"outputs"`
-	OutputDirs int `json:"output_dirs"`
+	OutputDirs int `json:"outputDirs"`
 
 	// Module cache (zero for the build cache): module paths, versions with
 	// a source zip or an extracted tree, versions known by their go.mod
 	// only, extracted trees, and trees whose zip is not cached.
 	Modules     int `json:"modules"`
 	Versions    int `json:"versions"`
-	ModOnly     int `json:"mod_only"`
+	ModOnly     int `json:"modOnly"`
 	Trees       int `json:"trees"`
-	ZipsMissing int `json:"zips_missing"`
+	ZipsMissing int `json:"zipsMissing"`
 
 	// OldestUse and NewestUse are the oldest and newest entry mtimes. For
 	// the build cache those are Go's use marks (refreshed at most hourly);
 	// Go never refreshes the module cache's files, so there they are
 	// download times. Nil when the cache is empty.
-	OldestUse *time.Time `json:"oldest_use"`
-	NewestUse *time.Time `json:"newest_use"`
+	OldestUse *time.Time `json:"oldestUse"`
+	NewestUse *time.Time `json:"newestUse"`
 }
 
 // Status describes a cache directory.
@@ -53,12 +53,12 @@ type Status struct {
 	State  string         `json:"state"`
 	Caches []*CacheStatus `json:"caches"`
 	// LastSnapshot is the snapshot last pushed or pulled, nil if none.
-	LastSnapshot *SnapshotRecord `json:"last_snapshot"`
+	LastSnapshot *SnapshotRecord `json:"lastSnapshot"`
 	// LastBuild is the build cache's hits and misses since the last mark
 	// (melcache mark, or melcache build), nil if never marked.
-	LastBuild *BuildUse `json:"last_build"`
+	LastBuild *BuildUse `json:"lastBuild"`
 	// LockedBy lists the processes holding the cache lock now.
-	LockedBy []Holder `json:"locked_by"`
+	LockedBy []Holder `json:"lockedBy"`
 }
 
 // StatusOptions configure Status.

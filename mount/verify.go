@@ -55,7 +55,7 @@ type VerifyResult struct {
 	Actions int `json:"actions"`
 	Zips    int `json:"zips"`
 	Trees   int `json:"trees"`
-	GoSum   int `json:"gosum_lines"`
+	GoSum   int `json:"gosumLines"`
 	// Unverified lists module files Verify had nothing to check against
 	// (a zip or tree with no .ziphash and no go.sum line).
 	Unverified []string `json:"unverified,omitempty"`

@@ -24,7 +24,7 @@ output entries; for the module cache its modules, versions and extracted trees; 
 the oldest and newest use marks. It also shows the snapshot last pushed or pulled
 and, after 'melcache mark' (or melcache build), that build's hits and misses.`,
 		Example: `  melcache status
-  melcache status --dir ./melange-cache --json | jq '.last_build'`,
+  melcache status --dir ./melange-cache --json | jq '.lastBuild'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := f.layout()
