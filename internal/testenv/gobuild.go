@@ -41,7 +41,7 @@ func (e GoEnv) Environ() []string {
 		proxy += "," + p
 	}
 	env = append(env, "GOMODCACHE="+e.ModCache, "GOCACHE="+e.Cache, "GOPROXY="+proxy,
-		"GOTOOLCHAIN=local", "GOFLAGS=-mod=mod", "GONOSUMDB=*", "GOSUMDB=off")
+		"GOTOOLCHAIN=local", "GOFLAGS=-mod=mod -buildvcs=false", "GONOSUMDB=*", "GOSUMDB=off")
 	return append(env, e.Extra...)
 }
 
@@ -74,7 +74,11 @@ func CountCompiles(xOutput []byte) int { return len(compileLine.FindAll(xOutput,
 // test when the build fails.
 func GoBuild(t testing.TB, dir string, env GoEnv, pkg string, args ...string) (compiles int, out []byte) {
 	t.Helper()
-	argv := append([]string{"build", "-x", "-trimpath", "-o", filepath.Join(t.TempDir(), "out")}, args...)
+	// -buildvcs=false: VCS stamping puts the commit and "modified" state in
+	// the main package's build info, so a commit between building a shared
+	// fixture and rebuilding from it would recompile main. The environment's
+	// GOFLAGS cannot be relied on for this: callers replace it.
+	argv := append([]string{"build", "-x", "-trimpath", "-buildvcs=false", "-o", filepath.Join(t.TempDir(), "out")}, args...)
 	argv = append(argv, pkg)
 	cmd := exec.Command("go", argv...)
 	cmd.Dir = dir
