@@ -435,3 +435,47 @@ func TestBuildFailureModes(t *testing.T) {
 		}
 	})
 }
+
+// ownCacheConfig sets GOCACHE itself, which wins over melcache's env-file.
+const ownCacheConfig = `package:
+  name: own
+  version: 1.0.0
+environment:
+  environment:
+    GOCACHE: /home/build/gocache
+pipeline:
+  - name: show
+    runs: |
+      echo "guest-gocache=$GOCACHE"
+      test -e /home/build/source-file.txt && echo source-copied
+`
+
+// TestBuildRewriteStandin runs --rewrite through the stand-in: without
+// --force the YAML's value wins and build says so; with --force the
+// rewritten copy gives the guest melcache's GOCACHE, the sources still come
+// from the config's directory, and the user's file is unchanged.
+func TestBuildRewriteStandin(t *testing.T) {
+	e := newE2E(t, -1)
+	cfg := filepath.Join(e.work, "own", "melange.yaml")
+	writeTestFile(t, cfg, ownCacheConfig)
+	writeTestFile(t, filepath.Join(e.work, "own", "source-file.txt"), "x")
+
+	_, stderr, code := e.run(nil, "build", "own/melange.yaml", "--dir", "cache", "--melange", e.melange)
+	if code != 0 || !strings.Contains(stderr, "guest-gocache=/home/build/gocache") ||
+		!strings.Contains(stderr, "warning: own/melange.yaml:6:5: the config sets GOCACHE=/home/build/gocache") {
+		t.Errorf("env-file build: exit %d; want the YAML's GOCACHE in the guest and a warning saying so:\n%s", code, stderr)
+	}
+	_, stderr, code = e.run(nil, "build", "own/melange.yaml", "--dir", "cache", "--melange", e.melange, "--rewrite", "--force")
+	if code != 0 || !strings.Contains(stderr, "guest-gocache=/var/cache/melange/gocache") || !strings.Contains(stderr, "source-copied") {
+		t.Errorf("--rewrite --force build: exit %d; want melcache's GOCACHE in the guest and the sources copied:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "warning:") {
+		t.Errorf("--rewrite --force still warns:\n%s", stderr)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != ownCacheConfig {
+		t.Errorf("the user's config changed:\n%s", b)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.work, "own")); len(ents) != 2 {
+		t.Errorf("the config's directory holds %d entries, want the 2 the test wrote", len(ents))
+	}
+}

@@ -36,11 +36,12 @@ type buildRun struct {
 	melange string
 	margs   melangeArgs
 
-	src      []byte      // the config's bytes
-	cacheOK  bool        // the cache dir is prepared and usable
-	lock     *mount.Lock // held shared from the mark to the push
-	markTime time.Time   // zero when the mark failed
-	tmp      string      // temporary dir for the env-file or rewritten config
+	ctx      context.Context // the command's: cancelled by SIGINT and SIGTERM
+	src      []byte          // the config's bytes
+	cacheOK  bool            // the cache dir is prepared and usable
+	lock     *mount.Lock     // held shared from the mark to the push
+	markTime time.Time       // zero when the mark failed
+	tmp      string          // temporary dir for the env-file or rewritten config
 	report   buildReport
 }
 
@@ -83,6 +84,7 @@ type buildReport struct {
 
 func (b *buildRun) run(ctx context.Context) (err error) {
 	start := time.Now()
+	b.ctx = ctx
 	b.report = buildReport{Config: b.config, Dir: b.layout.Dir, Melange: b.melange, ExitCode: -1}
 	b.src, err = os.ReadFile(b.config)
 	if err != nil {
@@ -181,7 +183,10 @@ func (b *buildRun) run(ctx context.Context) (err error) {
 	}
 	before := measureCaches(b.layout)
 
-	// 7. melange.
+	// 7. melange (unless interrupted meanwhile).
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("interrupted before melange started: %w", err)
+	}
 	argv := []string{b.melange, "build", config, "--cache-dir", b.layout.Dir}
 	argv = append(argv, extra...)
 	argv = append(argv, b.margs.args...)
@@ -239,7 +244,13 @@ func (b *buildRun) warn(msg string) {
 
 // cacheProblem applies the failure policy to a cache problem: with --strict
 // it is the command's error, otherwise a warning.
+//
+// An interrupt (SIGINT, SIGTERM) before melange starts is not a cache
+// problem: the user asked to stop, so nothing more runs.
 func (b *buildRun) cacheProblem(step string, err error) error {
+	if b.ctx.Err() != nil {
+		return fmt.Errorf("%s: interrupted: %w", step, err)
+	}
 	if b.f.strict {
 		return fmt.Errorf("%s (--strict): %w", step, err)
 	}
