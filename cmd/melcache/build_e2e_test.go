@@ -21,9 +21,9 @@ import (
 	"github.com/melcache/melcache/oci"
 )
 
-// e2eConfig builds the stand-in test module (example.com/hello: a main
-// package, an internal package, cobra and x/mod) with go/build and runs the
-// result in a runs: step.
+// e2eConfig checks out the stand-in test module (example.com/hello: a main
+// package, an internal package, cobra and x/mod) from a local git
+// repository, builds it with go/build and runs the result in a runs: step.
 const e2eConfig = `package:
   name: hello
   version: 1.2.3
@@ -34,8 +34,15 @@ environment:
       - go-1.26
       - busybox
 pipeline:
+  - uses: git-checkout
+    with:
+      repository: REPO
+      tag: v${{package.version}}
+      expected-commit: COMMIT
+      destination: src
   - uses: go/build
     with:
+      modroot: src
       packages: ./cmd/hello
       output: hello
       ldflags: -X main.version=${{package.version}}
@@ -194,8 +201,9 @@ func decodeReport(t *testing.T, stdout string) buildReport {
 
 // TestBuildEndToEnd is issue 5's end-to-end flow, as root and then as an
 // unprivileged user: a cold `melcache build --preload` of a real module with
-// third-party dependencies (served by a file:// proxy) through the melange
-// stand-in, pushing to a real registry; the cache is wiped; a `melcache
+// third-party dependencies (served by a file:// proxy; the config's
+// git-checkout step names a local repository, which preload clones) through
+// the melange stand-in, pushing to a real registry; the cache is wiped; a `melcache
 // build --pull` on a fresh dir with no module proxy at all must compile
 // nothing. Compile actions are counted in the guest's `go build -x` output
 // (GOFLAGS=-x through the env-file).
@@ -216,16 +224,24 @@ func TestBuildEndToEnd(t *testing.T) {
 func buildFlow(t *testing.T, e *e2e) {
 	proxy := melangetest.FileProxy(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	melangetest.CopyModule(t, filepath.Join(e.work, "src"))
-	writeTestFile(t, filepath.Join(e.work, "src", "melange.yaml"), e2eConfig)
+	repo := melangetest.CopyModule(t, filepath.Join(e.work, "repo"))
+	gitEnv := append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	melangetest.Run(t, repo, gitEnv, "git", "init", "--quiet")
+	melangetest.Run(t, repo, gitEnv, "git", "add", "-A")
+	melangetest.Run(t, repo, gitEnv, "git", "commit", "--quiet", "-m", "v1.2.3")
+	melangetest.Run(t, repo, gitEnv, "git", "tag", "v1.2.3")
+	commit := strings.TrimSpace(string(melangetest.Run(t, repo, gitEnv, "git", "rev-parse", "HEAD")))
+	cfg := strings.NewReplacer("REPO", repo, "COMMIT", commit).Replace(e2eConfig)
+	writeTestFile(t, filepath.Join(e.work, "src", "melange.yaml"), cfg)
 	e.chown()
 	arch := oci.HostArch()
-	repo := reg.Host + "/e2e/hello"
+	ref := reg.Host + "/e2e/hello"
 	common := []string{"--melange", e.melange, "--key", "hello-{arch}", "--offline", "--set", "GOFLAGS=-x", "--json"}
 
 	// Cold: preload the modules from the file:// proxy (the guest has no
 	// network), build, push.
-	args := append([]string{"build", "src/melange.yaml", "--dir", "cold", "--preload", "--push", repo}, common...)
+	args := append([]string{"build", "src/melange.yaml", "--dir", "cold", "--preload", "--push", ref}, common...)
 	args = append(args, "--", "--arch", arch, "--workspace-dir", "ws-cold")
 	stdout, stderr, code := e.run([]string{"GOPROXY=" + proxy}, args...)
 	if code != 0 {
@@ -256,7 +272,7 @@ func buildFlow(t *testing.T, e *e2e) {
 
 	// Warm: a fresh dir, no module proxy at all (GOPROXY=off for melcache
 	// and, through --offline, in the guest).
-	args = append([]string{"build", "src/melange.yaml", "--dir", "warm", "--pull", repo}, common...)
+	args = append([]string{"build", "src/melange.yaml", "--dir", "warm", "--pull", ref}, common...)
 	args = append(args, "--", "--arch", arch, "--workspace-dir", "ws-warm")
 	stdout, stderr, code = e.run(nil, args...)
 	if code != 0 {
