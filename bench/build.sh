@@ -22,6 +22,7 @@
 #   warm  melcache build --pull REG/bench:T   empty cache dir; GOPROXY=off;
 #                                              restore (download, verify, swap)
 #                                              included
+# SETUP_ONLY=1 stops after the (network-bound) setup.
 # Wall times of the whole `melcache build` command; medians over ROUNDS
 # (default 5).
 set -euo pipefail
@@ -83,6 +84,7 @@ if [ ! -e "$PROXY/.done" ]; then
   touch "$PROXY/.done"
 fi
 export GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=
+if [ -n "${SETUP_ONLY:-}" ]; then log "setup done: $SRC, $PROXY"; exit 0; fi
 
 # --- registry --------------------------------------------------------------
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
