@@ -140,7 +140,9 @@ func runDemo(ctx context.Context, g *globals, src, work string) (*demoReport, er
 		return nil, err
 	}
 	rep.Cold.ModulesSeconds = time.Since(t0).Seconds()
-	if err := demoBuild(ctx, g, sb, cold, src, filepath.Join(work, "cold.bin"), &rep.Cold); err != nil {
+	// Both builds write the same output path, as two CI runs would.
+	bin := filepath.Join(work, "bin", filepath.Base(src))
+	if err := demoBuild(ctx, g, sb, cold, src, bin, &rep.Cold); err != nil {
 		return nil, err
 	}
 	rep.Cold.TotalSeconds = rep.Cold.ModulesSeconds + rep.Cold.BuildSeconds
@@ -161,7 +163,7 @@ func runDemo(ctx context.Context, g *globals, src, work string) (*demoReport, er
 		return nil, err
 	}
 	rep.Warm.ModulesSeconds = time.Since(t0).Seconds()
-	if err := demoBuild(ctx, g, sb, warm, src, filepath.Join(work, "warm.bin"), &rep.Warm); err != nil {
+	if err := demoBuild(ctx, g, sb, warm, src, bin, &rep.Warm); err != nil {
 		return nil, err
 	}
 	rep.Warm.TotalSeconds = rep.Warm.ModulesSeconds + rep.Warm.BuildSeconds
