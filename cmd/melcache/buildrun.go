@@ -129,6 +129,13 @@ func (b *buildRun) run(ctx context.Context) (err error) {
 		}
 	}()
 
+	// Point Go at the caches first: its errors are bad input (--set, the
+	// config), which must fail before anything changes.
+	config, extra, err := b.inject()
+	if err != nil {
+		return err
+	}
+
 	// 1. prepare.
 	if err := b.prepare(ctx); err != nil {
 		return err
@@ -176,14 +183,9 @@ func (b *buildRun) run(ctx context.Context) (err error) {
 			b.markTime = rec.Time
 		}
 	}
-	// 6. inject.
-	config, extra, err := b.inject()
-	if err != nil {
-		return err
-	}
 	before := measureCaches(b.layout)
 
-	// 7. melange (unless interrupted meanwhile).
+	// 6. melange (unless interrupted meanwhile).
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted before melange started: %w", err)
 	}
@@ -199,7 +201,7 @@ func (b *buildRun) run(ctx context.Context) (err error) {
 		return runErr
 	}
 
-	// 8. report.
+	// 7. report.
 	after := measureCaches(b.layout)
 	b.report.ModulesDownloaded = after.zips - before.zips
 	b.report.BytesAdded = after.bytes - before.bytes
@@ -211,7 +213,7 @@ func (b *buildRun) run(ctx context.Context) (err error) {
 		}
 	}
 
-	// 9. push.
+	// 8. push.
 	var pushErr error
 	switch {
 	case pushStore == nil:
