@@ -495,3 +495,60 @@ func TestBuildRewriteStandin(t *testing.T) {
 		t.Errorf("the config's directory holds %d entries, want the 2 the test wrote", len(ents))
 	}
 }
+
+// TestBuildConcurrent runs two builds on one cache dir at once: builds hold
+// the lock shared, so the second runs while the first is still in melange
+// (the first's step waits for a file the second's step writes into the
+// shared cache mount; with an exclusive lock neither could finish).
+func TestBuildConcurrent(t *testing.T) {
+	e := newE2E(t, -1)
+	writeTestFile(t, filepath.Join(e.work, "a", "melange.yaml"), `package:
+  name: a
+  version: 1.0.0
+pipeline:
+  - runs: |
+      touch /var/cache/melange/a-started
+      i=0
+      while [ ! -e /var/cache/melange/b-done ]; do
+        i=$((i+1)); [ $i -lt 1200 ] || { echo "b never ran"; exit 1; }
+        sleep 0.05
+      done
+      echo a-saw-b
+`)
+	writeTestFile(t, filepath.Join(e.work, "b", "melange.yaml"), `package:
+  name: b
+  version: 1.0.0
+pipeline:
+  - runs: |
+      touch /var/cache/melange/b-done
+`)
+	if err := os.MkdirAll(filepath.Join(e.work, "cache"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := e.command(nil, "build", "a/melange.yaml", "--dir", "cache", "--melange", e.melange, "--no-wait")
+	var aout bytes.Buffer
+	a.Stdout, a.Stderr = &aout, &aout
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(eventBound)
+	for {
+		if _, err := os.Stat(filepath.Join(e.work, "cache", "a-started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = a.Process.Kill()
+			_ = a.Wait()
+			t.Fatalf("build a never started its step:\n%s", aout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// --no-wait: b fails at once if a held the lock exclusively.
+	_, berr, code := e.run(nil, "build", "b/melange.yaml", "--dir", "cache", "--melange", e.melange, "--no-wait", "--strict")
+	if code != 0 {
+		t.Errorf("build b, while a runs: exit %d\n%s", code, berr)
+	}
+	if code := exitStatus(t, a.Wait()); code != 0 || !strings.Contains(aout.String(), "a-saw-b") {
+		t.Errorf("build a: exit %d\n%s", code, aout.String())
+	}
+}

@@ -266,7 +266,15 @@ func (b *buildRun) lockOptions() mount.LockOptions {
 	}}
 }
 
+// prepare prepares the cache dir unless it already is. mount.Prepare takes
+// the lock exclusively (it may create and chown), so calling it on every
+// build would make a second build on the same dir wait for the first one's
+// melange to finish: builds are meant to share the lock.
 func (b *buildRun) prepare(ctx context.Context) error {
+	if prepared(b.layout) {
+		b.cacheOK = true
+		return nil
+	}
 	res, err := b.layout.Prepare(ctx, mount.PrepareOptions{Log: b.g.log, LockOptions: b.lockOptions()})
 	if err != nil {
 		return b.cacheProblem("prepare "+b.layout.Dir, err)
@@ -276,6 +284,25 @@ func (b *buildRun) prepare(ctx context.Context) error {
 	}
 	b.cacheOK = true
 	return nil
+}
+
+// prepared reports whether l is laid out and owned by the current user, so
+// that Prepare would change nothing.
+func prepared(l mount.Layout) bool {
+	paths := []string{l.Dir, l.State, filepath.Join(l.CacheDir(mount.GoCache), "README")}
+	for _, c := range l.Caches() {
+		paths = append(paths, l.CacheDir(c))
+	}
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return false
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
+			return false
+		}
+	}
+	return true
 }
 
 // openRef parses a --pull or --push reference and works out its tag (or
