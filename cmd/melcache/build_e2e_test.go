@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,34 +61,54 @@ const e2eHello = "hello, melange (version v1.2.3, major v1)"
 // only keeps a broken wrapper from hanging the test.
 const eventBound = 60 * time.Second
 
-var (
-	melcacheBinOnce sync.Once
-	melcacheBin     string
-	melcacheBinErr  error
-)
-
-// melcacheBinary builds cmd/melcache once per test process into a directory
-// every user can read, for tests that run it as another user.
+// melcacheBinary builds cmd/melcache into a directory every user can read
+// (tests run it as another user), once per source state and Go version,
+// shared like the stand-in (os.TempDir()/melcache-testfixtures).
 func melcacheBinary(t *testing.T) string {
 	t.Helper()
-	melcacheBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "melcache-e2e-bin-*")
+	root := testenv.RepoRoot()
+	h := sha256.New()
+	h.Write([]byte(runtime.Version()))
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			melcacheBinErr = err
-			return
+			return nil
 		}
-		_ = os.Chmod(dir, 0o755)
-		melcacheBin = filepath.Join(dir, "melcache")
-		cmd := exec.Command("go", "build", "-o", melcacheBin, "./cmd/melcache")
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			melcacheBinErr = fmt.Errorf("go build ./cmd/melcache: %v\n%s", err, out)
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "bench" || d.Name() == "docs") {
+			return filepath.SkipDir
 		}
+		if !d.IsDir() && (strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") || d.Name() == "go.mod" || d.Name() == "go.sum") {
+			b, _ := os.ReadFile(p)
+			h.Write([]byte(p))
+			h.Write(b)
+		}
+		return nil
 	})
-	if melcacheBinErr != nil {
-		t.Fatal(melcacheBinErr)
+	dir := filepath.Join(os.TempDir(), "melcache-testfixtures", "melcache-bin-"+hex.EncodeToString(h.Sum(nil)[:6]))
+	bin := filepath.Join(dir, "melcache")
+	if _, err := os.Stat(bin); err == nil {
+		return bin // only ever renamed into place complete
 	}
-	return melcacheBin
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.CreateTemp(dir, "melcache-*.tmp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/melcache")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/melcache: %v\n%s", err, out)
+	}
+	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // e2e is one test's world: a work dir owned by the user melcache runs as,
