@@ -70,7 +70,10 @@ It changes nothing. Exit status 1 when any check fails.`,
 				}
 				owner = &o
 			}
-			m := parseMelangeArgs(after, os.Getenv)
+			m, err := doctorMelangeArgs(after, os.Getenv)
+			if err != nil {
+				return err
+			}
 			dir := f.dir
 			var checks []mount.Check
 			if m.cacheDir != "" {

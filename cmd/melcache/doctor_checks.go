@@ -21,57 +21,20 @@ import (
 
 type check = mount.Check
 
-// melangeArgs is what doctor reads from melange's command line: the
-// arguments after "--", after $MELANGE_OPTS and $MELANGE_BUILD_OPTS (the
-// variables wolfi-style Makefiles pass to every melange build; see
-// examples/Makefile).
-type melangeArgs struct {
-	runner   string   // --runner, "" when not given
-	cacheDir string   // --cache-dir, "" when not given
-	envFiles []string // --env-file, repeatable
-}
-
 // melangeOptsEnv are the Makefile variables wolfi-style repositories pass
 // to melange build (MELANGE_OPTS to every melange command, MELANGE_BUILD_OPTS
 // to builds); doctor reads them from the environment, in that order, before
 // the arguments after "--" (a later flag wins, as in melange).
 var melangeOptsEnv = []string{"MELANGE_OPTS", "MELANGE_BUILD_OPTS"}
 
-func parseMelangeArgs(after []string, getenv func(string) string) melangeArgs {
+// doctorMelangeArgs reads melange's command line as doctor sees it: the
+// Makefile variables first, then the arguments after "--".
+func doctorMelangeArgs(after []string, getenv func(string) string) (melangeArgs, error) {
 	var args []string
 	for _, v := range melangeOptsEnv {
 		args = append(args, strings.Fields(getenv(v))...)
 	}
-	args = append(args, after...)
-	var m melangeArgs
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") {
-			continue
-		}
-		switch name {
-		case "runner", "cache-dir", "env-file":
-		default:
-			continue
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				continue
-			}
-			i++
-			val = args[i]
-		}
-		switch name {
-		case "runner":
-			m.runner = val
-		case "cache-dir":
-			m.cacheDir = val
-		case "env-file":
-			m.envFiles = append(m.envFiles, val)
-		}
-	}
-	return m
+	return parseMelangeArgs(append(args, after...))
 }
 
 // qemuVirtiofsEnv makes melange's qemu runner share the cache dir with

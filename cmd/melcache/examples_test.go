@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/melcache/melcache/envinject"
 	"github.com/melcache/melcache/internal/melangetest"
 	"github.com/melcache/melcache/internal/testenv"
 	"github.com/melcache/melcache/mount"
@@ -44,6 +45,7 @@ func TestExamplesParse(t *testing.T) {
 		switch {
 		case doc["package"] != nil:
 			checkMelangeExample(t, p, b)
+			checkInjects(t, p, b)
 		case doc["jobs"] != nil:
 		default:
 			t.Errorf("%s: neither a melange config (package:) nor a workflow (jobs:)", p)
@@ -83,6 +85,25 @@ func checkMelangeExample(t *testing.T, path string, b []byte) {
 	}
 }
 
+// checkInjects runs envinject on a melange example: the rewrite succeeds,
+// sets both caches, has no lint findings, and a second run changes nothing.
+func checkInjects(t *testing.T, path string, b []byte) {
+	t.Helper()
+	res, err := envinject.Inject(b, envinject.Options{})
+	if err != nil {
+		t.Errorf("%s: inject: %v", path, err)
+		return
+	}
+	if !res.Changed || len(res.Set) != 2 || len(res.Kept) != 0 || len(res.Findings) != 0 {
+		t.Errorf("%s: inject changed=%v set=%v kept=%v findings=%v; want GOMODCACHE and GOCACHE set, nothing kept or found",
+			path, res.Changed, res.Set, res.Kept, res.Findings)
+	}
+	again, err := envinject.Inject(res.Out, envinject.Options{})
+	if err != nil || again.Changed {
+		t.Errorf("%s: a second inject changed=%v err=%v, want no change", path, again.Changed, err)
+	}
+}
+
 // pendingCommands are melcache commands the examples call that other issues
 // add. While one is not registered it is accepted unchecked; once it is, its
 // flags are checked like every other command's.
@@ -92,7 +113,6 @@ var pendingCommands = map[string]string{
 	"inject":  "issue 3",
 	"pull":    "issue 4",
 	"push":    "issue 4",
-	"build":   "issue 5",
 }
 
 // TestExamplesCallExistingCommands checks every melcache command line in the
@@ -149,7 +169,11 @@ func TestExamplesCallExistingCommands(t *testing.T) {
 		}
 		args := words[1:]
 		if i := indexOf(args, "--"); i >= 0 {
-			args = args[:i] // melange's own arguments
+			// melange's own arguments, which melcache build reads too.
+			if _, err := parseMelangeArgs(args[i+1:]); err != nil {
+				t.Errorf("%q: melange arguments: %v", l, err)
+			}
+			args = args[:i]
 		}
 		g := &globals{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}
 		root := newRoot(g)
