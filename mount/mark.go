@@ -108,18 +108,7 @@ func (l Layout) Mark(ctx context.Context, o MarkOptions) (*MarkRecord, error) {
 
 // LastMark returns the last mark recorded, or nil when there is none.
 func (l Layout) LastMark() (*MarkRecord, error) {
-	p := filepath.Join(l.State, markFile)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var rec MarkRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	return &rec, nil
+	return ReadJSONFile[MarkRecord](filepath.Join(l.State, markFile))
 }
 
 // BuildUse is the build cache's use since a mark.

@@ -42,18 +42,24 @@ func (l Layout) WriteLastSnapshot(rec SnapshotRecord) error {
 
 // LastSnapshot returns the last snapshot recorded, or nil when none was.
 func (l Layout) LastSnapshot() (*SnapshotRecord, error) {
-	p := filepath.Join(l.State, lastSnapshotFile)
-	b, err := os.ReadFile(p)
+	return ReadJSONFile[SnapshotRecord](filepath.Join(l.State, lastSnapshotFile))
+}
+
+// ReadJSONFile decodes the JSON state file at path into a new T. A missing
+// file is not an error: it returns nil, nil (nothing recorded yet). Errors
+// name the file.
+func ReadJSONFile[T any](path string) (*T, error) {
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	var rec SnapshotRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+	v := new(T)
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &rec, nil
+	return v, nil
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

@@ -4,9 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -44,19 +41,7 @@ func pullRecordPath(l mount.Layout, store string) string {
 	return filepath.Join(l.State, snapshotsDir, "pull-"+recordName(store))
 }
 
-func readRecord(p string) (*BaseRecord, error) {
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var r BaseRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	return &r, nil
-}
+func readRecord(p string) (*BaseRecord, error) { return mount.ReadJSONFile[BaseRecord](p) }
 
 // recordBase remembers digest as the base for (store, tag); a pull is also
 // remembered as the store's last pull, the fallback base of a push under a
