@@ -25,7 +25,9 @@ type PreloadOptions struct {
 	Source string
 	// Config is a melange YAML file. Its git-checkout step (repository, tag
 	// or branch, expected-commit) is cloned into a temporary directory, and
-	// the modroots of its go/build steps are preloaded. Without a
+	// the modroots of its go/build steps are preloaded: only the modules
+	// providing the steps' packages (with their tags) and their
+	// dependencies, unless a runs: step calls go or make. Without a
 	// git-checkout step the sources are the config's directory, as for
 	// `melange build` (--source-dir defaults to it).
 	Config string
@@ -84,6 +86,11 @@ type PreloadedModule struct {
 	// in the cache; New how many of them this call downloaded.
 	Modules int `json:"modules"`
 	New     int `json:"new"`
+	// Packages are the packages of the config's go/build steps when only
+	// the modules that provide them (and their dependencies) were
+	// downloaded; empty when every module of go.mod was (`go mod
+	// download`: a --source tree, or packages not known before the build).
+	Packages []string `json:"packages,omitempty"`
 }
 
 // Preload downloads into the layout's module cache every module the given
@@ -155,12 +162,26 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 			res.Modules = append(res.Modules, pm)
 			continue
 		}
-		n, fresh, err := p.download(ctx, m, modcache)
-		if err != nil {
-			return nil, err
+		var n, fresh int
+		narrowed := false
+		if builds := src.builds[m.dir]; len(builds) > 0 {
+			n, fresh, narrowed, err = p.listDeps(ctx, m, modcache, builds)
+			if err != nil {
+				return nil, err
+			}
+			if narrowed {
+				for _, b := range builds {
+					pm.Packages = append(pm.Packages, b.packages...)
+				}
+			}
+		}
+		if !narrowed {
+			if n, fresh, err = p.download(ctx, m, modcache); err != nil {
+				return nil, err
+			}
 		}
 		pm.Modules, pm.New = n, fresh
-		p.log.Info("preloaded", "module", m.path, "dir", m.rel, "modules", n, "new", fresh)
+		p.log.Info("preloaded", "module", m.path, "dir", m.rel, "modules", n, "new", fresh, "packages", strings.Join(pm.Packages, " "))
 		res.Modules = append(res.Modules, pm)
 	}
 	return res, nil
@@ -236,18 +257,11 @@ type downloadRecord struct {
 // go.sum lacks entries. It returns the number of module versions reported
 // and how many zips are newer than the start of the call.
 func (p *preloader) download(ctx context.Context, m modInfo, modcache string) (total, fresh int, err error) {
-	tmp, err := os.MkdirTemp("", "melcache-preload-*")
+	tmp, modfile, err := modfileCopy(m)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer os.RemoveAll(tmp)
-	modfile := filepath.Join(tmp, "go.mod")
-	if err := copyFileBytes(filepath.Join(m.dir, "go.mod"), modfile); err != nil {
-		return 0, 0, err
-	}
-	if err := copyFileBytes(filepath.Join(m.dir, "go.sum"), filepath.Join(tmp, "go.sum")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, 0, err
-	}
 	// A zip written by this call has an mtime at or after start. (On a
 	// filesystem with coarse timestamps a new zip may look older and is not
 	// counted: the count is for the report, nothing depends on it.)
@@ -285,6 +299,27 @@ func (p *preloader) download(ctx context.Context, m modInfo, modcache string) (t
 		return 0, 0, fmt.Errorf("preload %s (%s): go mod download: %s", m.path, m.label(), firstLines(msg, 6))
 	}
 	return total, fresh, nil
+}
+
+// modfileCopy copies m's go.mod and go.sum into a new temporary directory
+// (removed by the caller) and returns it and the go.mod copy, for -modfile:
+// the go command may then add go.sum lines or requirements to the copy, and
+// the source tree stays as it was.
+func modfileCopy(m modInfo) (tmp, modfile string, err error) {
+	tmp, err = os.MkdirTemp("", "melcache-preload-*")
+	if err != nil {
+		return "", "", err
+	}
+	modfile = filepath.Join(tmp, "go.mod")
+	if err := copyFileBytes(filepath.Join(m.dir, "go.mod"), modfile); err != nil {
+		os.RemoveAll(tmp)
+		return "", "", err
+	}
+	if err := copyFileBytes(filepath.Join(m.dir, "go.sum"), filepath.Join(tmp, "go.sum")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		os.RemoveAll(tmp)
+		return "", "", err
+	}
+	return tmp, modfile, nil
 }
 
 func copyFileBytes(src, dst string) error {

@@ -37,6 +37,7 @@ type melangeConfig struct {
 
 type melangeStep struct {
 	Uses     string            `yaml:"uses"`
+	Runs     string            `yaml:"runs"`
 	With     map[string]string `yaml:"with"`
 	WorkDir  string            `yaml:"working-directory"`
 	Pipeline []melangeStep     `yaml:"pipeline"`
@@ -138,6 +139,7 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 	// The modroots of the go/build steps, relative to where the sources
 	// are (the checkout's destination under /home/build).
 	seen := map[string]bool{}
+	builds, whole := map[string][]goBuild{}, map[string]bool{}
 	for _, s := range steps {
 		if s.step.Uses != "go/build" && s.step.Uses != "go/build/v2" {
 			continue
@@ -159,7 +161,24 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 			seen[dir] = true
 			src.modDirs = append(src.modDirs, dir)
 		}
+		b, why := stepBuild(subst, s.step)
+		if why != "" {
+			p.log.Info("downloading every module of go.mod", "modroot", rel, "reason", fmt.Sprintf("%s:%d: %s", file, s.step.line, why))
+			whole[dir] = true
+			continue
+		}
+		builds[dir] = append(builds[dir], b)
 	}
+	if script, line := goRunsStep(steps); script != "" {
+		// A runs: step that calls go (or make) may build or test more than
+		// the go/build packages: keep every module of each modroot.
+		p.log.Info("downloading every module of go.mod", "reason", fmt.Sprintf("%s:%d: a runs: step calls %s", file, line, script))
+		builds = nil
+	}
+	for dir := range whole {
+		delete(builds, dir)
+	}
+	src.builds = builds
 	if len(src.modDirs) == 0 {
 		// No go/build step (go/install, or hand-written runs:): preload
 		// every module of the sources.

@@ -21,6 +21,11 @@ type preloadSource struct {
 	label string // how messages name the tree (a path, or repository@ref)
 	// modDirs are the module directories, absolute.
 	modDirs []string
+	// builds are, per module directory, the go/build steps that build
+	// from it: only the modules providing their packages are downloaded.
+	// A directory without builds (a --source tree, or a step whose
+	// packages are not known) gets all of its go.mod's modules.
+	builds map[string][]goBuild
 	// work is the go.work file the modules came from, if any.
 	work     string
 	checkout *Checkout
