@@ -26,8 +26,11 @@ with the network unshared, or GOPROXY=off).
 With --source, every go.mod under the directory is preloaded (or the modules
 its go.work uses). With a melange config, its git-checkout step (repository,
 tag with ${{package.version}} substituted, expected-commit) is cloned into a
-temporary directory and the modroots of its go/build steps are preloaded;
-a config without git-checkout uses its own directory, as melange does.
+temporary directory and, in the modroot of each go/build step, only the
+modules its packages (and tags) import are downloaded (go list -deps): a
+smaller cache to snapshot and restore. A config whose runs: steps call go or
+make, or whose packages cannot be read, gets every module of go.mod instead.
+A config without git-checkout uses its own directory, as melange does.
 A module with a vendor/ tree needs nothing downloaded.
 
 GOPROXY, GOPRIVATE, GONOPROXY, GONOSUMDB, GOSUMDB and GOFLAGS are honoured
