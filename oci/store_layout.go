@@ -136,10 +136,11 @@ func (s *LayoutStore) ensureLayout() error {
 	default:
 		for _, e := range ents {
 			switch {
-			case e.Name() == layoutBlobsDir, e.Name() == layoutIndexFile, e.Name() == layoutLockFile,
+			case e.Name() == layoutFile, e.Name() == layoutBlobsDir, e.Name() == layoutIndexFile, e.Name() == layoutLockFile,
 				strings.HasPrefix(e.Name(), layoutTmpPrefix):
-				// A layout being created concurrently, or one written
-				// by a tool that omits oci-layout: adopt it.
+				// A layout being created concurrently (oci-layout itself
+				// may appear between the Stat above and this listing), or
+				// one written by a tool that omits oci-layout: adopt it.
 			default:
 				return fmt.Errorf("%s exists and is not an OCI image layout (no %s file, holds %s); refusing to write into it", s.dir, layoutFile, e.Name())
 			}

@@ -395,3 +395,30 @@ func TestLayoutCorruptIndexIsLeftAlone(t *testing.T) {
 		t.Error("corrupt index.json was rewritten")
 	}
 }
+
+// Several processes creating the same new layout at once all adopt it: the
+// oci-layout file another one writes between the existence check and the
+// directory listing must not read as "not an OCI image layout" (seen as a
+// failed push in TestConcurrentPullsAndPushes).
+func TestLayoutConcurrentCreation(t *testing.T) {
+	root := t.TempDir()
+	for i := range 300 {
+		dir := filepath.Join(root, fmt.Sprint(i))
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := NewLayoutStore(dir).ensureLayout(); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("layout %d: %v", i, err)
+		}
+	}
+}
