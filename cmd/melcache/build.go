@@ -30,6 +30,7 @@ type buildFlags struct {
 	set           []string
 	json          bool
 	insecure      bool
+	caCert        string
 	noWait        bool
 }
 
@@ -123,6 +124,7 @@ failed before running it (or --strict and a cache problem); 2 usage.`,
 	c.Flags().StringArrayVar(&f.set, "set", nil, "extra KEY=VALUE for the build's environment (repeatable)")
 	c.Flags().BoolVar(&f.json, "json", false, "print the report as JSON (melange's stdout then goes to stderr)")
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once, naming the holder, when another process holds the cache lock")
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/melcache/melcache/mount"
+	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
 
@@ -21,6 +22,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	var f cacheDirFlags
 	var ownerFlag, config, source string
 	var insecure, asJSON bool
+	var caCert string
 	c := &cobra.Command{
 		Use:   "doctor [REF] [-- MELANGE-ARGS]",
 		Short: "Diagnose why a cache does not help, with the fix for each problem",
@@ -98,10 +100,10 @@ It changes nothing. Exit status 1 when any check fails.`,
 				checks = append(checks, checkToolchain(ctx, config, source, m.envFiles))
 			}
 			if len(args) == 1 {
-				checks = append(checks, checkStore(ctx, g, args[0], insecure)...)
+				checks = append(checks, checkStore(ctx, args[0], oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})...)
 			}
 			if _, err := os.Stat(l.Dir); err == nil {
-				checks = append(checks, checkSnapshotGo(ctx, g, l, argOr(args), config, insecure))
+				checks = append(checks, checkSnapshotGo(ctx, l, argOr(args), config, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log}))
 			}
 			failed := false
 			for _, c := range checks {
@@ -131,6 +133,7 @@ It changes nothing. Exit status 1 when any check fails.`,
 	c.Flags().StringVar(&config, "config", "", "melange YAML to check: cache env, lint, toolchain")
 	c.Flags().StringVar(&source, "source", "", "source tree whose go.mod the toolchain check reads (default: --config's directory)")
 	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

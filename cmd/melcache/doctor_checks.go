@@ -170,12 +170,12 @@ func checkJournal(l mount.Layout) check {
 }
 
 // checkStore probes the registry (or layout) REF names.
-func checkStore(ctx context.Context, g *globals, raw string, insecure bool) []check {
-	ref, err := oci.ParseRef(raw, oci.RefOptions{Insecure: insecure})
+func checkStore(ctx context.Context, raw string, so oci.StoreOptions) []check {
+	ref, err := oci.ParseRef(raw, oci.RefOptions{Insecure: so.Insecure})
 	if err != nil {
 		return []check{{Name: "registry", Status: mount.CheckFail, Message: err.Error(), Fix: "give REF as HOST/REPO[:TAG] or oci:PATH"}}
 	}
-	p := oci.Probe(ctx, ref, oci.StoreOptions{Insecure: insecure, Logger: g.log})
+	p := oci.Probe(ctx, ref, so)
 	var out []check
 	if p.Registry != "" {
 		if p.SchemeErr != "" {
@@ -217,7 +217,7 @@ func checkStore(ctx context.Context, g *globals, raw string, insecure bool) []ch
 // made with (its config) against this build's: GOCACHE keys include both,
 // so a snapshot of another Go version restores a build cache that never
 // hits. The build's Go is the config's go-1.NN package, else the local go.
-func checkSnapshotGo(ctx context.Context, g *globals, l mount.Layout, raw, config string, insecure bool) check {
+func checkSnapshotGo(ctx context.Context, l mount.Layout, raw, config string, so oci.StoreOptions) check {
 	rec, err := l.LastSnapshot()
 	if err != nil || rec == nil {
 		return check{Name: "snapshot", Status: mount.CheckSkip, Message: "no snapshot pulled or pushed here yet"}
@@ -225,11 +225,11 @@ func checkSnapshotGo(ctx context.Context, g *globals, l mount.Layout, raw, confi
 	if raw == "" && !strings.HasPrefix(rec.Ref, "embedded store") {
 		return check{Name: "snapshot", Status: mount.CheckSkip, Message: "last snapshot " + rec.Ref + ": give its REF to compare its Go version"}
 	}
-	ref, err := oci.ParseRef(raw, oci.RefOptions{Insecure: insecure})
+	ref, err := oci.ParseRef(raw, oci.RefOptions{Insecure: so.Insecure})
 	if err != nil {
 		return check{Name: "snapshot", Status: mount.CheckSkip, Message: err.Error()}
 	}
-	s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, Logger: g.log})
+	s, _, err := oci.OpenStore(ctx, ref, so)
 	if err != nil {
 		return check{Name: "snapshot", Status: mount.CheckSkip, Message: err.Error()}
 	}

@@ -15,6 +15,7 @@ func init() { addCommand(newGCCmd) }
 
 func newGCCmd(g *globals) *cobra.Command {
 	var insecure, dryRun, asJSON bool
+	var caCert string
 	var keepLast int
 	var maxAge string
 	c := &cobra.Command{
@@ -60,7 +61,7 @@ With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
 			if ref.Tag != "" || ref.Digest != "" {
 				return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
 			}
-			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, Logger: g.log})
+			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
 			if err != nil {
 				return err
 			}
@@ -80,6 +81,7 @@ With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
 	c.Flags().StringVar(&maxAge, "max-age", "", "keep snapshots younger than this (720h, 14d)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be deleted; delete nothing")
 	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

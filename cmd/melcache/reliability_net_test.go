@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -326,6 +327,12 @@ func TestCredentialsTLS(t *testing.T) {
 	}
 	check(mustRun(t, good, "ls", "-v", "--ca-cert", ca, reg.Host+"/cache/secure"))
 	check(mustRun(t, good, "inspect", "-v", "--ca-cert", ca, ref))
+	// gc and doctor open the same store with the same trust.
+	check(mustRun(t, good, "gc", "--ca-cert", ca, "--keep-last", "5", "--dry-run", reg.Host+"/cache/secure"))
+	dr := check(mrun(t, good, "doctor", "--dir", src, "--ca-cert", ca, ref))
+	if !regexp.MustCompile(`(?m)^pass\s+registry`).MatchString(dr.stdout) || strings.Contains(dr.stdout, "x509") {
+		t.Fatalf("doctor --ca-cert did not reach the registry:\n%s%s", dr.stdout, dr.stderr)
+	}
 
 	want := "authentication failed for " + reg.Host
 	for _, args := range [][]string{
