@@ -68,20 +68,8 @@ cache_for() { # small|large -> dir
 }
 
 # --- registry --------------------------------------------------------------
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-HOST=127.0.0.1:$PORT
-mkdir -p "$WORK/registry"
-cat > "$WORK/registry/config.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $WORK/registry/storage}, delete: {enabled: true}}
-http: {addr: $HOST}
-YAML
-rm -rf "$WORK/registry/storage"
-docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
-REG_PID=$!
-trap 'kill $REG_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -fs "http://$HOST/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+. "$(dirname "$0")/lib.sh"
+start_registry "$WORK/registry"
 
 # --- timing ----------------------------------------------------------------
 # timed NAME CMD...: runs CMD after sync, appends "NAME seconds maxrss_kb".
