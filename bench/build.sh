@@ -88,7 +88,7 @@ if [ -n "${SETUP_ONLY:-}" ]; then log "setup done: $SRC, $PROXY"; exit 0; fi
 
 # --- registry --------------------------------------------------------------
 . "$(dirname "$0")/lib.sh"
-start_registry "$WORK/registry"
+start_registry "$WORK/registry" || exit 1
 REF=$HOST/bench/$WHICH:$ARCH
 
 MC=("$WORK/bin/melcache" build "$SRC/melange.yaml" --melange "$WORK/bin/melange" --offline --json)

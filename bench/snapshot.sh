@@ -69,7 +69,7 @@ cache_for() { # small|large -> dir
 
 # --- registry --------------------------------------------------------------
 . "$(dirname "$0")/lib.sh"
-start_registry "$WORK/registry"
+start_registry "$WORK/registry" || exit 1
 
 # --- timing ----------------------------------------------------------------
 # timed NAME CMD...: runs CMD after sync, appends "NAME seconds maxrss_kb".
