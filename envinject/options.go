@@ -16,7 +16,7 @@ const (
 	DefaultGoCache    = GuestRoot + "/gocache"
 )
 
-// Variables melange and Go would use without melcache (FACTS.md): melange sets
+// Variables melange and Go would use without melcache (docs/background.md, "Environment"): melange sets
 // HOME=/home/build and GOMODCACHE=/var/cache/melange/gomodcache when empty and
 // no GOCACHE, so Go falls back to $HOME/.cache/go-build, which lives in the
 // workspace and is deleted after every build.

@@ -3,7 +3,7 @@
 // accounting, pruning, integrity verification, use marks, and the mount spec
 // that maps each cache between the host and the guest.
 //
-// The layout (DESIGN.md, "Cache directory layout"):
+// The layout (README.md, "Layout"):
 //
 //	DIR/gomodcache/   GOMODCACHE=/var/cache/melange/gomodcache
 //	DIR/gocache/      GOCACHE=/var/cache/melange/gocache

@@ -51,7 +51,7 @@ type Owner struct {
 func (o Owner) String() string { return fmt.Sprintf("%d:%d", o.UID, o.GID) }
 
 // CurrentOwner is the invoking user and group: the default owner, since the
-// user who runs melcache is usually the one who runs melange (DESIGN.md,
+// user who runs melcache is usually the one who runs melange (docs/background.md,
 // "Ownership").
 func CurrentOwner() Owner { return Owner{UID: os.Getuid(), GID: os.Getgid()} }
 

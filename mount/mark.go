@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Use marks (DESIGN.md, "Use marks"). Go refreshes an entry's mtime when it
+// Use marks (docs/background.md, "Use marks and trimming"). Go refreshes an entry's mtime when it
 // uses it, but only when the mtime is at least mtimeInterval old
 // (cmd/go/internal/cache markUsed). Before a build, Mark moves every entry
 // newer than that back to just past it, so that every entry the build uses

@@ -88,7 +88,7 @@ func (r *VerifyResult) OK() bool {
 //
 // A name check catches corruption, not a malicious writer: a new, correctly
 // named output plus an action entry pointing at it passes every check
-// (FACTS.md). With o.Repair the bad entries are removed.
+// (docs/background.md, "No re-hash on use"). With o.Repair the bad entries are removed.
 func (l Layout) Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 	if err := l.checkExists(); err != nil {
 		return nil, err

@@ -34,8 +34,8 @@ import (
 // useMarkAge is how far in the past restored files' mtimes are set: more
 // than Go's one-hour refresh threshold, so the next build that uses an entry
 // marks it (hits become visible), and far inside Go's 5-day trim window, so
-// no restored entry is trimmed (FACTS.md: old or zero mtimes get the
-// restored cache wiped by the first go command).
+// no restored entry is trimmed (docs/background.md, "Use marks and trimming": old or zero
+// mtimes get the restored cache wiped by the first go command).
 const useMarkAge = 2 * time.Hour
 
 // readBufSize batches reads of a layer blob: the zstd decoder asks for

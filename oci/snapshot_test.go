@@ -193,7 +193,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		t.Fatalf("pull: %+v (push %+v)", pres, res)
 	}
 	diffSums(t, want, treeSums(t, dst))
-	// Use marks (FACTS.md: old mtimes get a restored GOCACHE wiped).
+	// Use marks (docs/background.md: old mtimes get a restored GOCACHE wiped).
 	tb, err := os.ReadFile(filepath.Join(dst.CacheDir(mount.GoCache), "trim.txt"))
 	if err != nil || string(tb) != strconv.FormatInt(now.Unix(), 10)+"\n" {
 		t.Fatalf("trim.txt = %q, %v", tb, err)

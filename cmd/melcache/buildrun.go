@@ -19,7 +19,7 @@ import (
 	"github.com/melcache/melcache/oci"
 )
 
-// buildRun is one `melcache build`: the steps of DESIGN.md "The wrapper",
+// buildRun is one `melcache build`: the steps of docs/architecture.md "build",
 // each a library call (mount, oci, envinject); this file only sequences
 // them, applies the failure policy and reports.
 //

@@ -39,7 +39,7 @@ func doctorMelangeArgs(after []string, getenv func(string) string) (melangeArgs,
 
 // qemuVirtiofsEnv makes melange's qemu runner share the cache dir with
 // virtiofs; without it the runner mounts it read-only under an overlay and
-// the build's writes are thrown away (FACTS.md, melange pkg/container/qemu_runner.go).
+// the build's writes are thrown away (docs/background.md, "Runners").
 const qemuVirtiofsEnv = "QEMU_USE_VIRTIOFS"
 
 func checkRunner(m melangeArgs, getenv func(string) string) check {

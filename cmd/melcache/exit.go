@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Exit codes shared by every command (DESIGN.md, "Concurrency and failure").
+// Exit codes shared by every command (README.md, "Exit status").
 const (
 	exitOK     = 0
 	exitFailed = 1 // bad input, network, verification

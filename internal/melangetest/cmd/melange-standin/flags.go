@@ -34,7 +34,7 @@ func parseBuildFlags(args []string) (buildOptions, error) {
 	var o buildOptions
 	fs := pflag.NewFlagSet("melange build", pflag.ContinueOnError)
 	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir, "directory used for cached inputs")
-	// --env-file is repeatable since melange v0.43 (FACTS.md); each later
+	// --env-file is repeatable since melange v0.43 (docs/background.md); each later
 	// file overrides the earlier ones, as godotenv.Read does for several files.
 	fs.StringArrayVar(&o.envFiles, "env-file", nil, "file to use for preloaded environment variables")
 	fs.StringSliceVar(&o.archs, "arch", nil, "architectures to build for")
