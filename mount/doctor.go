@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/melcache/melcache/internal/units"
 )
 
 // CheckStatus is the outcome of one doctor check.
@@ -183,7 +185,7 @@ func (l Layout) doctorDisk(st *Status, statfs func(string, *syscall.Statfs_t) er
 		return Check{Name: "disk", Status: CheckFail, Message: l.Dir + " is on a read-only filesystem", Fix: "put --cache-dir on a writable filesystem"}
 	}
 	free := int64(fsst.Bavail) * int64(fsst.Bsize)
-	msg := fmt.Sprintf("%s free for caches of %s", FormatSize(free), FormatSize(size))
+	msg := fmt.Sprintf("%s free for caches of %s", units.FormatSize(free), units.FormatSize(size))
 	fix := "free space on that filesystem, or trim the build cache: melcache prune --dir " + l.Dir + " --max-size SIZE"
 	switch {
 	case free < size:

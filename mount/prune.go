@@ -8,7 +8,12 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/melcache/melcache/internal/units"
 )
+
+// day is the unit cache ages are spoken of in (units.ParseDuration's "d").
+const day = units.Day
 
 // Go's own trim rule (cmd/go/internal/cache): entries unused for trimLimit
 // go, judged by mtimes that may lag real use by up to an hour.

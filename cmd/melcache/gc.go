@@ -6,7 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/melcache/melcache/mount"
+	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
@@ -44,7 +44,7 @@ With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
 			var age time.Duration
 			if maxAge != "" {
 				var err error
-				if age, err = mount.ParseDuration(maxAge); err != nil || age <= 0 {
+				if age, err = units.ParseDuration(maxAge); err != nil || age <= 0 {
 					return usageErrorf("--max-age %q: want a positive duration such as 720h or 14d", maxAge)
 				}
 			}
@@ -119,7 +119,7 @@ func printGC(g *globals, res *oci.GCResult, asJSON bool) error {
 	if res.BlobsNote != "" {
 		fmt.Fprintf(g.stdout, "; %s\n", res.BlobsNote)
 	} else {
-		fmt.Fprintf(g.stdout, "; %s %d unreferenced blobs (%s)\n", blobVerb, res.Blobs, mount.FormatSize(res.BlobBytes))
+		fmt.Fprintf(g.stdout, "; %s %d unreferenced blobs (%s)\n", blobVerb, res.Blobs, units.FormatSize(res.BlobBytes))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/mount"
 	"github.com/spf13/cobra"
 )
@@ -77,7 +78,7 @@ files already belong to the owner and share a filesystem, copies otherwise).`,
 			}
 			if s := res.Seeded; s != nil {
 				fmt.Fprintf(g.stdout, "seeded modules from %s: %d linked, %d copied (%s), %d already there\n",
-					s.From, s.Linked, s.Copied, mount.FormatSize(s.Bytes), s.Skipped)
+					s.From, s.Linked, s.Copied, units.FormatSize(s.Bytes), s.Skipped)
 			}
 			for _, e := range l.Env() {
 				fmt.Fprintf(g.stdout, "  %s\n", e)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/mount"
 	"github.com/spf13/cobra"
 )
@@ -40,7 +41,7 @@ something to remove.`,
 			o := mount.PruneOptions{DryRun: dryRun, ModcacheTrees: trees}
 			var err error
 			if cmd.Flags().Changed("max-size") {
-				if o.MaxSize, err = mount.ParseSize(maxSize); err != nil {
+				if o.MaxSize, err = units.ParseSize(maxSize); err != nil {
 					return usageErrorf("--max-size: %v", err)
 				}
 				if o.MaxSize == 0 {
@@ -48,7 +49,7 @@ something to remove.`,
 				}
 			}
 			if cmd.Flags().Changed("unused-for") {
-				if o.UnusedFor, err = mount.ParseDuration(unusedFor); err != nil {
+				if o.UnusedFor, err = units.ParseDuration(unusedFor); err != nil {
 					return usageErrorf("--unused-for: %v", err)
 				}
 				if o.UnusedFor == 0 {
@@ -76,9 +77,9 @@ something to remove.`,
 				if dryRun {
 					verb = "would remove"
 				}
-				fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, mount.FormatSize(res.Bytes), res.Kept, mount.FormatSize(res.KeptBytes))
+				fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, units.FormatSize(res.Bytes), res.Kept, units.FormatSize(res.KeptBytes))
 				if trees {
-					fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, mount.FormatSize(res.TreeBytes))
+					fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, units.FormatSize(res.TreeBytes))
 				}
 			}
 			if dryRun && res.Entries+res.Trees > 0 {

@@ -5,6 +5,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/mount"
 	"github.com/spf13/cobra"
 )
@@ -63,11 +64,11 @@ func printStatus(g *globals, st *mount.Status) {
 		case mount.GoModCache:
 			content = fmt.Sprintf("%d modules, %d versions, %d trees", c.Modules, c.Versions, c.Trees)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.Files, mount.FormatSize(c.Bytes), content, when(c.OldestUse), when(c.NewestUse))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.Files, units.FormatSize(c.Bytes), content, when(c.OldestUse), when(c.NewestUse))
 	}
 	tw.Flush()
 	if s := st.LastSnapshot; s != nil {
-		fmt.Fprintf(g.stdout, "last snapshot: %s %s %s (%d files, %s) at %s\n", s.Direction, s.Ref, s.Digest, s.Files, mount.FormatSize(s.Bytes), s.Time.Format(time.RFC3339))
+		fmt.Fprintf(g.stdout, "last snapshot: %s %s %s (%d files, %s) at %s\n", s.Direction, s.Ref, s.Digest, s.Files, units.FormatSize(s.Bytes), s.Time.Format(time.RFC3339))
 	} else {
 		fmt.Fprintln(g.stdout, "last snapshot: none")
 	}

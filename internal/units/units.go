@@ -1,4 +1,8 @@
-package mount
+// Package units parses and formats the sizes and durations melcache's
+// commands accept and print: --max-size, --unused-for, --max-age, and the
+// byte counts in status, prune, gc and prepare. One home, so that a figure a
+// command prints is one another command accepts.
+package units
 
 import (
 	"fmt"
@@ -55,9 +59,9 @@ func FormatSize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
-// day is the unit ParseDuration adds to Go's: cache ages are spoken of in
+// Day is the unit ParseDuration adds to Go's: cache ages are spoken of in
 // days (Go trims entries unused for 5 days).
-const day = 24 * time.Hour
+const Day = 24 * time.Hour
 
 // ParseDuration parses a Go duration ("36h", "90m") or a number of days,
 // optionally followed by a Go duration ("5d", "1.5d", "1d12h").
@@ -70,7 +74,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		if err != nil || f < 0 || f > 1e5 {
 			return 0, bad
 		}
-		d = time.Duration(f * float64(day))
+		d = time.Duration(f * float64(Day))
 		t = t[i+1:]
 		if t == "" {
 			return d, nil

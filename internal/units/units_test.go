@@ -1,4 +1,4 @@
-package mount
+package units
 
 import (
 	"testing"
@@ -24,7 +24,7 @@ func TestParseSize(t *testing.T) {
 
 func TestParseDuration(t *testing.T) {
 	for in, want := range map[string]time.Duration{
-		"5d": 5 * day, "1.5d": 36 * time.Hour, "36h": 36 * time.Hour, "1d12h": 36 * time.Hour, "90m": 90 * time.Minute,
+		"5d": 5 * Day, "1.5d": 36 * time.Hour, "36h": 36 * time.Hour, "1d12h": 36 * time.Hour, "90m": 90 * time.Minute,
 	} {
 		got, err := ParseDuration(in)
 		if err != nil || got != want {
@@ -38,16 +38,26 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-func TestParseOwner(t *testing.T) {
-	for in, want := range map[string]Owner{"1000:1000": {1000, 1000}, "0:0": {0, 0}, "1000": {1000, 1000}, "1000:50": {1000, 50}} {
-		got, err := ParseOwner(in)
-		if err != nil || got != want {
-			t.Errorf("ParseOwner(%q) = %v, %v; want %v", in, got, err, want)
+func TestFormatSize(t *testing.T) {
+	for n, want := range map[int64]string{
+		0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 3 << 29: "1.5 GiB", 1 << 40: "1.0 TiB", 5 << 50: "5.0 PiB",
+	} {
+		if got := FormatSize(n); got != want {
+			t.Errorf("FormatSize(%d) = %q; want %q", n, got, want)
 		}
 	}
-	for _, in := range []string{"", ":", "build:build", "1000:", "-1:0", "4294967295:0", "1000:1000:1"} {
-		if _, err := ParseOwner(in); err == nil {
-			t.Errorf("ParseOwner(%q) succeeded", in)
+}
+
+// TestFormatSizeParses checks that what FormatSize prints, ParseSize reads
+// back to within the rounding of the one printed decimal.
+func TestFormatSizeParses(t *testing.T) {
+	for _, n := range []int64{0, 512, 1 << 20, 3 << 29, 7 << 40} {
+		got, err := ParseSize(FormatSize(n))
+		if err != nil {
+			t.Fatalf("ParseSize(FormatSize(%d) = %q): %v", n, FormatSize(n), err)
+		}
+		if d := got - n; d > n/20 || d < -n/20 {
+			t.Errorf("ParseSize(FormatSize(%d) = %q) = %d", n, FormatSize(n), got)
 		}
 	}
 }
