@@ -1,0 +1,35 @@
+// Package fsutil is melcache's one home for file-system helpers that are not
+// about any one kind of directory: the atomic file write (with the
+// durability the caller asks for), directory fsync, removal of read-only
+// module trees, JSON state files, and file owners.
+//
+// # Durability
+//
+// WriteFile never leaves a partial file: it writes a temporary file in the
+// target's directory and renames it over the target, so a reader (or a
+// crash) sees the old content or the new. What a caller chooses is how far
+// the new content must have reached the disk when WriteFile returns; see
+// Sync. Each caller says in a comment why it picks its level.
+//
+// # Opening relative to a directory
+//
+// State files live under DIR/.melcache, a directory inside a cache dir that
+// other users (the build user, a container) may write to. Every helper
+// therefore has a form that takes the directory and the name separately
+// (WriteFileAt, ReadJSON, WriteJSON) or an open *os.Root (WriteFileIn,
+// ReadJSONIn, WriteJSONIn). Those forms resolve name with os.Root, so it can
+// never lead outside the directory, and:
+//
+//   - a write never follows a link planted at name: the temporary file is
+//     created with O_CREATE|O_EXCL (which refuses links) and the rename
+//     replaces a link at name instead of writing through it;
+//   - KeepOwner reads the owner of name itself (Lstat), not of a link's
+//     target.
+//
+// Reads through ReadJSON and ReadJSONIn still follow a link at name as long
+// as it stays inside the directory (os.Root's rule). Refusing links there
+// too is the remaining part of the state-dir hardening; it lands here, in
+// ReadJSONIn, once, and every state reader gets it, because they all come
+// through this package. Callers that keep one directory open for several
+// files should open an os.Root once (os.OpenRoot) and use the In forms.
+package fsutil

@@ -1,0 +1,213 @@
+package fsutil
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// onlyFile fails unless dir holds exactly the one entry name: no temporary
+// file is left behind.
+func onlyFile(t *testing.T, dir, name string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != name {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("%s holds %v, want only %s", dir, names, name)
+	}
+}
+
+func TestWriteFileReplaces(t *testing.T) {
+	for _, s := range []Sync{SyncFileAndDir, SyncFile} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, "state.json")
+		if err := os.WriteFile(p, []byte("old content, longer than the new"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFile(p, []byte("new"), WriteOptions{Perm: 0o640, Sync: s}); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != "new" {
+			t.Fatalf("sync %d: content %q, want %q", s, b, "new")
+		}
+		if fi, _ := os.Stat(p); fi.Mode() != 0o640 {
+			t.Errorf("sync %d: mode %v, want 0640", s, fi.Mode())
+		}
+		onlyFile(t, dir, "state.json")
+	}
+}
+
+func TestWriteFileDefaultPermIgnoresUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	p := filepath.Join(t.TempDir(), "f")
+	if err := WriteFile(p, []byte("x"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode() != DefaultPerm {
+		t.Errorf("mode %v, want %v", fi.Mode(), DefaultPerm)
+	}
+}
+
+// TestWriteFileFailureKeepsOld: a write that fails part way (the file-size
+// limit stops it after some bytes) leaves the original byte-identical and
+// no temporary file.
+func TestWriteFileFailureKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "index.json")
+	orig := bytes.Repeat([]byte("original "), 100)
+	if err := os.WriteFile(p, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Go ignores SIGXFSZ, so a write past RLIMIT_FSIZE fails with EFBIG
+	// after writing what fits: a real partial write.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	small := lim
+	small.Cur = 4096
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
+		t.Fatal(err)
+	}
+	err := WriteFile(p, bytes.Repeat([]byte("n"), 1<<20), WriteOptions{})
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("a write past the file-size limit: %v; want EFBIG", err)
+	}
+	if !strings.Contains(err.Error(), p) {
+		t.Errorf("error %q does not name %s", err, p)
+	}
+	if b, _ := os.ReadFile(p); !bytes.Equal(b, orig) {
+		t.Fatalf("original changed: %d bytes, want %d", len(b), len(orig))
+	}
+	onlyFile(t, dir, "index.json")
+}
+
+func TestWriteFileMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	err := WriteFileAt(dir, "snapshots/a.json", []byte("{}"), WriteOptions{})
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), filepath.Join(dir, "snapshots/a.json")) {
+		t.Fatalf("write into a missing dir: %v; want a not-exist error naming the file", err)
+	}
+	if err := WriteFileAt(dir, "snapshots/a.json", []byte("{}"), WriteOptions{CreateDirs: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "snapshots", "a.json")); string(b) != "{}" {
+		t.Fatalf("content %q", b)
+	}
+}
+
+// TestWriteFileReplacesPlantedLink: a link planted at the name is replaced
+// by the new file; its target, outside the directory, is untouched.
+func TestWriteFileReplacesPlantedLink(t *testing.T) {
+	base := t.TempDir()
+	outside := filepath.Join(base, "victim")
+	if err := os.WriteFile(outside, []byte("victim"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "state")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "journal.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAt(dir, "journal.json", []byte("new"), WriteOptions{KeepOwner: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "victim" {
+		t.Fatalf("wrote through the link: target holds %q", b)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "journal.json"))
+	if err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("journal.json is %v, %v; want a regular file", fi, err)
+	}
+	// A name that leads out of the directory is refused.
+	if err := WriteFileAt(dir, "../victim", []byte("x"), WriteOptions{}); err == nil {
+		t.Fatal("wrote ../victim")
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "victim" {
+		t.Fatalf("target holds %q", b)
+	}
+}
+
+func TestWriteFileKeepOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// Only root may give a file to another user; the caller's own
+		// files are what a non-root run can check.
+		t.Log("not root: checking that the new file is the caller's")
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "melange.yaml")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := CurrentOwner()
+	if os.Geteuid() == 0 {
+		want = Owner{UID: 1234, GID: 5678}
+		if err := want.Lchown(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The mode is set after the chown that keeps the owner.
+	if err := WriteFile(p, []byte("new"), WriteOptions{Perm: 0o750, KeepOwner: true}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := OwnerOf(fi); got != want {
+		t.Errorf("owner %s, want %s kept", got, want)
+	}
+	if want := os.FileMode(0o750); fi.Mode() != want {
+		t.Errorf("mode %v, want %v", fi.Mode(), want)
+	}
+	// Without KeepOwner the file is the writer's.
+	if err := WriteFile(p, []byte("newer"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ = os.Stat(p)
+	if got, _ := OwnerOf(fi); got != CurrentOwner() {
+		t.Errorf("owner %s without KeepOwner, want the writer %s", got, CurrentOwner())
+	}
+}
+
+func TestWriteFileTempPrefix(t *testing.T) {
+	dir := t.TempDir()
+	// A directory in the way makes the rename fail after the temporary
+	// file is written, which must then be gone too.
+	if err := os.Mkdir(filepath.Join(dir, "index.json"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json", "x"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(filepath.Join(dir, "index.json"), []byte("{}"), WriteOptions{TempPrefix: ".tmp-index-"}); err == nil {
+		t.Fatal("renamed a file over a non-empty directory")
+	}
+	onlyFile(t, dir, "index.json")
+}
+
+func TestSyncDir(t *testing.T) {
+	if err := SyncDir(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "gone")
+	if err := SyncDir(missing); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("SyncDir(missing) = %v; want an error naming %s", err, missing)
+	}
+}
