@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
 // CleanOptions configure Clean.
@@ -67,7 +69,7 @@ func (l Layout) Clean(ctx context.Context, o CleanOptions) (*CleanResult, error)
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
-			if err := removeAll(filepath.Join(dir, e.Name())); err != nil {
+			if err := fsutil.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 				return res, fmt.Errorf("clean: %w", err)
 			}
 		}

@@ -125,14 +125,14 @@ func (l Layout) doctorOwner(ctx context.Context, owner Owner, prep string) Check
 			if err != nil {
 				return nil
 			}
-			sys, ok := fi.Sys().(*syscall.Stat_t)
+			cur, ok := ownerOf(fi)
 			if !ok {
 				return nil
 			}
-			if int(sys.Uid) != owner.UID {
+			if cur.UID != owner.UID {
 				wrong++
 				if firstWrong == "" {
-					firstWrong, wrongOwner = p, fmt.Sprintf("%d:%d", sys.Uid, sys.Gid)
+					firstWrong, wrongOwner = p, cur.String()
 				}
 			}
 			if d.IsDir() && owner.UID != 0 && goWritesInto(l, c, root, p) && fi.Mode().Perm()&0o200 == 0 {

@@ -2,12 +2,12 @@ package mount
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
 // Use marks (docs/background.md, "Use marks and trimming"). Go refreshes an entry's mtime when it
@@ -96,11 +96,11 @@ func (l Layout) Mark(ctx context.Context, o MarkOptions) (*MarkRecord, error) {
 			rec.Clamped++
 		}
 	}
-	b, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := WriteFileAtomic(filepath.Join(l.State, markFile), append(b, '\n'), 0o644); err != nil {
+	// Durability: fsutil.SyncFile. A mark serves the build that follows it
+	// in the same boot; a crash ends that build, and its rerun marks again,
+	// so the mark need not survive one and the write does not wait for a
+	// directory flush.
+	if err := fsutil.WriteJSON(l.State, markFile, rec, fsutil.WriteOptions{Sync: fsutil.SyncFile, CreateDirs: true}); err != nil {
 		return nil, fmt.Errorf("record mark: %w", err)
 	}
 	return rec, nil
@@ -108,7 +108,7 @@ func (l Layout) Mark(ctx context.Context, o MarkOptions) (*MarkRecord, error) {
 
 // LastMark returns the last mark recorded, or nil when there is none.
 func (l Layout) LastMark() (*MarkRecord, error) {
-	return ReadJSONFile[MarkRecord](filepath.Join(l.State, markFile))
+	return fsutil.ReadJSON[MarkRecord](l.State, markFile)
 }
 
 // BuildUse is the build cache's use since a mark.

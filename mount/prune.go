@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/internal/units"
 )
 
@@ -152,7 +153,7 @@ func (l Layout) pruneGoCache(ctx context.Context, gc string, now time.Time, o Pr
 			continue
 		}
 		if !o.DryRun {
-			if err := removeAll(e.path); err != nil {
+			if err := fsutil.RemoveAll(e.path); err != nil {
 				return fmt.Errorf("prune: %w", err)
 			}
 		}
@@ -161,7 +162,10 @@ func (l Layout) pruneGoCache(ctx context.Context, gc string, now time.Time, o Pr
 	}
 	if !o.DryRun && o.UnusedFor > 0 && o.UnusedFor <= DefaultUnusedFor {
 		// Go writes the Unix seconds with no newline (cache.go, Trim).
-		if err := WriteFileAtomic(filepath.Join(gc, goCacheTrimFile), []byte(strconv.FormatInt(now.Unix(), 10)), 0o644); err != nil {
+		// Durability: fsutil.SyncFile. A trim.txt lost to a crash only makes
+		// Go trim again on its own schedule, which prune has just done.
+		trim := []byte(strconv.FormatInt(now.Unix(), 10))
+		if err := fsutil.WriteFile(filepath.Join(gc, goCacheTrimFile), trim, fsutil.WriteOptions{Sync: fsutil.SyncFile, CreateDirs: true}); err != nil {
 			return fmt.Errorf("prune: %w", err)
 		}
 		if fi, err := os.Stat(gc); err == nil {
@@ -198,7 +202,7 @@ func pruneTrees(ctx context.Context, modcache string, dryRun bool, res *PruneRes
 			return nil
 		})
 		if !dryRun {
-			if err := removeAll(m.tree); err != nil {
+			if err := fsutil.RemoveAll(m.tree); err != nil {
 				return fmt.Errorf("prune: %w", err)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
 // SeedResult counts what seeding from the host module cache did.
@@ -93,30 +95,26 @@ func seedModCache(ctx context.Context, src, dst string, owner Owner, log *slog.L
 
 // copyFile copies src to dst through a temporary file and a rename, keeping
 // the mode and modification time.
+//
+// Durability: fsutil.SyncNone, as it always was. A seed copies a whole module
+// download cache, where an fsync per file would cost more than the seed;
+// Go checks the zips and .mod files it uses against go.sum, and
+// `melcache verify` finds (and --repair removes) a zip a crash left torn.
 func copyFile(src, dst string, fi fs.FileInfo) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".melcache-tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copy %s: %w", src, err)
-	}
-	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chtimes(tmp.Name(), fi.ModTime(), fi.ModTime()); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return fsutil.WriteFileFunc(dst, func(w io.Writer) error {
+		if _, err := io.Copy(w, in); err != nil {
+			return fmt.Errorf("copy %s: %w", src, err)
+		}
+		return nil
+	}, fsutil.WriteOptions{
+		Perm:       fi.Mode().Perm(),
+		Sync:       fsutil.SyncNone,
+		ModTime:    fi.ModTime(),
+		TempPrefix: "." + filepath.Base(dst) + ".melcache-tmp",
+	})
 }

@@ -1,12 +1,9 @@
 package mount
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
 // lastSnapshotFile records the snapshot most recently pushed or pulled, for
@@ -32,67 +29,15 @@ type SnapshotRecord struct {
 }
 
 // WriteLastSnapshot records rec as the last snapshot transferred.
+//
+// Durability: fsutil.SyncFile. The record only tells status and doctor what
+// was transferred last; losing it to a crash costs a line of status output,
+// so the write does not wait for a flush of the state directory.
 func (l Layout) WriteLastSnapshot(rec SnapshotRecord) error {
-	b, err := json.MarshalIndent(rec, "", "  ")
-	if err != nil {
-		return err
-	}
-	return WriteFileAtomic(filepath.Join(l.State, lastSnapshotFile), append(b, '\n'), 0o644)
+	return fsutil.WriteJSON(l.State, lastSnapshotFile, rec, fsutil.WriteOptions{Sync: fsutil.SyncFile, CreateDirs: true})
 }
 
 // LastSnapshot returns the last snapshot recorded, or nil when none was.
 func (l Layout) LastSnapshot() (*SnapshotRecord, error) {
-	return ReadJSONFile[SnapshotRecord](filepath.Join(l.State, lastSnapshotFile))
-}
-
-// ReadJSONFile decodes the JSON state file at path into a new T. A missing
-// file is not an error: it returns nil, nil (nothing recorded yet). Errors
-// name the file.
-func ReadJSONFile[T any](path string) (*T, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	v := new(T)
-	if err := json.Unmarshal(b, v); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory and a rename, so readers see the old content or the new, never a
-// part. The directory is created when missing.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return fsutil.ReadJSON[SnapshotRecord](l.State, lastSnapshotFile)
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"golang.org/x/mod/sumdb/dirhash"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
 // VerifyOptions configure Verify.
@@ -127,7 +129,7 @@ func (l Layout) Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, err
 		for i := range res.Problems {
 			p := &res.Problems[i]
 			for _, r := range p.Remove {
-				if err := removeAll(r); err != nil {
+				if err := fsutil.RemoveAll(r); err != nil {
 					return res, fmt.Errorf("repair: %w", err)
 				}
 			}

@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 )
 
@@ -49,24 +49,13 @@ func stagedOld(l mount.Layout, c mount.Cache) string {
 	return filepath.Join(stagingDir(l), "old", string(c))
 }
 
+// writeJournal records j.
+//
+// Durability: fsutil.SyncFileAndDir. Each phase's journal must be on disk
+// before the renames it describes start, or a crash could leave caches half
+// swapped with no journal saying which way to recover.
 func writeJournal(l mount.Layout, j journal) error {
-	b, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	if err := mount.WriteFileAtomic(journalPath(l), b, 0o644); err != nil {
-		return err
-	}
-	return fsyncDir(l.State)
-}
-
-func fsyncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return fsutil.WriteJSON(l.State, journalName, j, fsutil.WriteOptions{Sync: fsutil.SyncFileAndDir, CreateDirs: true})
 }
 
 // RecoveryPending reports whether an interrupted restore left a journal or
@@ -90,7 +79,7 @@ func Recover(l mount.Layout) (string, error) {
 		// A staging dir without a journal is debris from a restore killed
 		// before it wrote the journal.
 		if _, err := os.Stat(stagingDir(l)); err == nil {
-			return "removed an abandoned staging directory", removeTree(stagingDir(l))
+			return "removed an abandoned staging directory", fsutil.RemoveAll(stagingDir(l))
 		}
 		return "", nil
 	} else if err != nil {
@@ -114,13 +103,13 @@ func Recover(l mount.Layout) (string, error) {
 	default:
 		return "", fmt.Errorf("restore journal %s: unknown phase %q", journalPath(l), j.Phase)
 	}
-	if err := removeTree(stagingDir(l)); err != nil {
+	if err := fsutil.RemoveAll(stagingDir(l)); err != nil {
 		return "", err
 	}
 	if err := os.Remove(journalPath(l)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
-	return did, fsyncDir(l.State)
+	return did, fsutil.SyncDir(l.State)
 }
 
 // swapIn moves each staged cache into place; it is idempotent, so recovery
@@ -149,17 +138,5 @@ func swapIn(l mount.Layout, caches []mount.Cache) error {
 			crashPoint("pull-swap")
 		}
 	}
-	return fsyncDir(l.Dir)
-}
-
-// removeTree removes p, making read-only directories (module trees are
-// 0555) writable first.
-func removeTree(p string) error {
-	_ = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(q, 0o755)
-		}
-		return nil
-	})
-	return os.RemoveAll(p)
+	return fsutil.SyncDir(l.Dir)
 }

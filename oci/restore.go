@@ -24,6 +24,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
@@ -65,14 +66,14 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	}
 	caches := restoredCaches(l, snap, o)
 	stage := stagingDir(l)
-	if err := removeTree(stage); err != nil {
+	if err := fsutil.RemoveAll(stage); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Join(stage, "new"), 0o755); err != nil {
 		return err
 	}
 	if err := sameDevice(l.Dir, stage); err != nil {
-		_ = removeTree(stage)
+		_ = fsutil.RemoveAll(stage)
 		return err
 	}
 	if err := writeJournal(l, journal{Phase: phaseStage, Caches: caches, Digest: snap.Digest.String()}); err != nil {
@@ -82,7 +83,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	ok := false
 	defer func() {
 		if !ok { // roll back: the caches were never touched
-			_ = removeTree(stage)
+			_ = fsutil.RemoveAll(stage)
 			_ = os.Remove(journalPath(l))
 		}
 	}()
@@ -373,14 +374,14 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 		return err
 	}
 	crashPoint("pull-cleanup")
-	if err := removeTree(stage); err != nil {
+	if err := fsutil.RemoveAll(stage); err != nil {
 		log.Warn("cannot remove the old caches", "dir", stage, "err", err)
 		return nil
 	}
 	if err := os.Remove(journalPath(l)); err != nil {
 		return err
 	}
-	return fsyncDir(l.State)
+	return fsutil.SyncDir(l.State)
 }
 
 // fetchLayer streams one data layer: the compressed bytes are digest-checked
@@ -735,11 +736,11 @@ func dirOwner(dir string) *fileOwner {
 	if err != nil {
 		return nil
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	uid, gid, ok := fsutil.OwnerOf(fi)
 	if !ok {
 		return nil
 	}
-	return &fileOwner{uid: int(st.Uid), gid: int(st.Gid)}
+	return &fileOwner{uid: uid, gid: gid}
 }
 
 func sameDevice(a, b string) error {

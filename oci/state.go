@@ -3,10 +3,10 @@ package oci
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"path/filepath"
 	"time"
 
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 )
 
@@ -33,31 +33,40 @@ func recordName(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil)[:12]) + ".json"
 }
 
-func refRecordPath(l mount.Layout, store, tag string) string {
-	return filepath.Join(l.State, snapshotsDir, "ref-"+recordName(store, tag))
+// refRecord and pullRecord name records inside the state directory.
+func refRecord(store, tag string) string {
+	return filepath.Join(snapshotsDir, "ref-"+recordName(store, tag))
 }
 
-func pullRecordPath(l mount.Layout, store string) string {
-	return filepath.Join(l.State, snapshotsDir, "pull-"+recordName(store))
+func pullRecord(store string) string {
+	return filepath.Join(snapshotsDir, "pull-"+recordName(store))
 }
 
-func readRecord(p string) (*BaseRecord, error) { return mount.ReadJSONFile[BaseRecord](p) }
+func readRecord(l mount.Layout, name string) (*BaseRecord, error) {
+	return fsutil.ReadJSON[BaseRecord](l.State, name)
+}
+
+// writeRecord records r under name.
+//
+// Durability: fsutil.SyncFile. A base record only picks the snapshot the
+// next push deltas against; losing one to a crash makes that push larger
+// (an older base, or none), never wrong, so it does not wait for a
+// directory flush.
+func writeRecord(l mount.Layout, name string, r BaseRecord) error {
+	return fsutil.WriteJSON(l.State, name, r, fsutil.WriteOptions{Sync: fsutil.SyncFile, CreateDirs: true})
+}
 
 // recordBase remembers digest as the base for (store, tag); a pull is also
 // remembered as the store's last pull, the fallback base of a push under a
 // new tag (a CI job restores key A and saves key B).
 func recordBase(l mount.Layout, r BaseRecord) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
 	if r.Tag != "" {
-		if err := mount.WriteFileAtomic(refRecordPath(l, r.Store, r.Tag), b, 0o644); err != nil {
+		if err := writeRecord(l, refRecord(r.Store, r.Tag), r); err != nil {
 			return err
 		}
 	}
 	if r.Direction == "pull" {
-		return mount.WriteFileAtomic(pullRecordPath(l, r.Store), b, 0o644)
+		return writeRecord(l, pullRecord(r.Store), r)
 	}
 	return nil
 }
@@ -65,10 +74,10 @@ func recordBase(l mount.Layout, r BaseRecord) error {
 // baseFor returns the record a push to (store, tag) deltas against, or nil.
 func baseFor(l mount.Layout, store, tag string) (*BaseRecord, error) {
 	if tag != "" {
-		r, err := readRecord(refRecordPath(l, store, tag))
+		r, err := readRecord(l, refRecord(store, tag))
 		if r != nil || err != nil {
 			return r, err
 		}
 	}
-	return readRecord(pullRecordPath(l, store))
+	return readRecord(l, pullRecord(store))
 }

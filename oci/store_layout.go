@@ -21,6 +21,8 @@ import (
 	"github.com/gofrs/flock"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
 // Layout file names, from the OCI image-layout spec.
@@ -174,42 +176,21 @@ func (s *LayoutStore) WriteBlob(ctx context.Context, d v1.Hash, size int64, open
 }
 
 func (s *LayoutStore) writeBlobFrom(ctx context.Context, d v1.Hash, size int64, r io.Reader) error {
-	dst := s.blobPath(d)
-	f, err := os.CreateTemp(filepath.Dir(dst), layoutTmpPrefix+d.Hex[:12]+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
+	// The blob is renamed into place only when digest and size match.
+	// Durability: fsutil.SyncFileAndDir, as for index.json: the index
+	// written next may name this blob, so it must be on disk first.
+	return fsutil.WriteFileFunc(s.blobPath(d), func(w io.Writer) error {
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(w, h), ctxReader{ctx, r})
+		if err != nil {
+			return err
 		}
-	}()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
-	if err != nil {
-		return err
-	}
-	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-	if got != d || (size >= 0 && n != size) {
-		return fmt.Errorf("content mismatch: got %s (%d bytes), want %s (%d bytes); not stored", got, n, d, size)
-	}
-	if err := f.Chmod(layoutFileMode); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(filepath.Dir(dst))
+		got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
+		if got != d || (size >= 0 && n != size) {
+			return fmt.Errorf("content mismatch: got %s (%d bytes), want %s (%d bytes); not stored", got, n, d, size)
+		}
+		return nil
+	}, layoutWrite(d.Hex[:12]))
 }
 
 // ReadBlob opens blobs/sha256/<hex>. The caller verifies the digest.
@@ -595,44 +576,23 @@ func (s *LayoutStore) unreferenced(ctx context.Context, skip map[v1.Hash]bool) (
 	return out, nil
 }
 
-// writeFileAtomic writes b to a temp file next to path, fsyncs it and
-// renames it over path, then fsyncs the directory: readers see the old or
-// the new content, never a torn file, even across a crash.
+// writeFileAtomic replaces path, a file of the layout (oci-layout,
+// index.json), with b.
 func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), layoutTmpPrefix+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(b); err == nil {
-		if err = f.Chmod(layoutFileMode); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return fsutil.WriteFile(path, b, layoutWrite(filepath.Base(path)))
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+// layoutWrite is how the layout writes its files: temp files start with
+// layoutTmpPrefix, so a crash leaves only debris the layout recognises.
+// Durability: fsutil.SyncFileAndDir. index.json must never name a blob
+// that is not on disk, and a push reports success only once the tag is
+// durable, so every blob and index rename is flushed before the next step.
+func layoutWrite(tempName string) fsutil.WriteOptions {
+	return fsutil.WriteOptions{
+		Perm:       layoutFileMode,
+		Sync:       fsutil.SyncFileAndDir,
+		TempPrefix: layoutTmpPrefix + tempName + "-",
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }
 
 // ctxReader stops a copy when the context is cancelled.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/gofrs/flock"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
 // BlobGCOptions configure LayoutStore.RemoveUnreferencedBlobs.
@@ -73,7 +75,7 @@ func (s *LayoutStore) RemoveUnreferencedBlobs(ctx context.Context, o BlobGCOptio
 		bytes += fi.Size()
 	}
 	if n > 0 && !o.DryRun {
-		if err := syncDir(filepath.Join(s.dir, layoutBlobsDir, "sha256")); err != nil {
+		if err := fsutil.SyncDir(filepath.Join(s.dir, layoutBlobsDir, "sha256")); err != nil {
 			return n, bytes, err
 		}
 	}

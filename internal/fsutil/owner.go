@@ -1,40 +1,20 @@
 package fsutil
 
 import (
-	"fmt"
 	"io/fs"
-	"os"
 	"syscall"
 )
 
-// Owner is a numeric user and group. Package mount's Owner (the owner cache
-// files must belong to) is this type; what belongs to cache dirs (parsing
-// --owner, giving a cache tree to its owner) stays in mount.
-type Owner struct {
-	UID int `json:"uid"`
-	GID int `json:"gid"`
-}
-
-func (o Owner) String() string { return fmt.Sprintf("%d:%d", o.UID, o.GID) }
-
-// CurrentOwner is the invoking process's user and group.
-func CurrentOwner() Owner { return Owner{UID: os.Getuid(), GID: os.Getgid()} }
-
-// OwnerOf returns the owner recorded in fi, and false where the platform
-// does not say (fi.Sys() is not a syscall.Stat_t).
-func OwnerOf(fi fs.FileInfo) (Owner, bool) {
+// OwnerOf returns the numeric user and group recorded in fi, and false where
+// the platform does not say (fi.Sys() is not a syscall.Stat_t).
+//
+// This is the generic part of ownership. Package mount keeps its Owner type,
+// CurrentOwner, ParseOwner and the giving of a cache tree to its owner: they
+// are about who must own a cache dir, and Owner is in mount's public API.
+func OwnerOf(fi fs.FileInfo) (uid, gid int, ok bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return Owner{}, false
+		return 0, 0, false
 	}
-	return Owner{UID: int(st.Uid), GID: int(st.Gid)}, true
-}
-
-// Lchown gives path (a link itself, not its target) to o. The error names
-// the path and the owner.
-func (o Owner) Lchown(path string) error {
-	if err := os.Lchown(path, o.UID, o.GID); err != nil {
-		return fmt.Errorf("give %s to %s: %w", path, o, err)
-	}
-	return nil
+	return int(st.Uid), int(st.Gid), true
 }

@@ -3,17 +3,19 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // Sync is how far WriteFile makes the new content durable before it
-// returns. Whatever the level, a reader or a crash never sees a partial
-// file: the new content is complete in its temporary file before the rename
-// that makes it visible.
+// returns. Whatever the level, a reader never sees a partial file: the new
+// content is complete in its temporary file before the rename that makes it
+// visible. With SyncFile or SyncFileAndDir a crash does not either.
 type Sync uint8
 
 const (
@@ -29,6 +31,11 @@ const (
 	// whose loss costs a little work later, not correctness, so that
 	// writing them does not wait for a directory flush.
 	SyncFile
+	// SyncNone fsyncs nothing: readers still see old or new, but after a
+	// crash the file may be empty or torn. Only for bulk copies whose
+	// content is checked when used, where an fsync per file would cost
+	// more than redoing the copy.
+	SyncNone
 )
 
 // DefaultPerm is the permission WriteFile gives a file when Perm is 0.
@@ -55,6 +62,9 @@ type WriteOptions struct {
 	// Without it a missing directory is an error, so that a wrong path is
 	// not silently created.
 	CreateDirs bool
+	// ModTime, when set, is the new file's modification (and access)
+	// time, set before the rename: a copy keeps its source's mtime.
+	ModTime time.Time
 	// TempPrefix starts the temporary file's name; a random suffix
 	// follows. "" means "." + the file's name + ".tmp-". Callers that
 	// recognise their own debris after a crash set their own.
@@ -67,6 +77,20 @@ func WriteFile(path string, data []byte, o WriteOptions) error {
 	return WriteFileAt(filepath.Dir(path), filepath.Base(path), data, o)
 }
 
+// WriteFileFunc is WriteFile for content that write streams to w (the
+// temporary file), such as a download checked on the way. When write
+// returns an error the temporary file is removed and path keeps its old
+// content (or stays missing); the error is returned, naming path.
+func WriteFileFunc(path string, write func(w io.Writer) error, o WriteOptions) error {
+	dir, name := filepath.Dir(path), filepath.Base(path)
+	root, err := openRoot(dir, name, o)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeIn(root, name, write, o)
+}
+
 // WriteFileAt replaces the file name inside dir with data, atomically: data
 // goes to a temporary file next to it, which is fsynced, given o.Perm (and
 // the old owner with o.KeepOwner) and renamed over name; then dir is
@@ -75,17 +99,27 @@ func WriteFile(path string, data []byte, o WriteOptions) error {
 // of dir and a link planted at name is replaced, not written through.
 // Errors name the file.
 func WriteFileAt(dir, name string, data []byte, o WriteOptions) error {
+	root, err := openRoot(dir, name, o)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return WriteFileIn(root, name, data, o)
+}
+
+// openRoot opens dir for writing name into it, creating it first when o
+// asks for that.
+func openRoot(dir, name string, o WriteOptions) (*os.Root, error) {
 	if o.CreateDirs {
 		if err := os.MkdirAll(dir, dirPerm); err != nil {
-			return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+			return nil, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 		}
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+		return nil, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
-	defer root.Close()
-	return WriteFileIn(root, name, data, o)
+	return root, nil
 }
 
 // maxTempTries bounds the names tried for the temporary file: a clash of
@@ -94,14 +128,22 @@ const maxTempTries = 100
 
 // WriteFileIn is WriteFileAt for a directory already opened as root.
 func WriteFileIn(root *os.Root, name string, data []byte, o WriteOptions) error {
+	return writeIn(root, name, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, o)
+}
+
+// writeIn is the one atomic write: every exported form comes here.
+func writeIn(root *os.Root, name string, write func(io.Writer) error, o WriteOptions) error {
 	display := filepath.Join(root.Name(), name)
-	if err := writeFileIn(root, name, data, o, display); err != nil {
+	if err := writeInRoot(root, name, write, o, display); err != nil {
 		return fmt.Errorf("write %s: %w", display, err)
 	}
 	return nil
 }
 
-func writeFileIn(root *os.Root, name string, data []byte, o WriteOptions, display string) error {
+func writeInRoot(root *os.Root, name string, write func(io.Writer) error, o WriteOptions, display string) error {
 	dir, base := filepath.Split(filepath.Clean(name))
 	if dir == "" {
 		dir = "."
@@ -136,15 +178,15 @@ func writeFileIn(root *os.Root, name string, data []byte, o WriteOptions, displa
 			_ = root.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		return err
 	}
 	if o.KeepOwner {
 		if fi, err := root.Lstat(name); err == nil {
-			if ow, ok := OwnerOf(fi); ok {
+			if uid, gid, ok := OwnerOf(fi); ok {
 				// Best effort: only root may give a file away. Before
 				// the chmod, as a chown may clear setuid and setgid.
-				_ = f.Chown(ow.UID, ow.GID)
+				_ = f.Chown(uid, gid)
 			}
 		}
 	}
@@ -155,11 +197,20 @@ func writeFileIn(root *os.Root, name string, data []byte, o WriteOptions, displa
 	if err := f.Chmod(perm & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if o.Sync != SyncNone {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if !o.ModTime.IsZero() {
+		// By name, as a File has no Chtimes; tmp was created with
+		// O_EXCL by this call and lives in a directory root confines.
+		if err := root.Chtimes(tmp, o.ModTime, o.ModTime); err != nil {
+			return err
+		}
 	}
 	if err := root.Rename(tmp, name); err != nil {
 		return err

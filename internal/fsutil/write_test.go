@@ -3,11 +3,13 @@ package fsutil
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // onlyFile fails unless dir holds exactly the one entry name: no temporary
@@ -155,10 +157,19 @@ func TestWriteFileKeepOwner(t *testing.T) {
 	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := CurrentOwner()
+	type owner struct{ uid, gid int }
+	ownerOf := func(fi os.FileInfo) owner {
+		uid, gid, ok := OwnerOf(fi)
+		if !ok {
+			t.Fatalf("no owner in %v", fi.Sys())
+		}
+		return owner{uid, gid}
+	}
+	me := owner{os.Getuid(), os.Getgid()}
+	want := me
 	if os.Geteuid() == 0 {
-		want = Owner{UID: 1234, GID: 5678}
-		if err := want.Lchown(p); err != nil {
+		want = owner{1234, 5678}
+		if err := os.Lchown(p, want.uid, want.gid); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,8 +181,8 @@ func TestWriteFileKeepOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := OwnerOf(fi); got != want {
-		t.Errorf("owner %s, want %s kept", got, want)
+	if got := ownerOf(fi); got != want {
+		t.Errorf("owner %v, want %v kept", got, want)
 	}
 	if want := os.FileMode(0o750); fi.Mode() != want {
 		t.Errorf("mode %v, want %v", fi.Mode(), want)
@@ -181,8 +192,8 @@ func TestWriteFileKeepOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, _ = os.Stat(p)
-	if got, _ := OwnerOf(fi); got != CurrentOwner() {
-		t.Errorf("owner %s without KeepOwner, want the writer %s", got, CurrentOwner())
+	if got := ownerOf(fi); got != me {
+		t.Errorf("owner %v without KeepOwner, want the writer %v", got, me)
 	}
 }
 
@@ -209,5 +220,60 @@ func TestSyncDir(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "gone")
 	if err := SyncDir(missing); err == nil || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("SyncDir(missing) = %v; want an error naming %s", err, missing)
+	}
+}
+
+// TestWriteFileFuncAbandons: when the producer fails part way (a download
+// whose digest does not match), the target keeps its old content, a missing
+// target stays missing, and no temporary file is left.
+func TestWriteFileFuncAbandons(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "blob")
+	if err := os.WriteFile(p, []byte("old blob"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := errors.New("content mismatch")
+	fail := func(w io.Writer) error {
+		if _, err := w.Write([]byte("half of a new blob")); err != nil {
+			return err
+		}
+		return bad
+	}
+	if err := WriteFileFunc(p, fail, WriteOptions{TempPrefix: ".tmp-blob-"}); !errors.Is(err, bad) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("WriteFileFunc = %v; want the producer's error, naming %s", err, p)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "old blob" {
+		t.Fatalf("content %q after a failed write", b)
+	}
+	missing := filepath.Join(dir, "new-blob")
+	if err := WriteFileFunc(missing, fail, WriteOptions{}); !errors.Is(err, bad) {
+		t.Fatal(err)
+	}
+	onlyFile(t, dir, "blob")
+	ok := func(w io.Writer) error { _, err := io.WriteString(w, "new blob"); return err }
+	if err := WriteFileFunc(p, ok, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new blob" {
+		t.Fatalf("content %q", b)
+	}
+}
+
+// TestWriteFileModTime: a copy keeps its source's mtime, at every
+// durability.
+func TestWriteFileModTime(t *testing.T) {
+	mt := time.Date(2024, 2, 29, 12, 0, 0, 0, time.UTC)
+	for _, s := range []Sync{SyncFileAndDir, SyncFile, SyncNone} {
+		p := filepath.Join(t.TempDir(), "v1.2.3.zip")
+		if err := WriteFile(p, []byte("zip"), WriteOptions{Sync: s, ModTime: mt, Perm: 0o444}); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil || !fi.ModTime().Equal(mt) || fi.Mode() != 0o444 {
+			t.Errorf("sync %d: %v, %v; want mtime %v and mode 0444", s, fi.ModTime(), err, mt)
+		}
+		if b, _ := os.ReadFile(p); string(b) != "zip" {
+			t.Errorf("sync %d: content %q", s, b)
+		}
 	}
 }

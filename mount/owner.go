@@ -8,39 +8,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/melcache/melcache/internal/fsutil"
 )
 
-// RemoveAll removes path like os.RemoveAll, making read-only directories
-// under it writable when that is what stops it: extracted module trees are
-// 0555 (Go makes them read-only unless -modcacherw), which defeats a plain
-// recursive remove for any user but root. The error names the path.
-func RemoveAll(path string) error { return removeAll(path) }
-
-func removeAll(path string) error {
-	err := os.RemoveAll(path)
-	if err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			if fi, err := d.Info(); err == nil && fi.Mode().Perm()&0o200 == 0 {
-				_ = os.Chmod(p, fi.Mode().Perm()|0o700)
-			}
-		}
-		return nil
-	})
-	// The parent may be read-only too (a tree inside a tree's parent dir).
-	parent := filepath.Dir(path)
-	if fi, err := os.Stat(parent); err == nil && fi.Mode().Perm()&0o200 == 0 {
-		_ = os.Chmod(parent, fi.Mode().Perm()|0o700)
-		defer os.Chmod(parent, fi.Mode().Perm())
-	}
-	if err := os.RemoveAll(path); err != nil {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	return nil
-}
+// RemoveAll removes path, read-only module trees included.
+//
+// Deprecated: mount no longer exports file utilities; use
+// internal/fsutil.RemoveAll. Kept only for cmd/melcache/demo.go.
+// merge: remove once demo.go calls fsutil.RemoveAll.
+func RemoveAll(path string) error { return fsutil.RemoveAll(path) }
 
 // Owner is the numeric user and group that cache files must belong to.
 type Owner struct {
@@ -77,11 +54,8 @@ func ParseOwner(s string) (Owner, error) {
 
 // ownerOf returns the owner of fi.
 func ownerOf(fi fs.FileInfo) (Owner, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return Owner{}, false
-	}
-	return Owner{UID: int(st.Uid), GID: int(st.Gid)}, true
+	uid, gid, ok := fsutil.OwnerOf(fi)
+	return Owner{UID: uid, GID: gid}, ok
 }
 
 // chownTree gives every entry under root (root included) to o, touching only
