@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -74,21 +73,19 @@ func RecoveryPending(l mount.Layout) bool {
 // Every command that reads or changes the caches should call it under the
 // exclusive lock first; Pull and Push do.
 func Recover(l mount.Layout) (string, error) {
-	b, err := os.ReadFile(journalPath(l))
-	if errors.Is(err, os.ErrNotExist) {
+	jp, err := fsutil.ReadJSON[journal](l.State, journalName)
+	if err != nil {
+		return "", fmt.Errorf("restore journal: %w (remove %s and %s to reset)", err, journalPath(l), stagingDir(l))
+	}
+	if jp == nil {
 		// A staging dir without a journal is debris from a restore killed
 		// before it wrote the journal.
 		if _, err := os.Stat(stagingDir(l)); err == nil {
 			return "removed an abandoned staging directory", fsutil.RemoveAll(stagingDir(l))
 		}
 		return "", nil
-	} else if err != nil {
-		return "", err
 	}
-	var j journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		return "", fmt.Errorf("restore journal %s: %w (remove it and %s to reset)", journalPath(l), err, stagingDir(l))
-	}
+	j := *jp
 	var did string
 	switch j.Phase {
 	case phaseStage:

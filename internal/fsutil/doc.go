@@ -24,12 +24,14 @@
 //     created with O_CREATE|O_EXCL (which refuses links) and the rename
 //     replaces a link at name instead of writing through it;
 //   - KeepOwner reads the owner of name itself (Lstat), not of a link's
-//     target.
+//     target;
+//   - a read (ReadJSON, ReadJSONIn) refuses a link at name with ErrLink,
+//     also one swapped in while the file is opened.
 //
-// Reads through ReadJSON and ReadJSONIn still follow a link at name as long
-// as it stays inside the directory (os.Root's rule). Refusing links there
-// too is the remaining part of the state-dir hardening; it lands here, in
-// ReadJSONIn, once, and every state reader gets it, because they all come
-// through this package. Callers that keep one directory open for several
-// files should open an os.Root once (os.OpenRoot) and use the In forms.
+// Directories named inside name ("snapshots/x.json") may still be links
+// that stay inside the directory (os.Root's rule), and dir itself is opened
+// by path. Hardening those, for DIR/.melcache, lands here once: every state
+// file is read and written through this package. Callers that keep one
+// directory open for several files can open an os.Root once (os.OpenRoot)
+// and use the In forms.
 package fsutil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,8 +12,8 @@ import (
 
 // ReadJSON decodes the JSON state file name inside dir into a new T. A
 // missing file (or dir) is not an error: it returns nil, nil (nothing
-// recorded yet). name is resolved as WriteFileAt resolves it. Errors name
-// the file.
+// recorded yet). name is resolved as WriteFileAt resolves it, and a link at
+// name is refused (ErrLink), not followed. Errors name the file.
 func ReadJSON[T any](dir, name string) (*T, error) {
 	root, err := os.OpenRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -27,7 +28,7 @@ func ReadJSON[T any](dir, name string) (*T, error) {
 // ReadJSONIn is ReadJSON for a directory already opened as root.
 func ReadJSONIn[T any](root *os.Root, name string) (*T, error) {
 	display := filepath.Join(root.Name(), name)
-	b, err := root.ReadFile(name)
+	b, err := readNoFollow(root, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
@@ -38,6 +39,36 @@ func ReadJSONIn[T any](root *os.Root, name string) (*T, error) {
 		return nil, fmt.Errorf("%s: %w", display, err)
 	}
 	return v, nil
+}
+
+// ErrLink is returned for a state file that is a symbolic link: melcache
+// never makes one, so one found there was planted.
+var ErrLink = errors.New("is a symbolic link, which melcache never writes; not following it")
+
+// readNoFollow reads the regular file name in root without following a
+// link at name: Lstat refuses a link, and the file opened must be the one
+// Lstat saw, so a link swapped in between is refused too.
+func readNoFollow(root *os.Root, name string) ([]byte, error) {
+	lfi, err := root.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if lfi.Mode()&fs.ModeSymlink != 0 {
+		return nil, ErrLink
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !os.SameFile(lfi, fi) {
+		return nil, ErrLink
+	}
+	return io.ReadAll(f)
 }
 
 // WriteJSON writes v, indented and ending in a newline (state files are read

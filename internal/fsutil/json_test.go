@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,28 @@ func TestReadJSONBad(t *testing.T) {
 	// A name leading out of the directory is refused, not read.
 	if _, err := ReadJSON[record](dir, "../x.json"); err == nil {
 		t.Fatal("read ../x.json")
+	}
+}
+
+// TestReadJSONRefusesLink: a link planted at a state file is not followed,
+// even to a valid record inside the directory.
+func TestReadJSONRefusesLink(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteJSON(dir, "real.json", record{Ref: "planted"}, WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.json", filepath.Join(dir, "last-snapshot.json")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadJSON[record](dir, "last-snapshot.json")
+	if !errors.Is(err, ErrLink) || got != nil || !strings.Contains(err.Error(), filepath.Join(dir, "last-snapshot.json")) {
+		t.Fatalf("ReadJSON through a link = %+v, %v; want ErrLink naming the file", got, err)
+	}
+	// A dangling link is refused too, not taken for "nothing recorded".
+	if err := os.Symlink("nowhere.json", filepath.Join(dir, "mark.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadJSON[record](dir, "mark.json"); !errors.Is(err, ErrLink) {
+		t.Fatalf("ReadJSON through a dangling link: %v; want ErrLink", err)
 	}
 }
