@@ -1,15 +1,18 @@
 // Package fsutil is melcache's one home for file-system helpers that are not
 // about any one kind of directory: the atomic file write (with the
 // durability the caller asks for), directory fsync, removal of read-only
-// module trees, JSON state files, and file owners.
+// module trees, JSON state files, and reading a file's owner. Sizes and
+// durations are parsed and printed by package internal/units.
 //
 // # Durability
 //
-// WriteFile never leaves a partial file: it writes a temporary file in the
-// target's directory and renames it over the target, so a reader (or a
-// crash) sees the old content or the new. What a caller chooses is how far
-// the new content must have reached the disk when WriteFile returns; see
-// Sync. Each caller says in a comment why it picks its level.
+// WriteFile never shows a partial file: it writes a temporary file in the
+// target's directory and renames it over the target, so a reader sees the
+// old content or the new, and a failed write leaves the old content and no
+// temporary file. What a caller chooses (Sync) is how far the new content
+// must have reached the disk when WriteFile returns: whether a crash can
+// lose the rename, and, with SyncNone only, tear the file. Each caller says
+// in a comment why it picks its level.
 //
 // # Opening relative to a directory
 //
