@@ -82,8 +82,11 @@ func RecoveryPending(l mount.Layout) bool {
 
 // Recover completes or rolls back a restore that was interrupted (killed,
 // power loss) and reports what it did ("" when there was nothing to do).
-// Every command that reads or changes the caches should call it under the
-// exclusive lock first; Pull and Push do.
+// The caller must hold the exclusive lock.
+//
+// Deprecated: call RecoverInterrupted, which also checks whether anything
+// is pending and takes the lock. Recover stays exported only until
+// cmd/melcache/buildrun.go's copy of that logic is replaced.
 func Recover(l mount.Layout) (string, error) {
 	b, err := os.ReadFile(journalPath(l))
 	if errors.Is(err, os.ErrNotExist) {

@@ -128,8 +128,11 @@ type Result struct {
 func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (*Result, error) {
 	start := time.Now()
 	log := o.log()
-	if err := recoverFirst(ctx, l, o); err != nil {
+	// Finish an interrupted restore first: the caches could be half swapped.
+	if did, err := RecoverInterrupted(ctx, l, RecoverOptions{Lock: o.Lock, LockOptions: o.LockOptions}); err != nil {
 		return nil, err
+	} else if did != "" {
+		log.Warn(did)
 	}
 	release, err := l.Acquire(ctx, o.Lock, mount.Shared, o.LockOptions)
 	if err != nil {
@@ -356,37 +359,6 @@ func dropUnhashed(p *plan) int {
 	}
 	p.entries = out
 	return n
-}
-
-// recoverFirst completes or rolls back an interrupted restore before a push
-// reads the caches, which could otherwise be half swapped. It takes the
-// exclusive lock only when a journal or staging dir is there.
-func recoverFirst(ctx context.Context, l mount.Layout, o Options) error {
-	if !RecoveryPending(l) {
-		return nil
-	}
-	if o.Lock != nil && !o.Lock.Covers(mount.Exclusive) {
-		// Taking the exclusive lock while the caller holds a shared one
-		// would wait on ourselves.
-		return fmt.Errorf("cache directory %s has an interrupted restore to finish first (journal %s); call oci.Recover under an exclusive lock, or run melcache pull", l.Dir, journalPath(l))
-	}
-	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
-	if err != nil {
-		// While a pull runs, its journal is there too: with the lock
-		// busy we cannot tell a live restore from an interrupted one, so
-		// report the lock and its holder, not "interrupted".
-		var le *mount.LockedError
-		if errors.As(err, &le) {
-			return err
-		}
-		return fmt.Errorf("finishing an interrupted restore first: %w", err)
-	}
-	defer release()
-	did, err := Recover(l)
-	if did != "" {
-		o.log().Warn(did)
-	}
-	return err
 }
 
 func finish(l mount.Layout, s Store, tag string, res *Result, start time.Time, dir string) (*Result, error) {
