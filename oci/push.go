@@ -56,8 +56,9 @@ type Options struct {
 	Only []mount.Cache
 }
 
-// TransferProgress receives transfer progress. Implementations must be safe for
-// concurrent use.
+// TransferProgress receives transfer progress: oci reports through it and
+// draws nothing (the CLI renders it as bars, cmd/melcache/progress.go).
+// Implementations must be safe for concurrent use.
 type TransferProgress interface {
 	// Start announces a transfer of size bytes named name and returns a
 	// function to call with each chunk's byte count, and one to call at the
