@@ -2,11 +2,9 @@ package main
 
 import (
 	"io"
-	"os"
 	"sync"
 	"time"
 
-	"github.com/melcache/melcache/oci"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
@@ -194,17 +192,8 @@ func (p *progressBars) Wait() {
 	p.p.Wait()
 }
 
-// isTerminal reports whether w is a terminal, the condition for drawing
-// progress bars.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && isTerminalFd(f.Fd())
-}
-
 // newTransferBars returns the bars for a push or pull: drawn on a terminal
 // stderr unless --json or --quiet. Wait on them after the transfer.
 func newTransferBars(g *globals, asJSON bool) *progressBars {
 	return newProgressBars(g.stderr, !asJSON && !g.quiet && isTerminal(g.stderr))
 }
-
-var _ oci.TransferProgress = (*progressBars)(nil)

@@ -2,6 +2,8 @@
 
 package main
 
-// isTerminalFd reports false off Linux: melcache targets Linux builders
+import "io"
+
+// isTerminal reports false off Linux: melcache targets Linux builders
 // (melange); elsewhere progress stays quiet rather than guess.
-func isTerminalFd(uintptr) bool { return false }
+func isTerminal(io.Writer) bool { return false }
