@@ -12,7 +12,8 @@
 //
 // Push holds the cache directory's lock shared (builds may run), Pull holds
 // it exclusively; both accept a lock the caller already holds
-// (Options.Lock). Recover finishes or rolls back a restore that was
+// (Options.Lock). RecoverInterrupted, which every command calls before it
+// reads or changes the caches, finishes or rolls back a restore that was
 // interrupted; RecoveryPending says whether one is. List and Inspect read
 // snapshots without restoring them; ExpandKey expands key templates.
 package oci

@@ -115,42 +115,7 @@ func GC(ctx context.Context, s Store, o GCOptions) (*GCResult, error) {
 		return nil, err
 	}
 	t := now()
-	var deleted []*GCSnapshot
-	keptLayers := map[v1.Hash]bool{}
-	for rank, g := range snaps {
-		age := t.Sub(g.Created)
-		var why []string
-		if o.KeepLast > 0 && rank < o.KeepLast {
-			why = append(why, fmt.Sprintf("one of the %d newest", o.KeepLast))
-		}
-		if o.MaxAge > 0 && age < o.MaxAge {
-			why = append(why, fmt.Sprintf("younger than %s", o.MaxAge))
-		}
-		if len(why) > 0 {
-			g.Reason = strings.Join(why, ", ")
-			res.Kept = append(res.Kept, *g)
-			for _, d := range layers[g.Digest] {
-				keptLayers[d] = true
-			}
-			continue
-		}
-		why = nil
-		if o.KeepLast > 0 {
-			why = append(why, fmt.Sprintf("not among the %d newest", o.KeepLast))
-		}
-		if o.MaxAge > 0 {
-			why = append(why, fmt.Sprintf("older than %s", o.MaxAge))
-		}
-		g.Reason = strings.Join(why, ", ")
-		deleted = append(deleted, g)
-	}
-	for _, g := range deleted {
-		for _, d := range layers[g.Digest] {
-			if keptLayers[d] {
-				g.SharedBlobs++
-			}
-		}
-	}
+	deleted := gcJudge(snaps, layers, o, t, res)
 	// Oldest first: an interrupted gc has removed the least useful ones.
 	for i := len(deleted) - 1; i >= 0; i-- {
 		g := deleted[i]
@@ -210,6 +175,49 @@ func dryRunDeleted(dry bool, deleted []*GCSnapshot) map[v1.Hash]bool {
 		}
 	}
 	return m
+}
+
+// gcJudge applies o's rules to snaps (newest first) at time t: the kept
+// ones go to res.Kept with the reason, and the ones to delete are returned
+// with theirs and the count of blobs they share with a kept snapshot.
+func gcJudge(snaps []*GCSnapshot, layers map[string][]v1.Hash, o GCOptions, t time.Time, res *GCResult) []*GCSnapshot {
+	var deleted []*GCSnapshot
+	keptLayers := map[v1.Hash]bool{}
+	for rank, g := range snaps {
+		age := t.Sub(g.Created)
+		var why []string
+		if o.KeepLast > 0 && rank < o.KeepLast {
+			why = append(why, fmt.Sprintf("one of the %d newest", o.KeepLast))
+		}
+		if o.MaxAge > 0 && age < o.MaxAge {
+			why = append(why, fmt.Sprintf("younger than %s", o.MaxAge))
+		}
+		if len(why) > 0 {
+			g.Reason = strings.Join(why, ", ")
+			res.Kept = append(res.Kept, *g)
+			for _, d := range layers[g.Digest] {
+				keptLayers[d] = true
+			}
+			continue
+		}
+		why = nil
+		if o.KeepLast > 0 {
+			why = append(why, fmt.Sprintf("not among the %d newest", o.KeepLast))
+		}
+		if o.MaxAge > 0 {
+			why = append(why, fmt.Sprintf("older than %s", o.MaxAge))
+		}
+		g.Reason = strings.Join(why, ", ")
+		deleted = append(deleted, g)
+	}
+	for _, g := range deleted {
+		for _, d := range layers[g.Digest] {
+			if keptLayers[d] {
+				g.SharedBlobs++
+			}
+		}
+	}
+	return deleted
 }
 
 // gcInventory reads every tag's manifest and groups tags by manifest,

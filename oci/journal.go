@@ -70,8 +70,11 @@ func RecoveryPending(l mount.Layout) bool {
 
 // Recover completes or rolls back a restore that was interrupted (killed,
 // power loss) and reports what it did ("" when there was nothing to do).
-// Every command that reads or changes the caches should call it under the
-// exclusive lock first; Pull and Push do.
+// The caller must hold the exclusive lock.
+//
+// Deprecated: call RecoverInterrupted, which also checks whether anything
+// is pending and takes the lock. Recover stays exported only until
+// cmd/melcache/buildrun.go's copy of that logic is replaced.
 func Recover(l mount.Layout) (string, error) {
 	jp, err := fsutil.ReadJSON[journal](l.State, journalName)
 	if err != nil {

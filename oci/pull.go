@@ -41,12 +41,15 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 		// exclusive lock would wait on ourselves.
 		return nil, fmt.Errorf("pull into %s needs the exclusive lock; the caller holds it %s", l.Dir, o.Lock.Mode())
 	}
-	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
-	if err != nil {
-		return nil, err
+	lk := o.Lock
+	if !lk.Covers(mount.Exclusive) {
+		if lk, err = l.Lock(ctx, mount.Exclusive, o.LockOptions); err != nil {
+			return nil, err
+		}
+		defer lk.Unlock()
 	}
-	defer release()
-	if did, err := Recover(l); err != nil {
+	// Held through the restore: recovery reuses the lock.
+	if did, err := RecoverInterrupted(ctx, l, RecoverOptions{Lock: lk}); err != nil {
 		return nil, err
 	} else if did != "" {
 		log.Warn(did)

@@ -56,8 +56,9 @@ type Options struct {
 	Only []mount.Cache
 }
 
-// TransferProgress receives transfer progress. Implementations must be safe for
-// concurrent use.
+// TransferProgress receives transfer progress: oci reports through it and
+// draws nothing (the CLI renders it as bars, cmd/melcache/progress.go).
+// Implementations must be safe for concurrent use.
 type TransferProgress interface {
 	// Start announces a transfer of size bytes named name and returns a
 	// function to call with each chunk's byte count, and one to call at the
@@ -124,11 +125,12 @@ type Result struct {
 // against the snapshot last exchanged with s under that tag when the store
 // still has it. It holds the layout's lock shared: builds (shared holders)
 // may run meanwhile, and a GOCACHE -d file still being written is skipped;
-// pull, prune and clean (exclusive) wait.
+// pull, prune and clean (exclusive) wait. The phases are pusher's methods,
+// in the order below.
 func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (*Result, error) {
-	start := time.Now()
-	log := o.log()
-	if err := recoverFirst(ctx, l, o); err != nil {
+	p := &pusher{ctx: ctx, l: l, s: s, tag: tag, o: o, log: o.log(), start: time.Now(),
+		res: &Result{Direction: "push", Store: s.String(), Tag: tag}}
+	if err := p.recover(); err != nil {
 		return nil, err
 	}
 	release, err := l.Acquire(ctx, o.Lock, mount.Shared, o.LockOptions)
@@ -136,178 +138,251 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		return nil, err
 	}
 	defer release()
-	res := &Result{Direction: "push", Store: s.String(), Tag: tag}
-
-	// Ask the store a cheap question before scanning and packing, which
-	// take minutes on a large cache: an unreachable registry, refused
-	// credentials or a path that is not a layout should fail at once and
-	// name the store, not after all the work.
-	if _, err := s.HasBlob(ctx, probeDigest); err != nil && !isNotFound(err) {
-		return nil, err // the stores' errors name the store
-	}
-
-	// A delta needs every file's digest up front; a full push hashes
-	// while packing, so each byte is hashed once.
-	base := loadBase(ctx, l, s, tag, log)
-	caches, err := o.pushCaches(l)
-	if err != nil {
-		return nil, err
-	}
-	entries, st, err := scanCaches(ctx, l, caches, o.jobs(), base != nil)
-	if err != nil {
-		return nil, err
-	}
-	res.ScanStats = st
-	log.Debug("scanned the caches", "entries", len(entries), "hashed all", base != nil, "elapsed", time.Since(start))
-	if st.Writing > 0 {
-		log.Warn("skipped GOCACHE entries still being written", "count", st.Writing)
-	}
-	if st.Other > 0 {
-		log.Warn("skipped entries that are neither files nor directories", "count", st.Other)
-	}
-	if st.BadName > 0 {
-		log.Warn("skipped entries whose names a snapshot cannot hold (not UTF-8 or too long)", "count", st.BadName)
-	}
-	p := makePlan(entries, base, o.Compact)
-	if base != nil && !p.compact && !baseLayersPresent(ctx, s, p.kept) {
-		log.Warn("store lacks layers of the base snapshot; pushing a full snapshot", "base", base.Digest)
-		base = nil
-		p = makePlan(entries, nil, o.Compact)
-	}
-	if base != nil {
-		res.Base = base.Digest.String()
-	}
-	res.Compacted = p.reason
-	for _, e := range p.entries {
-		if e.Type == TypeFile {
-			res.Files++
-			res.Bytes += e.Size
+	for _, phase := range []func() error{p.probe, p.scan, p.diff} {
+		if err := phase(); err != nil {
+			return nil, err
 		}
 	}
-	if p.unchanged && base != nil {
-		if _, _, d, err := s.GetManifest(ctx, tagOrLatest(tag)); err == nil && d == base.Digest {
-			res.Unchanged, res.Digest = true, base.Digest.String()
-			res.BlobsSkipped = len(base.Manifest.Layers) + 1
-			log.Debug("unchanged since the last push; nothing uploaded", "digest", res.Digest)
-			return finish(l, s, tag, res, start, "push")
-		}
+	if p.unchanged() {
+		return finish(l, s, tag, p.res, p.start, "push")
 	}
-
 	tmp, err := pushTempDir(l)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if err := p.packAndUpload(tmp); err != nil {
+		return nil, err
+	}
+	cfg, index, err := p.uploadMetadata()
+	if err != nil {
+		return nil, err
+	}
+	crashPoint("push-manifest")
+	if err := p.writeManifest(cfg, index); err != nil {
+		return nil, err
+	}
+	return finish(l, s, tag, p.res, p.start, "push")
+}
 
-	// Pack the new layers, one per cache, each written once to a temp file
-	// while its compressed stream is hashed, and upload each as soon as it
-	// is packed (in parallel with packing the next). The caches are packed
-	// one after the other: each layer's compression already uses every
-	// core, and one at a time halves the memory in flight. Metadata goes
-	// after the layers and the manifest last, so a store never holds a
-	// manifest whose blobs are missing.
-	var packed []*packedLayer
-	layers := append([]LayerInfo(nil), p.kept...)
-	var skipped atomic.Int64
-	var dataBytes atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	for _, c := range l.Caches() {
-		files := p.fresh[c]
+// pusher pushes one snapshot. Its methods are the phases of Push; each
+// leaves what the next needs in its fields.
+type pusher struct {
+	ctx   context.Context
+	l     mount.Layout
+	s     Store
+	tag   string
+	o     Options
+	log   *slog.Logger
+	start time.Time
+	res   *Result
+
+	entries []Entry   // set by scan: the caches' entries
+	base    *Snapshot // set by scan, cleared by diff when unusable: the delta's base
+	plan    *plan     // set by diff
+	packed  []*packedLayer
+	layers  []LayerInfo // the new config's layers: the base's kept ones, then the packed ones
+}
+
+// recover finishes an interrupted restore first: the caches could be half
+// swapped.
+func (p *pusher) recover() error {
+	did, err := RecoverInterrupted(p.ctx, p.l, RecoverOptions{Lock: p.o.Lock, LockOptions: p.o.LockOptions})
+	if did != "" {
+		p.log.Warn(did)
+	}
+	return err
+}
+
+// probe asks the store a cheap question before scanning and packing, which
+// take minutes on a large cache: an unreachable registry, refused
+// credentials or a path that is not a layout should fail at once and name
+// the store, not after all the work.
+func (p *pusher) probe() error {
+	if _, err := p.s.HasBlob(p.ctx, probeDigest); err != nil && !isNotFound(err) {
+		return err // the stores' errors name the store
+	}
+	return nil
+}
+
+// scan loads the base snapshot and lists the caches. A delta needs every
+// file's digest up front; a full push hashes while packing, so each byte
+// is hashed once.
+func (p *pusher) scan() error {
+	p.base = loadBase(p.ctx, p.l, p.s, p.tag, p.log)
+	caches, err := p.o.pushCaches(p.l)
+	if err != nil {
+		return err
+	}
+	entries, st, err := scanCaches(p.ctx, p.l, caches, p.o.jobs(), p.base != nil)
+	if err != nil {
+		return err
+	}
+	p.entries, p.res.ScanStats = entries, st
+	p.log.Debug("scanned the caches", "entries", len(entries), "hashed all", p.base != nil, "elapsed", time.Since(p.start))
+	if st.Writing > 0 {
+		p.log.Warn("skipped GOCACHE entries still being written", "count", st.Writing)
+	}
+	if st.Other > 0 {
+		p.log.Warn("skipped entries that are neither files nor directories", "count", st.Other)
+	}
+	if st.BadName > 0 {
+		p.log.Warn("skipped entries whose names a snapshot cannot hold (not UTF-8 or too long)", "count", st.BadName)
+	}
+	return nil
+}
+
+// diff plans the snapshot against the base: which base layers it keeps and
+// which files go into new layers. Without the base's layers in the store
+// it plans a full snapshot.
+func (p *pusher) diff() error {
+	p.plan = makePlan(p.entries, p.base, p.o.Compact)
+	if p.base != nil && !p.plan.compact && !baseLayersPresent(p.ctx, p.s, p.plan.kept) {
+		p.log.Warn("store lacks layers of the base snapshot; pushing a full snapshot", "base", p.base.Digest)
+		p.base = nil
+		p.plan = makePlan(p.entries, nil, p.o.Compact)
+	}
+	if p.base != nil {
+		p.res.Base = p.base.Digest.String()
+	}
+	p.res.Compacted = p.plan.reason
+	p.res.Files, p.res.Bytes = countFiles(&Index{Entries: p.plan.entries})
+	return nil
+}
+
+// unchanged reports whether the store's tag still names the base and the
+// plan adds nothing to it: then the push writes nothing.
+func (p *pusher) unchanged() bool {
+	if !p.plan.unchanged || p.base == nil {
+		return false
+	}
+	if _, _, d, err := p.s.GetManifest(p.ctx, tagOrLatest(p.tag)); err != nil || d != p.base.Digest {
+		return false
+	}
+	p.res.Unchanged, p.res.Digest = true, p.base.Digest.String()
+	p.res.BlobsSkipped = len(p.base.Manifest.Layers) + 1
+	p.log.Debug("unchanged since the last push; nothing uploaded", "digest", p.res.Digest)
+	return true
+}
+
+// packAndUpload packs the new layers, one per cache, each written once to a
+// temp file in tmp while its compressed stream is hashed, and uploads each
+// as soon as it is packed (in parallel with packing the next). The caches
+// are packed one after the other: each layer's compression already uses
+// every core, and one at a time halves the memory in flight. Metadata goes
+// after the layers and the manifest last, so a store never holds a manifest
+// whose blobs are missing.
+func (p *pusher) packAndUpload(tmp string) error {
+	p.layers = append([]LayerInfo(nil), p.plan.kept...)
+	var skipped, dataBytes atomic.Int64
+	g, gctx := errgroup.WithContext(p.ctx)
+	for _, c := range p.l.Caches() {
+		files := p.plan.fresh[c]
 		if len(files) == 0 {
 			continue
 		}
-		pl, err := packLayer(gctx, l, c, files, tmp, o.jobs())
+		pl, err := packLayer(gctx, p.l, c, files, tmp, p.o.jobs())
 		if err != nil {
 			// A failed upload cancels gctx, and packing then fails with
 			// "context canceled": report the upload's error, the cause.
 			if werr := g.Wait(); werr != nil {
-				return nil, werr
+				return werr
 			}
-			return nil, err
+			return err
 		}
-		pl.info.Generation = p.generation
-		n := len(layers)
+		pl.info.Generation = p.plan.generation
 		for _, e := range files {
-			e.Layer = n
+			e.Layer = len(p.layers)
 		}
-		layers = append(layers, pl.info)
-		packed = append(packed, pl)
-		log.Debug("packed layer", "cache", c, "files", len(files), "elapsed", time.Since(start))
+		p.layers = append(p.layers, pl.info)
+		p.packed = append(p.packed, pl)
+		p.log.Debug("packed layer", "cache", c, "files", len(files), "elapsed", time.Since(p.start))
 		g.Go(func() error {
-			add, done := startProgress(o.Progress, "push "+string(pl.info.Cache)+" "+short(pl.info.Digest), pl.compressed)
-			defer done()
-			sk, err := s.WriteBlob(gctx, pl.info.Digest, pl.compressed, func() (io.ReadCloser, error) {
-				f, err := os.Open(pl.file)
-				if err != nil {
-					return nil, err
-				}
-				return &progressReader{ReadCloser: f, add: add}, nil
-			})
-			if err != nil {
-				return fmt.Errorf("%s: upload layer %s: %w", s, pl.info.Digest, err)
-			}
+			sk, err := p.uploadLayer(gctx, pl)
 			if sk {
 				skipped.Add(1)
-			} else {
+			} else if err == nil {
 				dataBytes.Add(pl.compressed)
 			}
-			crashPoint("push-layer")
-			return nil
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return err
 	}
 	// Drop the -d files packing found still being written.
-	if dropped := dropUnhashed(p); dropped > 0 {
-		res.Writing += dropped
-		res.Files, res.Bytes = 0, 0
-		for _, e := range p.entries {
-			if e.Type == TypeFile {
-				res.Files++
-				res.Bytes += e.Size
-			}
-		}
+	if dropped := dropUnhashed(p.plan); dropped > 0 {
+		p.res.Writing += dropped
+		p.res.Files, p.res.Bytes = countFiles(&Index{Entries: p.plan.entries})
 	}
-	log.Debug("uploaded data layers", "elapsed", time.Since(start))
-	res.Layers = len(packed) - int(skipped.Load())
-	res.DataBytes = dataBytes.Load()
-	res.BlobsSkipped = int(skipped.Load()) + len(p.kept)
+	p.log.Debug("uploaded data layers", "elapsed", time.Since(p.start))
+	p.res.Layers = len(p.packed) - int(skipped.Load())
+	p.res.DataBytes = dataBytes.Load()
+	p.res.BlobsSkipped = int(skipped.Load()) + len(p.plan.kept)
+	return nil
+}
 
-	x := &Index{FormatVersion: FormatVersion, Entries: p.entries}
-	ib, err := encodeJSON(x)
+// uploadLayer uploads one packed layer, reporting progress; skipped says
+// the store had it.
+func (p *pusher) uploadLayer(ctx context.Context, pl *packedLayer) (skipped bool, err error) {
+	add, done := startProgress(p.o.Progress, "push "+string(pl.info.Cache)+" "+short(pl.info.Digest), pl.compressed)
+	defer done()
+	sk, err := p.s.WriteBlob(ctx, pl.info.Digest, pl.compressed, func() (io.ReadCloser, error) {
+		f, err := os.Open(pl.file)
+		if err != nil {
+			return nil, err
+		}
+		return &progressReader{ReadCloser: f, add: add}, nil
+	})
 	if err != nil {
-		return nil, err
+		return false, fmt.Errorf("%s: upload layer %s: %w", p.s, pl.info.Digest, err)
+	}
+	crashPoint("push-layer")
+	return sk, nil
+}
+
+// uploadMetadata uploads the index and the config and returns their
+// descriptors.
+func (p *pusher) uploadMetadata() (cfgDesc, indexDesc v1.Descriptor, err error) {
+	ib, err := encodeJSON(&Index{FormatVersion: FormatVersion, Entries: p.plan.entries})
+	if err != nil {
+		return cfgDesc, indexDesc, err
 	}
 	izb, err := compressBytes(ib)
 	if err != nil {
-		return nil, err
+		return cfgDesc, indexDesc, err
 	}
-	indexDesc := blobDescriptor(IndexMediaType, izb)
-	cfg := &Config{FormatVersion: FormatVersion, Arch: HostArch(), GoVersion: o.GoVersion,
-		Files: res.Files, Size: res.Bytes, Index: BlobRef{Digest: indexDesc.Digest, Size: int64(len(ib))}, Layers: layers, Caches: o.partialCaches(l)}
+	indexDesc = blobDescriptor(IndexMediaType, izb)
+	cfg := &Config{FormatVersion: FormatVersion, Arch: HostArch(), GoVersion: p.o.GoVersion,
+		Files: p.res.Files, Size: p.res.Bytes, Index: BlobRef{Digest: indexDesc.Digest, Size: int64(len(ib))},
+		Layers: p.layers, Caches: p.o.partialCaches(p.l)}
 	cb, err := encodeJSON(cfg)
 	if err != nil {
-		return nil, err
+		return cfgDesc, indexDesc, err
 	}
-	cfgDesc := blobDescriptor(ConfigMediaType, cb)
+	cfgDesc = blobDescriptor(ConfigMediaType, cb)
 	for _, blob := range []struct {
 		d v1.Descriptor
 		b []byte
 	}{{indexDesc, izb}, {cfgDesc, cb}} {
-		sk, err := s.WriteBlob(ctx, blob.d.Digest, blob.d.Size, func() (io.ReadCloser, error) {
+		sk, err := p.s.WriteBlob(p.ctx, blob.d.Digest, blob.d.Size, func() (io.ReadCloser, error) {
 			return io.NopCloser(strings.NewReader(string(blob.b))), nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: upload %s: %w", s, blob.d.MediaType, err)
+			return cfgDesc, indexDesc, fmt.Errorf("%s: upload %s: %w", p.s, blob.d.MediaType, err)
 		}
 		if sk {
-			res.BlobsSkipped++
+			p.res.BlobsSkipped++
 		} else {
-			res.MetaBytes += blob.d.Size
+			p.res.MetaBytes += blob.d.Size
 		}
 	}
-	crashPoint("push-manifest")
+	return cfgDesc, indexDesc, nil
+}
+
+// writeManifest puts the manifest, which makes the snapshot visible under
+// the tag.
+func (p *pusher) writeManifest(cfgDesc, indexDesc v1.Descriptor) error {
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -315,31 +390,31 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		Config:        cfgDesc,
 		Layers:        []v1.Descriptor{indexDesc},
 		Annotations: map[string]string{
-			AnnotationCreated: o.now().UTC().Format(time.RFC3339),
-			AnnotationFiles:   strconv.Itoa(res.Files),
+			AnnotationCreated: p.o.now().UTC().Format(time.RFC3339),
+			AnnotationFiles:   strconv.Itoa(p.res.Files),
 		},
 	}
-	if tag != "" {
-		m.Annotations[AnnotationKey] = tag
+	if p.tag != "" {
+		m.Annotations[AnnotationKey] = p.tag
 	}
-	if base != nil {
-		m.Annotations[AnnotationBase] = base.Digest.String()
+	if p.base != nil {
+		m.Annotations[AnnotationBase] = p.base.Digest.String()
 	}
-	for _, li := range layers {
-		m.Layers = append(m.Layers, v1.Descriptor{MediaType: LayerMediaType, Digest: li.Digest, Size: compressedSize(li, packed, base)})
+	for _, li := range p.layers {
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: LayerMediaType, Digest: li.Digest, Size: compressedSize(li, p.packed, p.base)})
 	}
 	mb, err := encodeJSON(m)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d, err := s.PutManifest(ctx, tag, string(types.OCIManifestSchema1), mb)
+	d, err := p.s.PutManifest(p.ctx, p.tag, string(types.OCIManifestSchema1), mb)
 	if err != nil {
-		return nil, fmt.Errorf("%s: put manifest: %w", s, err)
+		return fmt.Errorf("%s: put manifest: %w", p.s, err)
 	}
-	res.MetaBytes += int64(len(mb))
-	res.Digest = d.String()
-	log.Debug("pushed snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "bytes", res.DataBytes)
-	return finish(l, s, tag, res, start, "push")
+	p.res.MetaBytes += int64(len(mb))
+	p.res.Digest = d.String()
+	p.log.Debug("pushed snapshot", "store", p.s.String(), "tag", p.tag, "digest", p.res.Digest, "layers", p.res.Layers, "bytes", p.res.DataBytes)
+	return nil
 }
 
 // dropUnhashed removes file entries that packing left without a digest (a
@@ -356,37 +431,6 @@ func dropUnhashed(p *plan) int {
 	}
 	p.entries = out
 	return n
-}
-
-// recoverFirst completes or rolls back an interrupted restore before a push
-// reads the caches, which could otherwise be half swapped. It takes the
-// exclusive lock only when a journal or staging dir is there.
-func recoverFirst(ctx context.Context, l mount.Layout, o Options) error {
-	if !RecoveryPending(l) {
-		return nil
-	}
-	if o.Lock != nil && !o.Lock.Covers(mount.Exclusive) {
-		// Taking the exclusive lock while the caller holds a shared one
-		// would wait on ourselves.
-		return fmt.Errorf("cache directory %s has an interrupted restore to finish first (journal %s); call oci.Recover under an exclusive lock, or run melcache pull", l.Dir, journalPath(l))
-	}
-	release, err := l.Acquire(ctx, o.Lock, mount.Exclusive, o.LockOptions)
-	if err != nil {
-		// While a pull runs, its journal is there too: with the lock
-		// busy we cannot tell a live restore from an interrupted one, so
-		// report the lock and its holder, not "interrupted".
-		var le *mount.LockedError
-		if errors.As(err, &le) {
-			return err
-		}
-		return fmt.Errorf("finishing an interrupted restore first: %w", err)
-	}
-	defer release()
-	did, err := Recover(l)
-	if did != "" {
-		o.log().Warn(did)
-	}
-	return err
 }
 
 func finish(l mount.Layout, s Store, tag string, res *Result, start time.Time, dir string) (*Result, error) {

@@ -19,7 +19,10 @@ const pzstdChunk = 4 << 20
 
 // pzstdWriter compresses what is written to it as a sequence of zstd frames
 // of pzstdChunk input bytes each, compressed by parallel workers and
-// written to w in order.
+// written to w in order. It keeps its own workers rather than an errgroup:
+// each holds a pooled encoder for the writer's life, and the order channel
+// both bounds the chunks in flight and writes frames in input order, which
+// a set of independent tasks does not give.
 type pzstdWriter struct {
 	w       io.Writer
 	buf     []byte

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -58,223 +59,290 @@ type localEntry struct {
 
 // restore builds the new caches from snap in a staging directory and swaps
 // them in (docs/format.md, "Restore"). The caller holds the exclusive lock
-// and has run Recover.
+// and has run RecoverInterrupted. The phases are restorer's methods, in the
+// order below; the crash points (crash.go) mark the steps between them.
 func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Options, res *Result) error {
-	log := o.log()
-	if l.Mode == mount.Recipe {
-		return fmt.Errorf("pull into %s: recipe-mode directories (DIR is GOMODCACHE) cannot be swapped atomically; use a split layout (melcache prepare)", l.Dir)
-	}
-	caches := restoredCaches(l, snap, o)
-	stage := stagingDir(l)
-	if err := fsutil.RemoveAll(stage); err != nil {
+	r := &restorer{ctx: ctx, l: l, s: s, snap: snap, o: o, res: res, log: o.log()}
+	if err := r.begin(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(stage, "new"), 0o755); err != nil {
-		return err
-	}
-	if err := sameDevice(l.Dir, stage); err != nil {
-		_ = fsutil.RemoveAll(stage)
-		return err
-	}
-	if err := writeJournal(l, journal{Phase: phaseStage, Caches: caches, Digest: snap.Digest.String()}); err != nil {
-		return err
-	}
-	crashPoint("pull-journal")
-	ok := false
+	committed := false
 	defer func() {
-		if !ok { // roll back: the caches were never touched
-			_ = fsutil.RemoveAll(stage)
+		if !committed { // roll back: the caches were never touched
+			_ = fsutil.RemoveAll(r.stage)
 			_ = os.Remove(journalPath(l))
 		}
 	}()
-
-	t0 := time.Now()
-	umask() // read once now, before any goroutine creates files
-	owner := dirOwner(l.Dir)
-	now := o.now()
-	markTime := now.Add(-useMarkAge)
-
-	// Local inventory.
-	local := map[string]localEntry{}
-	for _, c := range caches {
-		root := l.CacheDir(c)
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if p == root && errors.Is(err, fs.ErrNotExist) {
-					return filepath.SkipDir
-				}
-				return err
-			}
-			if p == root {
-				return nil
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			if !fi.IsDir() && !fi.Mode().IsRegular() {
-				return nil
-			}
-			local[string(c)+"\x00"+filepath.ToSlash(p[len(root)+1:])] = localEntry{dir: fi.IsDir(), mode: fi.Mode().Perm(), size: fi.Size()}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("scan %s: %w", root, err)
+	for _, phase := range []func() error{r.plan, r.stageLocal, r.download, r.seal} {
+		if err := phase(); err != nil {
+			return err
 		}
 	}
+	if err := r.journal(phaseSwap); err != nil {
+		return err
+	}
+	committed = true // from here on, recovery rolls forward
+	if err := r.swap(); err != nil {
+		return err
+	}
+	return r.cleanup()
+}
 
-	// Snapshot files already present locally with the same content are
-	// reused (hard-linked); the others are downloaded.
-	snapKeys := make(map[string]*Entry, len(snap.Index.Entries))
+// restorer restores one snapshot into a layout. Its methods are the phases
+// of restore; each leaves what the next needs in its fields.
+type restorer struct {
+	ctx  context.Context
+	l    mount.Layout
+	s    Store
+	snap *Snapshot
+	o    Options
+	res  *Result
+	log  *slog.Logger
+
+	// Set by begin.
+	caches []mount.Cache // the caches this pull replaces
+	stage  string        // the staging directory
+	t0     time.Time     // start of the work, for the debug log's elapsed times
+	now    time.Time     // the restore's clock reading: trim.txt and use marks
+	owner  *fileOwner    // the cache dir's owner, who gets what a root pull creates
+
+	// Set by plan.
+	local    map[string]localEntry // local files and directories by Entry.key
+	snapKeys map[string]*Entry     // the snapshot's entries by Entry.key
+	reuse    map[string]bool       // snapshot files present locally with the same content
+
+	// Set while staging.
+	dirModes map[string]fs.FileMode // staged directories and their final modes
+	created  []string               // staged paths this pull created (chowned by seal)
+}
+
+// linkJob stages a local file by hard link (or copy) from its live path.
+type linkJob struct{ from, to string }
+
+// newPath is where the entry (c, p) is staged.
+func (r *restorer) newPath(c mount.Cache, p string) string {
+	return filepath.Join(stagedNew(r.l, c), filepath.FromSlash(p))
+}
+
+// livePath is where the entry (c, p) is now.
+func (r *restorer) livePath(c mount.Cache, p string) string {
+	return filepath.Join(r.l.CacheDir(c), filepath.FromSlash(p))
+}
+
+func (r *restorer) journal(phase string) error {
+	return writeJournal(r.l, journal{Phase: phase, Caches: r.caches, Digest: r.snap.Digest.String()})
+}
+
+// begin makes an empty staging directory on the caches' filesystem and
+// writes the "stage" journal: from here a crash rolls back.
+func (r *restorer) begin() error {
+	if r.l.Mode == mount.Recipe {
+		return fmt.Errorf("pull into %s: recipe-mode directories (DIR is GOMODCACHE) cannot be swapped atomically; use a split layout (melcache prepare)", r.l.Dir)
+	}
+	r.caches = restoredCaches(r.l, r.snap, r.o)
+	r.stage = stagingDir(r.l)
+	if err := fsutil.RemoveAll(r.stage); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(r.stage, "new"), 0o755); err != nil {
+		return err
+	}
+	if err := sameDevice(r.l.Dir, r.stage); err != nil {
+		_ = fsutil.RemoveAll(r.stage)
+		return err
+	}
+	if err := r.journal(phaseStage); err != nil {
+		return err
+	}
+	crashPoint("pull-journal")
+	r.t0 = time.Now()
+	umask() // read once now, before any goroutine creates files
+	r.owner = dirOwner(r.l.Dir)
+	r.now = r.o.now()
+	return nil
+}
+
+// plan lists the local caches and finds the snapshot files already present
+// with the same content: those are reused (hard-linked), the others
+// downloaded.
+func (r *restorer) plan() error {
+	r.local = map[string]localEntry{}
+	for _, c := range r.caches {
+		if err := r.listLocal(c); err != nil {
+			return err
+		}
+	}
+	r.snapKeys = make(map[string]*Entry, len(r.snap.Index.Entries))
 	var candidates []Entry
-	for i := range snap.Index.Entries {
-		e := &snap.Index.Entries[i]
-		snapKeys[e.key()] = e
-		if le, ok := local[e.key()]; ok && e.Type == TypeFile && !le.dir && le.size == e.Size {
+	for i := range r.snap.Index.Entries {
+		e := &r.snap.Index.Entries[i]
+		r.snapKeys[e.key()] = e
+		if le, ok := r.local[e.key()]; ok && e.Type == TypeFile && !le.dir && le.size == e.Size {
 			candidates = append(candidates, Entry{Cache: e.Cache, Path: e.Path, Type: TypeFile, Size: e.Size})
 		}
 	}
-	if err := hashEntries(ctx, l, candidates, o.jobs(), nil); err != nil {
+	if err := hashEntries(r.ctx, r.l, candidates, r.o.jobs(), nil); err != nil {
 		return err
 	}
-	reuse := map[string]bool{}
+	r.reuse = map[string]bool{}
 	for _, c := range candidates {
-		if c.SHA256 == snapKeys[c.key()].SHA256 {
-			reuse[c.key()] = true
+		if c.SHA256 == r.snapKeys[c.key()].SHA256 {
+			r.reuse[c.key()] = true
 		}
 	}
+	return nil
+}
 
-	dirModes := map[string]fs.FileMode{}
-	var created []string // paths to chown
-	newPath := func(c mount.Cache, p string) string {
-		return filepath.Join(stagedNew(l, c), filepath.FromSlash(p))
+// listLocal adds cache c's files and directories to r.local.
+func (r *restorer) listLocal(c mount.Cache) error {
+	root := r.l.CacheDir(c)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == root && errors.Is(err, fs.ErrNotExist) {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			return nil
+		}
+		r.local[string(c)+"\x00"+filepath.ToSlash(p[len(root)+1:])] = localEntry{dir: fi.IsDir(), mode: fi.Mode().Perm(), size: fi.Size()}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", root, err)
 	}
-	livePath := func(c mount.Cache, p string) string {
-		return filepath.Join(l.CacheDir(c), filepath.FromSlash(p))
-	}
-	// Directories: the snapshot's, plus local ones in merge mode. All are
-	// made writable now and get their final modes at the end.
-	for _, c := range caches {
-		p := stagedNew(l, c)
+	return nil
+}
+
+// stageLocal lays out the staging tree from what is here: the cache roots,
+// the snapshot's directories, hard links to reused files and, in merge
+// mode, the local entries the snapshot does not shadow. Directories are
+// writable until seal gives them their final modes.
+func (r *restorer) stageLocal() error {
+	r.dirModes = map[string]fs.FileMode{}
+	for _, c := range r.caches {
+		p := stagedNew(r.l, c)
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return err
 		}
 		// The cache roots keep their mode and owner (prepare may have made
 		// them group-writable for the build user); new ones get 0755 and
 		// the directory's owner.
-		if fi, err := os.Stat(l.CacheDir(c)); err == nil {
-			dirModes[p] = fi.Mode().Perm()
+		if fi, err := os.Stat(r.l.CacheDir(c)); err == nil {
+			r.dirModes[p] = fi.Mode().Perm()
 		} else {
-			created = append(created, p)
+			r.created = append(r.created, p)
 		}
 	}
-	shadowed := func(c mount.Cache, p string) bool {
-		// A local entry is dropped when the snapshot has the same path, or
-		// has a file where the local path needs a directory.
-		if _, ok := snapKeys[string(c)+"\x00"+p]; ok {
-			return true
-		}
-		for d := path.Dir(p); d != "."; d = path.Dir(d) {
-			if e := snapKeys[string(c)+"\x00"+d]; e != nil && e.Type == TypeFile {
-				return true
-			}
-		}
-		return false
-	}
-	type linkJob struct{ from, to string }
 	var links []linkJob
-	for _, e := range snap.Index.Entries {
+	for _, e := range r.snap.Index.Entries {
 		if e.Type == TypeDir {
-			p := newPath(e.Cache, e.Path)
+			p := r.newPath(e.Cache, e.Path)
 			if err := os.MkdirAll(p, 0o755); err != nil {
 				return err
 			}
-			dirModes[p] = fs.FileMode(e.Mode)
-			created = append(created, p)
-		} else if reuse[e.key()] {
-			links = append(links, linkJob{livePath(e.Cache, e.Path), newPath(e.Cache, e.Path)})
+			r.dirModes[p] = fs.FileMode(e.Mode)
+			r.created = append(r.created, p)
+		} else if r.reuse[e.key()] {
+			links = append(links, linkJob{r.livePath(e.Cache, e.Path), r.newPath(e.Cache, e.Path)})
 		}
 	}
-	if !o.Replace {
-		keys := make([]string, 0, len(local))
-		for k := range local {
-			keys = append(keys, k)
+	if !r.o.Replace {
+		kept, err := r.stageKept()
+		if err != nil {
+			return err
 		}
-		sort.Strings(keys) // parents before children
-		for _, k := range keys {
-			cs, p, _ := strings.Cut(k, "\x00")
-			c := mount.Cache(cs)
-			if c == mount.GoCache && p == "trim.txt" {
-				continue // rewritten below
-			}
-			le := local[k]
-			if shadowed(c, p) {
-				continue
-			}
-			if le.dir {
-				np := newPath(c, p)
-				if err := os.MkdirAll(np, 0o755); err != nil {
-					return err
-				}
-				dirModes[np] = le.mode
-			} else {
-				links = append(links, linkJob{livePath(c, p), newPath(c, p)})
-			}
-		}
+		links = append(links, kept...)
 	}
 	for _, lj := range links {
 		if err := linkOrCopy(lj.from, lj.to); err != nil {
 			return err
 		}
 	}
+	r.log.Debug("staged local files", "reused", len(r.reuse), "linked", len(links), "elapsed", time.Since(r.t0))
+	return nil
+}
 
-	log.Debug("staged local files", "reused", len(reuse), "linked", len(links), "elapsed", time.Since(t0))
-	// Download the layers holding missing files, in parallel, streaming.
-	want := map[int]map[string]*Entry{}
-	for i := range snap.Index.Entries {
-		e := &snap.Index.Entries[i]
-		if e.Type != TypeFile || reuse[e.key()] {
+// stageKept makes the local directories a merge keeps and returns the links
+// for its local files.
+func (r *restorer) stageKept() ([]linkJob, error) {
+	keys := make([]string, 0, len(r.local))
+	for k := range r.local {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // parents before children
+	var links []linkJob
+	for _, k := range keys {
+		cs, p, _ := strings.Cut(k, "\x00")
+		c := mount.Cache(cs)
+		if c == mount.GoCache && p == "trim.txt" {
+			continue // rewritten by seal
+		}
+		if r.shadowed(c, p) {
 			continue
 		}
-		if want[e.Layer] == nil {
-			want[e.Layer] = map[string]*Entry{}
+		if r.local[k].dir {
+			np := r.newPath(c, p)
+			if err := os.MkdirAll(np, 0o755); err != nil {
+				return nil, err
+			}
+			r.dirModes[np] = r.local[k].mode
+		} else {
+			links = append(links, linkJob{r.livePath(c, p), r.newPath(c, p)})
 		}
-		want[e.Layer][e.TarName()] = e
 	}
-	res.BlobsSkipped = len(snap.Config.Layers) - len(want)
-	var written atomic.Int64
-	var dataBytes atomic.Int64
+	return links, nil
+}
+
+// shadowed reports whether a merge drops the local entry (c, p): the
+// snapshot has the same path, or a file where p needs a directory.
+func (r *restorer) shadowed(c mount.Cache, p string) bool {
+	if _, ok := r.snapKeys[string(c)+"\x00"+p]; ok {
+		return true
+	}
+	for d := path.Dir(p); d != "."; d = path.Dir(d) {
+		if e := r.snapKeys[string(c)+"\x00"+d]; e != nil && e.Type == TypeFile {
+			return true
+		}
+	}
+	return false
+}
+
+// download fetches the layers holding missing files, in parallel and
+// streaming, each file checked against the index as it is written, and
+// checks the module zips and trees.
+func (r *restorer) download() error {
+	want, order, modLayers := r.wantedLayers()
+	r.res.BlobsSkipped = len(r.snap.Config.Layers) - len(want)
+	var written, dataBytes atomic.Int64
 	// Module layers go first, and the module checks (zips re-inflated
 	// against .ziphash: CPU-heavy) start as soon as the last one is in,
 	// overlapping with the GOCACHE layers' extraction.
-	var order []int
-	modLeft := atomic.Int64{}
-	for _, first := range []bool{true, false} {
-		for li := range snap.Config.Layers {
-			if want[li] != nil && (snap.Config.Layers[li].Cache == mount.GoModCache) == first {
-				order = append(order, li)
-				if first {
-					modLeft.Add(1)
-				}
-			}
-		}
-	}
+	var modLeft atomic.Int64
+	modLeft.Store(int64(modLayers))
 	verify := func() error {
-		err := verifyModules(ctx, l, snap, reuse, newPath, o.jobs())
-		log.Debug("verified module zips and trees", "elapsed", time.Since(t0))
+		err := verifyModules(r.ctx, r.l, r.snap, r.reuse, r.newPath, r.o.jobs())
+		r.log.Debug("verified module zips and trees", "elapsed", time.Since(r.t0))
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, o.jobs()))
-	if modLeft.Load() == 0 {
+	g, gctx := errgroup.WithContext(r.ctx)
+	g.SetLimit(max(1, r.o.jobs()))
+	if modLayers == 0 {
 		g.Go(verify) // only reused module files: trees still checked
 	}
+	dst := func(e *Entry) string { return r.newPath(e.Cache, e.Path) }
 	for _, li := range order {
-		w := want[li]
-		desc := snap.Manifest.Layers[li+1]
-		info := snap.Config.Layers[li]
+		desc, info := r.snap.Manifest.Layers[li+1], r.snap.Config.Layers[li]
 		g.Go(func() error {
-			n, err := fetchLayer(gctx, s, desc, info, w, func(e *Entry) string { return newPath(e.Cache, e.Path) }, &written, o)
+			n, err := fetchLayer(gctx, r.s, desc, info, want[li], dst, &written, r.o)
 			dataBytes.Add(n)
 			if err != nil {
 				return err
@@ -288,100 +356,157 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	res.Layers = len(want)
-	res.DataBytes = dataBytes.Load()
-	res.FilesWritten = int(written.Load())
-	log.Debug("downloaded layers", "layers", len(want), "files", written.Load(), "elapsed", time.Since(t0))
+	r.res.Layers = len(want)
+	r.res.DataBytes = dataBytes.Load()
+	r.res.FilesWritten = int(written.Load())
+	r.log.Debug("downloaded layers", "layers", len(want), "files", written.Load(), "elapsed", time.Since(r.t0))
+	return nil
+}
 
-	// Use marks: every snapshot file gets mtime now-2h; trim.txt = now.
-	for _, e := range snap.Index.Entries {
-		if e.Type != TypeFile {
+// wantedLayers maps each layer holding files to download to those files
+// (by tar member name), and orders the layers module caches first. It also
+// counts the module-cache layers.
+func (r *restorer) wantedLayers() (want map[int]map[string]*Entry, order []int, modLayers int) {
+	want = map[int]map[string]*Entry{}
+	for i := range r.snap.Index.Entries {
+		e := &r.snap.Index.Entries[i]
+		if e.Type != TypeFile || r.reuse[e.key()] {
 			continue
 		}
-		p := newPath(e.Cache, e.Path)
-		if err := os.Chtimes(p, markTime, markTime); err != nil {
-			return err
+		if want[e.Layer] == nil {
+			want[e.Layer] = map[string]*Entry{}
 		}
-		if !reuse[e.key()] {
-			created = append(created, p)
+		want[e.Layer][e.TarName()] = e
+	}
+	for _, first := range []bool{true, false} {
+		for li := range r.snap.Config.Layers {
+			if want[li] != nil && (r.snap.Config.Layers[li].Cache == mount.GoModCache) == first {
+				order = append(order, li)
+				if first {
+					modLayers++
+				}
+			}
 		}
 	}
-	for _, c := range caches {
-		if c == mount.GoCache {
-			p := newPath(c, "trim.txt")
-			// Go's format (cmd/go/internal/cache): decimal Unix seconds.
-			if err := os.WriteFile(p, []byte(strconv.FormatInt(now.Unix(), 10)+"\n"), 0o644); err != nil {
-				return err
-			}
-			created = append(created, p)
-		}
+	return want, order, modLayers
+}
+
+// seal finishes the staging tree: use marks, owners and final directory
+// modes, then flushes it to disk. After it a crash still rolls back, but
+// the tree is ready to swap in.
+func (r *restorer) seal() error {
+	if err := r.markUsed(); err != nil {
+		return err
 	}
-	log.Debug("set use marks", "elapsed", time.Since(t0))
-	// Files we create belong to us; a root pull gives new files to the
-	// cache dir's owner (the user melange's guest writes as) and every
-	// staged directory to the owner of the directory it replaces, or to the
-	// cache dir's owner when it is new.
-	if owner != nil && os.Geteuid() == 0 {
-		mine := func(o *fileOwner) bool { return o.uid == 0 && o.gid == os.Getegid() }
-		if !mine(owner) {
-			for _, p := range created {
-				if err := os.Lchown(p, owner.uid, owner.gid); err != nil {
-					return err
-				}
-			}
-		}
-		newRoot := filepath.Join(stage, "new") + string(filepath.Separator)
-		for p := range dirModes {
-			o := owner
-			if rel, ok := strings.CutPrefix(p, newRoot); ok {
-				if lo := dirOwner(filepath.Join(l.Dir, rel)); lo != nil {
-					o = lo
-				}
-			}
-			if !mine(o) {
-				if err := os.Lchown(p, o.uid, o.gid); err != nil {
-					return err
-				}
-			}
-		}
+	if err := r.chown(); err != nil {
+		return err
 	}
 	// Final directory modes, deepest first (0555 module trees).
-	dirs := make([]string, 0, len(dirModes))
-	for p := range dirModes {
+	dirs := make([]string, 0, len(r.dirModes))
+	for p := range r.dirModes {
 		dirs = append(dirs, p)
 	}
 	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 	for _, p := range dirs {
-		if err := os.Chmod(p, dirModes[p]); err != nil {
+		if err := os.Chmod(p, r.dirModes[p]); err != nil {
 			return err
 		}
 	}
-	if err := syncFS(stage); err != nil {
+	if err := syncFS(r.stage); err != nil {
 		return err
 	}
-	log.Debug("staging synced to disk", "elapsed", time.Since(t0))
+	r.log.Debug("staging synced to disk", "elapsed", time.Since(r.t0))
 	crashPoint("pull-staged")
+	return nil
+}
 
-	if err := writeJournal(l, journal{Phase: phaseSwap, Caches: caches, Digest: snap.Digest.String()}); err != nil {
-		return err
+// markUsed gives every snapshot file the mtime now-2h (useMarkAge) and
+// writes trim.txt = now.
+func (r *restorer) markUsed() error {
+	markTime := r.now.Add(-useMarkAge)
+	for _, e := range r.snap.Index.Entries {
+		if e.Type != TypeFile {
+			continue
+		}
+		p := r.newPath(e.Cache, e.Path)
+		if err := os.Chtimes(p, markTime, markTime); err != nil {
+			return err
+		}
+		if !r.reuse[e.key()] {
+			r.created = append(r.created, p)
+		}
 	}
-	ok = true // from here on, recovery rolls forward
-	if err := swapIn(l, caches); err != nil {
+	for _, c := range r.caches {
+		if c == mount.GoCache {
+			p := r.newPath(c, "trim.txt")
+			// Go's format (cmd/go/internal/cache): decimal Unix seconds.
+			if err := os.WriteFile(p, []byte(strconv.FormatInt(r.now.Unix(), 10)+"\n"), 0o644); err != nil {
+				return err
+			}
+			r.created = append(r.created, p)
+		}
+	}
+	r.log.Debug("set use marks", "elapsed", time.Since(r.t0))
+	return nil
+}
+
+// chown: files we create belong to us; a root pull gives new files to the
+// cache dir's owner (the user melange's guest writes as) and every staged
+// directory to the owner of the directory it replaces, or to the cache
+// dir's owner when it is new.
+func (r *restorer) chown() error {
+	if r.owner == nil || os.Geteuid() != 0 {
+		return nil
+	}
+	mine := func(fo *fileOwner) bool { return fo.uid == 0 && fo.gid == os.Getegid() }
+	if !mine(r.owner) {
+		for _, p := range r.created {
+			if err := os.Lchown(p, r.owner.uid, r.owner.gid); err != nil {
+				return err
+			}
+		}
+	}
+	newRoot := filepath.Join(r.stage, "new") + string(filepath.Separator)
+	for p := range r.dirModes {
+		fo := r.owner
+		if rel, ok := strings.CutPrefix(p, newRoot); ok {
+			if lo := dirOwner(filepath.Join(r.l.Dir, rel)); lo != nil {
+				fo = lo
+			}
+		}
+		if !mine(fo) {
+			if err := os.Lchown(p, fo.uid, fo.gid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// swap renames the staged caches into place. The caller has written the
+// "swap" journal: a crash from here rolls forward.
+func (r *restorer) swap() error {
+	if err := swapIn(r.l, r.caches); err != nil {
 		return err
 	}
 	crashPoint("pull-swapped")
-	if err := writeJournal(l, journal{Phase: phaseCleanup, Caches: caches, Digest: snap.Digest.String()}); err != nil {
+	return nil
+}
+
+// cleanup removes the old caches and the journal.
+func (r *restorer) cleanup() error {
+	if err := r.journal(phaseCleanup); err != nil {
 		return err
 	}
 	crashPoint("pull-cleanup")
-	if err := fsutil.RemoveAll(stage); err != nil {
-		log.Warn("cannot remove the old caches", "dir", stage, "err", err)
+	if err := fsutil.RemoveAll(r.stage); err != nil {
+		r.log.Warn("cannot remove the old caches", "dir", r.stage, "err", err)
 		return nil
 	}
-	if err := os.Remove(journalPath(l)); err != nil {
+	if err := os.Remove(journalPath(r.l)); err != nil {
 		return err
 	}
-	return fsutil.SyncDir(l.State)
+	return fsutil.SyncDir(r.l.State)
 }
 
 // fetchLayer streams one data layer: the compressed bytes are digest-checked

@@ -153,40 +153,34 @@ func hashEntries(ctx context.Context, l mount.Layout, entries []Entry, jobs int,
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
-	g, ctx := errgroup.WithContext(ctx)
-	work := make(chan int)
-	g.Go(func() error {
-		defer close(work)
-		for i := range entries {
-			if entries[i].Type != TypeFile || want != nil && !want(&entries[i]) {
-				continue
-			}
-			select {
-			case work <- i:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
+	for i := range entries {
+		e := &entries[i]
+		if e.Type != TypeFile || want != nil && !want(e) {
+			continue
 		}
-		return nil
-	})
-	for range jobs {
+		if gctx.Err() != nil {
+			break // a hash failed or ctx is done
+		}
 		g.Go(func() error {
-			buf := make([]byte, hashBufSize)
-			for i := range work {
-				e := &entries[i]
-				sum, n, err := hashFile(filepath.Join(l.CacheDir(e.Cache), filepath.FromSlash(e.Path)), buf)
-				if os.IsNotExist(err) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				e.SHA256, e.Size = sum, n
+			buf := hashBufPool.Get().(*[]byte)
+			defer hashBufPool.Put(buf)
+			sum, n, err := hashFile(filepath.Join(l.CacheDir(e.Cache), filepath.FromSlash(e.Path)), *buf)
+			if os.IsNotExist(err) {
+				return nil
 			}
+			if err != nil {
+				return err
+			}
+			e.SHA256, e.Size = sum, n
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err() // entries left unhashed are not "vanished"
 }
 
 func hashFile(p string, buf []byte) (string, int64, error) {

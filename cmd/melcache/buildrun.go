@@ -369,7 +369,7 @@ func (b *buildRun) pull(ctx context.Context, s oci.Store, ref string, keys []str
 		ref = defaultTag
 	}
 	o := oci.Options{RestoreKeys: keys, Log: b.g.log, LockOptions: b.lockOptions()}
-	p := oci.NewProgress(b.g.stderr, !b.f.json && !b.g.quiet && oci.IsTerminal(b.g.stderr))
+	p := newTransferBars(b.g, b.f.json)
 	o.Progress = p
 	res, err := oci.Pull(ctx, b.layout, s, ref, o)
 	p.Wait()
@@ -568,7 +568,7 @@ func (b *buildRun) runMelange(argv []string) (int, error) {
 func (b *buildRun) pushDelta(ctx context.Context, s oci.Store, tag string) error {
 	o := oci.Options{Lock: b.lock, Log: b.g.log, LockOptions: b.lockOptions()}
 	o.GoVersion, _ = oci.GoPackage(b.config)
-	p := oci.NewProgress(b.g.stderr, !b.f.json && !b.g.quiet && oci.IsTerminal(b.g.stderr))
+	p := newTransferBars(b.g, b.f.json)
 	o.Progress = p
 	res, err := oci.Push(ctx, b.layout, s, tag, o)
 	p.Wait()

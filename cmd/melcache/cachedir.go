@@ -36,28 +36,15 @@ func (f *cacheDirFlags) layout() (mount.Layout, error) {
 }
 
 // recoverRestore completes or rolls back a restore that a killed pull left
-// behind, under the exclusive lock, before a command reads or changes the
-// caches: otherwise verify would judge, and prune or clean would act on, a
-// half-swapped directory. It lives here, not in mount, because the journal
-// belongs to oci and mount cannot import oci. status and doctor only report
-// a pending journal: they never change the caches.
+// behind (oci.RecoverInterrupted) before a command reads or changes the
+// caches. status and doctor only report a pending journal: they never change
+// the caches.
 func (f *cacheDirFlags) recoverRestore(ctx context.Context, g *globals, l mount.Layout) error {
-	if !oci.RecoveryPending(l) {
-		return nil
-	}
-	lk, err := l.Lock(ctx, mount.Exclusive, f.lockOptions(g, l))
-	if err != nil {
-		return err
-	}
-	defer lk.Unlock()
-	did, err := oci.Recover(l)
-	if err != nil {
-		return fmt.Errorf("recovering an interrupted restore in %s: %w", l.Dir, err)
-	}
+	did, err := oci.RecoverInterrupted(ctx, l, oci.RecoverOptions{LockOptions: f.lockOptions(g, l)})
 	if did != "" {
 		fmt.Fprintf(g.stderr, "melcache: %s in %s\n", did, l.Dir)
 	}
-	return nil
+	return err
 }
 
 // lockOptions say, once, who holds the lock when the command has to wait:

@@ -95,8 +95,8 @@ func (f *snapshotFlags) expand(tpl string) (string, error) {
 
 // progress returns bars on a terminal stderr unless --json or --quiet; the
 // caller must Wait on it after the transfer.
-func (f *snapshotFlags) progress(g *globals) *oci.Progress {
-	return oci.NewProgress(g.stderr, !f.json && !g.quiet && oci.IsTerminal(g.stderr))
+func (f *snapshotFlags) progress(g *globals) *progressBars {
+	return newTransferBars(g, f.json)
 }
 
 func (f *snapshotFlags) options(g *globals) oci.Options {

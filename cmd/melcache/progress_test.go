@@ -1,4 +1,4 @@
-package oci
+package main
 
 import (
 	"bytes"
@@ -7,10 +7,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/melcache/melcache/oci"
 )
 
 func TestProgressDisabledIsPassThrough(t *testing.T) {
-	p := NewProgress(os.Stderr, false)
+	p := newProgressBars(os.Stderr, false)
 	r := strings.NewReader("data")
 	if got := p.Track("x", 4, r); got != io.Reader(r) {
 		t.Error("disabled Track wrapped the reader")
@@ -47,7 +49,7 @@ func (s *syncBuffer) String() string {
 
 func TestProgressBars(t *testing.T) {
 	var out syncBuffer
-	p := NewProgress(&out, true)
+	p := newProgressBars(&out, true)
 	data := bytes.Repeat([]byte("x"), 100<<10)
 
 	// A completed transfer, read through a closer.
@@ -78,7 +80,7 @@ func TestProgressBars(t *testing.T) {
 
 func TestIsTerminal(t *testing.T) {
 	var b bytes.Buffer
-	if IsTerminal(&b) {
+	if isTerminal(&b) {
 		t.Error("a buffer is a terminal")
 	}
 	f, err := os.CreateTemp(t.TempDir(), "f")
@@ -86,22 +88,17 @@ func TestIsTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if IsTerminal(f) {
+	if isTerminal(f) {
 		t.Error("a regular file is a terminal")
 	}
 }
 
-// transferProgress is the snapshot code's progress interface; *Progress
-// must satisfy it.
-type transferProgress interface {
-	Start(name string, size int64) (add func(int64), done func())
-}
-
-var _ transferProgress = (*Progress)(nil)
+// The bars are what push and pull report to (oci.Options.Progress).
+var _ oci.TransferProgress = (*progressBars)(nil)
 
 func TestProgressStart(t *testing.T) {
 	var out syncBuffer
-	p := NewProgress(&out, true)
+	p := newProgressBars(&out, true)
 	add, done := p.Start("started", 2048)
 	add(1024)
 	add(1024)
@@ -119,7 +116,7 @@ func TestProgressStart(t *testing.T) {
 		}
 	}
 	// Disabled: no-ops.
-	q := NewProgress(&out, false)
+	q := newProgressBars(&out, false)
 	a, d := q.Start("x", 1)
 	a(1)
 	d()

@@ -1,8 +1,7 @@
-package oci
+package main
 
 import (
 	"io"
-	"os"
 	"sync"
 	"time"
 
@@ -25,33 +24,35 @@ const (
 	progressNameWidth = 24
 )
 
-// Progress shows one bar per transfer on a terminal (vbauerster/mpb), and
-// nothing otherwise: the CLI enables it for a terminal stderr without
-// --quiet or --json (see IsTerminal). A disabled Progress costs nothing;
-// its readers are the callers' own. Safe for concurrent use.
-type Progress struct {
+// progressBars shows one bar per transfer on a terminal (vbauerster/mpb),
+// and nothing otherwise: newTransferBars enables it for a terminal stderr
+// without --quiet or --json. It is the CLI's rendering of the library's
+// oci.TransferProgress: oci reports transfers through that interface and
+// draws nothing itself. A disabled progressBars costs nothing; its readers
+// are the callers' own. Safe for concurrent use.
+type progressBars struct {
 	p    *mpb.Progress // nil when disabled
 	mu   sync.Mutex
-	bars []*Bar
+	bars []*transferBar
 }
 
-// NewProgress returns a Progress drawing to w (usually os.Stderr) when
+// newProgressBars returns bars drawing to w (usually os.Stderr) when
 // enabled, or a silent one.
-func NewProgress(w io.Writer, enabled bool) *Progress {
+func newProgressBars(w io.Writer, enabled bool) *progressBars {
 	if !enabled || w == nil {
-		return &Progress{}
+		return &progressBars{}
 	}
-	return &Progress{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(progressLineWidth), mpb.WithRefreshRate(progressRefresh),
-		// Draw even when w is not a terminal: the caller decided (IsTerminal).
+	return &progressBars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(progressLineWidth), mpb.WithRefreshRate(progressRefresh),
+		// Draw even when w is not a terminal: the caller decided (isTerminal).
 		mpb.WithAutoRefresh())}
 }
 
 // Enabled reports whether bars are drawn.
-func (p *Progress) Enabled() bool { return p != nil && p.p != nil }
+func (p *progressBars) Enabled() bool { return p != nil && p.p != nil }
 
-// Bar is one transfer's bar. A transfer that is retried from the start
+// transferBar is one transfer's bar. A transfer that is retried from the start
 // wraps each attempt's reader with Reader, which restarts the count.
-type Bar struct {
+type transferBar struct {
 	b    *mpb.Bar // nil when disabled
 	size int64
 }
@@ -59,9 +60,9 @@ type Bar struct {
 // Bar adds a bar for a transfer of size bytes (≤ 0: unknown) named name
 // (e.g. "gocache layer 3 sha256:ab12…"). Finish it with Done or Abort, or
 // let a reader from Reader reach EOF.
-func (p *Progress) Bar(name string, size int64) *Bar {
+func (p *progressBars) Bar(name string, size int64) *transferBar {
 	if !p.Enabled() {
-		return &Bar{size: size}
+		return &transferBar{size: size}
 	}
 	total := size
 	if total < 0 {
@@ -75,7 +76,7 @@ func (p *Progress) Bar(name string, size int64) *Bar {
 			decor.AverageSpeed(decor.SizeB1024(0), "% .1f"),
 		),
 	)
-	bar := &Bar{b: b, size: size}
+	bar := &transferBar{b: b, size: size}
 	p.mu.Lock()
 	p.bars = append(p.bars, bar)
 	p.mu.Unlock()
@@ -84,7 +85,7 @@ func (p *Progress) Bar(name string, size int64) *Bar {
 
 // Track wraps r so reading it advances a new bar; EOF completes the bar.
 // It is Bar(name, size).Reader(r).
-func (p *Progress) Track(name string, size int64, r io.Reader) io.Reader {
+func (p *progressBars) Track(name string, size int64, r io.Reader) io.Reader {
 	if !p.Enabled() {
 		return r
 	}
@@ -92,11 +93,10 @@ func (p *Progress) Track(name string, size int64, r io.Reader) io.Reader {
 }
 
 // Start adds a bar and returns functions to advance it by n bytes and to
-// finish it: the shape of the snapshot code's TransferProgress, so a
-// *Progress can be passed there. finish completes the bar when it reached
-// its size or never started (a skipped blob), and otherwise leaves it
-// aborted where it stopped (a failed transfer).
-func (p *Progress) Start(name string, size int64) (add func(n int64), finish func()) {
+// finish it (oci.TransferProgress). finish completes the bar when it
+// reached its size or never started (a skipped blob), and otherwise leaves
+// it aborted where it stopped (a failed transfer).
+func (p *progressBars) Start(name string, size int64) (add func(n int64), finish func()) {
 	if !p.Enabled() {
 		return func(int64) {}, func() {}
 	}
@@ -115,7 +115,7 @@ func (p *Progress) Start(name string, size int64) (add func(n int64), finish fun
 // Reader wraps r so reading it advances the bar from zero (a new attempt of
 // the transfer). EOF completes the bar. With progress disabled it returns r.
 // If r is an io.Closer, so is the result.
-func (b *Bar) Reader(r io.Reader) io.Reader {
+func (b *transferBar) Reader(r io.Reader) io.Reader {
 	if b.b == nil {
 		return r
 	}
@@ -128,7 +128,7 @@ func (b *Bar) Reader(r io.Reader) io.Reader {
 }
 
 // Done completes the bar (e.g. a blob skipped because the store had it).
-func (b *Bar) Done() {
+func (b *transferBar) Done() {
 	if b.b == nil {
 		return
 	}
@@ -139,7 +139,7 @@ func (b *Bar) Done() {
 }
 
 // Abort stops the bar where it is (a failed transfer), leaving it shown.
-func (b *Bar) Abort() {
+func (b *transferBar) Abort() {
 	if b.b != nil {
 		b.b.Abort(false)
 	}
@@ -147,7 +147,7 @@ func (b *Bar) Abort() {
 
 type barReader struct {
 	r io.Reader
-	b *Bar
+	b *transferBar
 }
 
 func (r *barReader) Read(p []byte) (int, error) {
@@ -168,7 +168,7 @@ func (r *barReadCloser) Close() error { return r.c.Close() }
 
 // Writer returns a writer for log lines while bars are drawn (they print
 // above the bars instead of tearing them), or w when progress is disabled.
-func (p *Progress) Writer(w io.Writer) io.Writer {
+func (p *progressBars) Writer(w io.Writer) io.Writer {
 	if !p.Enabled() {
 		return w
 	}
@@ -178,7 +178,7 @@ func (p *Progress) Writer(w io.Writer) io.Writer {
 // Wait aborts the bars of transfers that never finished (so a failed push
 // does not hang here), then waits for the display to settle. Call it once,
 // after the transfers.
-func (p *Progress) Wait() {
+func (p *progressBars) Wait() {
 	if !p.Enabled() {
 		return
 	}
@@ -192,9 +192,8 @@ func (p *Progress) Wait() {
 	p.p.Wait()
 }
 
-// IsTerminal reports whether w is a terminal, the condition for drawing
-// progress bars.
-func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && isTerminalFd(f.Fd())
+// newTransferBars returns the bars for a push or pull: drawn on a terminal
+// stderr unless --json or --quiet. Wait on them after the transfer.
+func newTransferBars(g *globals, asJSON bool) *progressBars {
+	return newProgressBars(g.stderr, !asJSON && !g.quiet && isTerminal(g.stderr))
 }

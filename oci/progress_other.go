@@ -1,7 +1,0 @@
-//go:build !linux
-
-package oci
-
-// isTerminalFd reports false off Linux: melcache targets Linux builders
-// (melange); elsewhere progress stays quiet rather than guess.
-func isTerminalFd(uintptr) bool { return false }
