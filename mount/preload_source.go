@@ -33,7 +33,7 @@ type preloadSource struct {
 	// go-1.26, go~1.26 or go-1.26=1.26.0-r0 package), if known, and
 	// buildGoPkg that package as the config writes it.
 	buildGo, buildGoPkg string
-	cleanup func()
+	cleanup             func()
 }
 
 // modInfo is one main module.
