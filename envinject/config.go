@@ -53,6 +53,8 @@ type Subpackage struct {
 	Name     string `yaml:"name"`
 	Pipeline []Step `yaml:"pipeline"`
 	Test     *Test  `yaml:"test"`
+
+	err error // a value of the wrong type (see keepPartial)
 }
 
 // Test is a test: block, the package's or a subpackage's.
@@ -65,6 +67,8 @@ type Test struct {
 
 	// Node is the test: mapping, for positions.
 	Node *yaml.Node `yaml:"-"`
+
+	err error
 }
 
 // Step is one pipeline step.
@@ -82,21 +86,40 @@ type Step struct {
 	Line, Col int `yaml:"-"`
 	// Node is the step's mapping, for the positions of its keys.
 	Node *yaml.Node `yaml:"-"`
+
+	err error
 }
 
 // UnmarshalYAML keeps the step's node.
 func (s *Step) UnmarshalYAML(n *yaml.Node) error {
 	type plain Step
-	err := n.Decode((*plain)(s))
 	s.Node = resolve(n)
-	return err
+	return keepPartial(s.Node, n.Decode((*plain)(s)), &s.err)
 }
 
 // UnmarshalYAML keeps the test's node.
 func (t *Test) UnmarshalYAML(n *yaml.Node) error {
 	type plain Test
-	err := n.Decode((*plain)(t))
 	t.Node = resolve(n)
+	return keepPartial(t.Node, n.Decode((*plain)(t)), &t.err)
+}
+
+// UnmarshalYAML keeps a subpackage with a value of the wrong type.
+func (sp *Subpackage) UnmarshalYAML(n *yaml.Node) error {
+	type plain Subpackage
+	return keepPartial(resolve(n), n.Decode((*plain)(sp)), &sp.err)
+}
+
+// keepPartial keeps a mapping that has a value of the wrong type, such as
+// a step whose with: holds a list: yaml.v3 would drop the whole step from
+// its pipeline, and Inject still lints the rest of it. The error is kept in
+// *into for ParseConfig, which reports it.
+func keepPartial(n *yaml.Node, err error, into *error) error {
+	var te *yaml.TypeError
+	if n != nil && n.Kind == yaml.MappingNode && errors.As(err, &te) {
+		*into = err
+		return nil
+	}
 	return err
 }
 
@@ -153,12 +176,14 @@ func parseConfig(data []byte) (*Config, error) {
 }
 
 // config decodes the parsed document. A value of the wrong type (a
-// sequence where melange wants a string) is an *Error; the Config is still
-// filled with everything else, for callers that only lint (Inject).
-func (d *doc) config() (*Config, error) {
+// sequence where melange wants a string) is returned as typeErr, an *Error
+// at the first such value; the Config is still filled with everything
+// else, for Inject, which lints what it can read and leaves the rest to
+// melange.
+func (d *doc) config() (c *Config, typeErr error) {
 	var raw rawConfig
-	derr := d.doc.Decode(&raw)
-	c := &Config{
+	errs := []error{d.doc.Decode(&raw)}
+	c = &Config{
 		Package:     raw.Package,
 		Vars:        raw.Vars,
 		Contents:    raw.Environment.Contents,
@@ -168,7 +193,17 @@ func (d *doc) config() (*Config, error) {
 		Test:        raw.Test,
 		doc:         d,
 	}
+	for _, sp := range c.Subpackages {
+		errs = append(errs, sp.err)
+		if sp.Test != nil {
+			errs = append(errs, sp.Test.err)
+		}
+	}
+	if c.Test != nil {
+		errs = append(errs, c.Test.err)
+	}
 	for _, s := range c.Steps() {
+		errs = append(errs, s.err)
 		if n := s.Step.Node; n != nil {
 			if len(n.Content) > 0 {
 				n = n.Content[0] // not the anchor of an anchored step
@@ -177,8 +212,18 @@ func (d *doc) config() (*Config, error) {
 		}
 	}
 	c.Go = c.goPackage()
-	if derr != nil {
-		return c, d.yamlError(derr)
+	var first *Error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		e := d.yamlError(err).(*Error)
+		if first == nil || e.Line < first.Line || (e.Line == first.Line && e.Col < first.Col) {
+			first = e
+		}
+	}
+	if first != nil {
+		return c, first
 	}
 	return c, nil
 }
@@ -221,15 +266,23 @@ func (c *Config) Steps() []StepAt {
 	walk(c.Pipeline, "", "pipeline", false)
 	for i := range c.Subpackages {
 		sp := &c.Subpackages[i]
-		walk(sp.Pipeline, "", "subpackage "+sp.Name, false)
+		walk(sp.Pipeline, "", sp.where(), false)
 		if sp.Test != nil {
-			walk(sp.Test.Pipeline, "", "subpackage "+sp.Name+" test", true)
+			walk(sp.Test.Pipeline, "", sp.where()+" test", true)
 		}
 	}
 	if c.Test != nil {
 		walk(c.Test.Pipeline, "", "test", true)
 	}
 	return out
+}
+
+// where names the subpackage in messages: "subpackage NAME".
+func (sp *Subpackage) where() string {
+	if sp.Name == "" {
+		return "subpackage"
+	}
+	return "subpackage " + sp.Name
 }
 
 // BuildSteps is Steps without the test pipelines.
