@@ -184,6 +184,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"package:\n  name: x\n  epoch: -1\n", "c.yaml:3:3: cannot unmarshal !!int `-1` into uint64"},
 		{"package:\n  name: x\n  name: y\n", `c.yaml:3:3: duplicate key "name" (first at line 2)`},
 		{"package:\n  name: [x\n", "c.yaml:2:3: did not find expected ',' or ']'"},
+		{"package: {name: x}\npipeline:\n  - uses: go/build\n    with:\n      packages: [a]\n", "c.yaml:5:7: cannot unmarshal !!seq into string"},
+		{"package: {name: x}\ntest:\n  pipeline:\n    - runs: x\n  environment: {environment: {A: b}, contents: {packages: a}}\n", "c.yaml:5:3: cannot unmarshal !!str `a` into []string"},
 		{"package: {name: x}\nenvironment:\n  environment: [a]\n", "c.yaml:3:16: environment.environment is a sequence, want a mapping"},
 	} {
 		_, err := ParseConfig("c.yaml", []byte(tc.src))
@@ -209,5 +211,21 @@ func TestReadConfig(t *testing.T) {
 	}
 	if _, err := ReadConfig(p + ".nope"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestInjectLintsIllTypedStep: a step with a value of the wrong type is
+// melange's to refuse; Inject still lints it, as before it used the reader.
+func TestInjectLintsIllTypedStep(t *testing.T) {
+	src := "package: {name: x}\npipeline:\n  - uses: go/build\n    with: {packages: [a]}\n    environment:\n      GOCACHE: /tmp/gocache\n"
+	res, err := Inject([]byte(src), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Findings) != 1 || res.Findings[0].Line != 6 || !strings.Contains(res.Findings[0].Msg, "pipeline step environment sets GOCACHE=/tmp/gocache") {
+		t.Errorf("findings %v, want one for line 6", res.Findings)
+	}
+	if _, err := ParseConfig("c.yaml", []byte(src)); err == nil || !strings.HasPrefix(err.Error(), "c.yaml:4:") {
+		t.Errorf("ParseConfig: %v, want the type error at line 4", err)
 	}
 }
