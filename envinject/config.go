@@ -168,9 +168,9 @@ func parseConfig(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := d.config()
-	if err != nil {
-		return nil, err
+	c, typeErr := d.config()
+	if typeErr != nil {
+		return nil, typeErr
 	}
 	return c, nil
 }
@@ -204,7 +204,7 @@ func (d *doc) config() (c *Config, typeErr error) {
 	}
 	for _, s := range c.Steps() {
 		errs = append(errs, s.err)
-		if n := s.Step.Node; n != nil {
+		if n := s.Step.Node; n != nil && n.Line > 0 {
 			if len(n.Content) > 0 {
 				n = n.Content[0] // not the anchor of an anchored step
 			}
