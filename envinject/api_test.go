@@ -96,6 +96,21 @@ func TestExports(t *testing.T) {
 	}
 }
 
+// splitLines splits b after each newline.
+func splitLines(b []byte) [][]byte {
+	var lines [][]byte
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			lines = append(lines, b)
+			break
+		}
+		lines = append(lines, b[:i+1])
+		b = b[i+1:]
+	}
+	return lines
+}
+
 var hunkRE = regexp.MustCompile(`^@@ -(\d+),(\d+) \+(\d+),(\d+) @@$`)
 
 // applyDiff applies a unified diff made by Diff to a, checking every
@@ -105,7 +120,7 @@ func applyDiff(t *testing.T, a, d []byte) []byte {
 	src := splitLines(a)
 	var out [][]byte
 	pos := 0
-	lines := splitLines(d)[2:]
+	lines := splitLines(d)[3:] // after "diff a b", "--- a", "+++ b"
 	for i := 0; i < len(lines); {
 		m := hunkRE.FindSubmatch(bytes.TrimSuffix(lines[i], []byte("\n")))
 		if m == nil {
@@ -152,7 +167,7 @@ func TestDiff(t *testing.T) {
 		t.Errorf("equal inputs: %q", d)
 	}
 	got := string(Diff("f.orig", "f", []byte("a\nb\nc"), []byte("a\nb\nc\nd\n")))
-	want := "--- f.orig\n+++ f\n@@ -1,3 +1,4 @@\n a\n b\n-c\n\\ No newline at end of file\n+c\n+d\n"
+	want := "diff f.orig f\n--- f.orig\n+++ f\n@@ -1,3 +1,4 @@\n a\n b\n-c\n\\ No newline at end of file\n+c\n+d\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

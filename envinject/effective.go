@@ -42,6 +42,7 @@ func EffectiveCaches(src []byte, envFile []Var) (Caches, error) {
 	if err != nil {
 		return Caches{}, err
 	}
+	cfg, _ := d.config() // as Inject: a value of the wrong type is melange's to refuse
 	var vars *yaml.Node
 	if env := resolve(lookup(d.root, "environment")); env != nil {
 		vars = resolve(lookup(env, "environment"))
@@ -67,6 +68,6 @@ func EffectiveCaches(src []byte, envFile []Var) (Caches, error) {
 	return Caches{
 		GoModCache:   get("GOMODCACHE", melangeDefaultGoMod),
 		GoCache:      get("GOCACHE", goDefaultGoCache),
-		GoBuildSteps: goBuildStep(d.root) != nil,
+		GoBuildSteps: cfg.goBuildUses() != nil,
 	}, nil
 }

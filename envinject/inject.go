@@ -73,7 +73,9 @@ func Inject(src []byte, opts Options) (Result, error) {
 		return Result{}, in.err
 	}
 	res := Result{Kept: in.kept, Set: in.set}
-	res.Findings = lint(d, in.final)
+	// A value of the wrong type is melange's to refuse: lint what reads.
+	cfg, _ := d.config()
+	res.Findings = lint(cfg, in.final)
 	if len(in.edits) == 0 {
 		res.Out = src
 		return res, nil

@@ -12,7 +12,7 @@ import (
 // cacheVars are the variables the linter follows.
 var cacheVars = map[string]string{"GOMODCACHE": DefaultGoModCache, "GOCACHE": DefaultGoCache}
 
-// linter walks a parsed config for cache settings that defeat the cache.
+// linter checks a config's cache settings for ones that defeat the cache.
 // final holds the value each variable has in the top-level environment after
 // injection (the injected value, or the user's kept one).
 type linter struct {
@@ -22,8 +22,9 @@ type linter struct {
 	findings []Finding
 }
 
-func lint(d *doc, final map[string]string) []Finding {
-	l := &linter{d: d, final: final, goBuild: goBuildStep(d.root)}
+func lint(c *Config, final map[string]string) []Finding {
+	d := c.doc
+	l := &linter{d: d, final: final, goBuild: c.goBuildUses()}
 	root := d.root
 	var vars *yaml.Node
 	if env := resolve(lookup(root, "environment")); env != nil {
@@ -38,18 +39,13 @@ func lint(d *doc, final map[string]string) []Finding {
 				"inject with the default --gomodcache "+DefaultGoModCache+", the path go/build uses")
 		}
 	}
-	l.pipeline(lookup(root, "pipeline"), "pipeline step")
-	l.test(lookup(root, "test"), "test")
-	if subs := resolve(lookup(root, "subpackages")); subs != nil && subs.Kind == yaml.SequenceNode {
-		for _, sp := range subs.Content {
-			sp = resolve(sp)
-			name := "subpackage"
-			if n := resolve(lookup(sp, "name")); n != nil && n.Kind == yaml.ScalarNode {
-				name = "subpackage " + n.Value
-			}
-			l.pipeline(lookup(sp, "pipeline"), name+" step")
-			l.test(lookup(sp, "test"), name+" test")
-		}
+	l.test(c.Test, "test")
+	for i := range c.Subpackages {
+		sp := &c.Subpackages[i]
+		l.test(sp.Test, sp.where()+" test")
+	}
+	for _, s := range c.Steps() {
+		l.step(s)
 	}
 	sort.SliceStable(l.findings, func(i, j int) bool {
 		a, b := l.findings[i], l.findings[j]
@@ -87,35 +83,26 @@ func splitMsg(mod string) string {
 
 const splitFix = "set GOMODCACHE: " + DefaultGoModCache + " (melcache inject --force) and keep --cache-dir on the parent directory"
 
-// test checks a test: block (top-level or a subpackage's).
-func (l *linter) test(t *yaml.Node, where string) {
-	t = resolve(t)
-	if t == nil || t.Kind != yaml.MappingNode {
+// test checks the environment of a test: block (the package's or a
+// subpackage's); its steps are checked with the others.
+func (l *linter) test(t *Test, where string) {
+	if t == nil || t.Node == nil || t.Node.Kind != yaml.MappingNode {
 		return
 	}
-	if env := resolve(lookup(t, "environment")); env != nil {
+	if env := resolve(lookup(t.Node, "environment")); env != nil {
 		l.override(resolve(lookup(env, "environment")), where+" environment")
 	}
-	l.pipeline(lookup(t, "pipeline"), where+" step")
 }
 
-// pipeline checks each step: its environment, its runs script and nested
-// pipelines.
-func (l *linter) pipeline(p *yaml.Node, where string) {
-	p = resolve(p)
-	if p == nil || p.Kind != yaml.SequenceNode {
+// step checks a pipeline step: its environment and its runs script.
+func (l *linter) step(s StepAt) {
+	n := s.Node
+	if n == nil || n.Kind != yaml.MappingNode {
 		return
 	}
-	for _, step := range p.Content {
-		step = resolve(step)
-		if step.Kind != yaml.MappingNode {
-			continue
-		}
-		l.override(resolve(lookup(step, "environment")), where+" environment")
-		if k, v := mapGet(step, "runs"); k != nil && v.Kind == yaml.ScalarNode {
-			l.script(k, v)
-		}
-		l.pipeline(lookup(step, "pipeline"), where)
+	l.override(resolve(lookup(n, "environment")), s.Where+" step environment")
+	if k, v := mapGet(n, "runs"); k != nil && v.Kind == yaml.ScalarNode {
+		l.script(k, v)
 	}
 }
 
@@ -282,28 +269,22 @@ func judgeable(v string) bool {
 // outside reports whether v surely points outside GuestRoot.
 func outside(v string) bool { return judgeable(v) && !underGuestRoot(expand(v)) }
 
-// goBuildStep returns the uses: value of the first step, anywhere, that
+// goBuildUses returns the uses: value of the first step (in the file) that
 // runs a go/build pipeline (go/build, go/build/v2), which exports
 // GOMODCACHE=/var/cache/melange/gomodcache unconditionally; nil if none.
-func goBuildStep(n *yaml.Node) *yaml.Node {
+func (c *Config) goBuildUses() *yaml.Node {
 	var found *yaml.Node
-	seen := map[*yaml.Node]bool{}
-	var walk func(*yaml.Node)
-	walk = func(x *yaml.Node) {
-		if x == nil || found != nil || seen[x] {
-			return
+	for _, s := range c.Steps() {
+		if !strings.HasPrefix(s.Uses, "go/build") || s.Node == nil {
+			continue
 		}
-		seen[x] = true
-		if x.Kind == yaml.MappingNode {
-			if u := lookup(x, "uses"); u != nil && resolve(u).Kind == yaml.ScalarNode && strings.HasPrefix(resolve(u).Value, "go/build") {
-				found = u
-				return
-			}
+		u := lookup(s.Node, "uses")
+		if u == nil {
+			continue
 		}
-		for _, c := range x.Content {
-			walk(c)
+		if found == nil || u.Line < found.Line || (u.Line == found.Line && u.Column < found.Column) {
+			found = u
 		}
 	}
-	walk(n)
 	return found
 }

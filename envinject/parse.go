@@ -13,14 +13,21 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Error is a problem with the input, at a 1-based line and byte column. The
-// caller prefixes the file name: "pkg.yaml:3:5: message".
+// Error is a problem with the input, at a 1-based line and byte column:
+// "pkg.yaml:3:5: message". Inject leaves File empty and its caller prefixes
+// the name; ParseConfig sets it.
 type Error struct {
+	File      string
 	Line, Col int
 	Msg       string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg) }
+func (e *Error) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+	}
+	return fmt.Sprintf("%d:%d: %s", e.Line, e.Col, e.Msg)
+}
 
 // ErrNotMelange is returned for YAML that is not a melange build config: its
 // top-level mapping has no package: key (melange pipeline files, CI files) or
@@ -60,7 +67,7 @@ func parse(src []byte) (*doc, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		return nil, &Error{extra.Line, 1, "more than one YAML document; a melange config is one document"}
+		return nil, &Error{Line: extra.Line, Col: 1, Msg: "more than one YAML document; a melange config is one document"}
 	} else if !errors.Is(err, io.EOF) {
 		return nil, d.yamlError(err)
 	}
@@ -102,7 +109,7 @@ func checkChars(t *text) error {
 		r, n := utf8.DecodeRune(src[i:])
 		if r == utf8.RuneError && n <= 1 {
 			l, c := t.pos(i)
-			return &Error{l, c, fmt.Sprintf("invalid UTF-8 byte 0x%02x; melange configs must be UTF-8", src[i])}
+			return &Error{Line: l, Col: c, Msg: fmt.Sprintf("invalid UTF-8 byte 0x%02x; melange configs must be UTF-8", src[i])}
 		}
 		// YAML 1.2 printable set: tab, LF, CR, x20-x7E, NEL, xA0-xD7FF,
 		// xE000-xFFFD, x10000 and up.
@@ -110,7 +117,7 @@ func checkChars(t *text) error {
 			(r >= 0xa0 && r <= 0xd7ff) || (r >= 0xe000 && r <= 0xfffd && r != 0xfeff) || r >= 0x10000
 		if !ok {
 			l, c := t.pos(i)
-			return &Error{l, c, fmt.Sprintf("character %U is not allowed in YAML", r)}
+			return &Error{Line: l, Col: c, Msg: fmt.Sprintf("character %U is not allowed in YAML", r)}
 		}
 		i += n
 	}
@@ -155,11 +162,11 @@ func (d *doc) yamlError(err error) error {
 	if line > d.t.lines() {
 		line = max(d.t.lines(), 1)
 	}
-	return &Error{line, d.t.indent(line) + 1, msg}
+	return &Error{Line: line, Col: d.t.indent(line) + 1, Msg: msg}
 }
 
 func (d *doc) errAt(n *yaml.Node, format string, args ...any) *Error {
-	return &Error{n.Line, d.t.byteCol(n.Line, n.Column), fmt.Sprintf(format, args...)}
+	return &Error{Line: n.Line, Col: d.t.byteCol(n.Line, n.Column), Msg: fmt.Sprintf(format, args...)}
 }
 
 // checkDuplicates reports the second of two equal keys in one mapping.

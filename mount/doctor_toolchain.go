@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
-	"gopkg.in/yaml.v3"
+	"github.com/melcache/melcache/envinject"
 )
 
 // ErrNoSource is returned by CheckToolchain when a config fetches its
@@ -26,24 +25,16 @@ func CheckToolchain(ctx context.Context, o PreloadOptions) error {
 	p := newPreloader(o)
 	var src preloadSource
 	if o.Config != "" {
-		b, err := os.ReadFile(o.Config)
+		cfg, err := envinject.ReadConfig(o.Config)
 		if err != nil {
 			return err
 		}
-		var cfg melangeConfig
-		if err := yaml.Unmarshal(b, &cfg); err != nil {
-			return yamlError(o.Config, err)
-		}
-		p.cfgEnv = cfg.Environment.Environment
-		for _, pkg := range cfg.Environment.Contents.Packages {
-			if m := goPackage.FindStringSubmatch(pkg); m != nil {
-				src.buildGo = m[1]
-			}
-		}
+		p.cfgEnv = cfg.Environment
+		src.setBuildGo(cfg)
 		if o.Source == "" {
-			for _, s := range allSteps(cfg) {
-				if s.step.Uses == "git-checkout" {
-					return fmt.Errorf("%s:%d: %w", o.Config, s.step.line, ErrNoSource)
+			for _, s := range cfg.BuildSteps() {
+				if s.Uses == "git-checkout" {
+					return fmt.Errorf("%s:%d: %w", o.Config, s.Line, ErrNoSource)
 				}
 			}
 			o.Source = filepath.Dir(o.Config)

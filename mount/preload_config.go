@@ -8,96 +8,39 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/melcache/melcache/envinject"
 )
 
-// melangeConfig is the part of a melange YAML that preload reads.
-type melangeConfig struct {
-	Package struct {
-		Name    string `yaml:"name"`
-		Version string `yaml:"version"`
-		Epoch   uint64 `yaml:"epoch"`
-	} `yaml:"package"`
-	Vars        map[string]string `yaml:"vars"`
-	Environment struct {
-		Contents struct {
-			Packages []string `yaml:"packages"`
-		} `yaml:"contents"`
-		Environment map[string]string `yaml:"environment"`
-	} `yaml:"environment"`
-	Pipeline    []melangeStep `yaml:"pipeline"`
-	Subpackages []struct {
-		Pipeline []melangeStep `yaml:"pipeline"`
-	} `yaml:"subpackages"`
-}
-
-type melangeStep struct {
-	Uses     string            `yaml:"uses"`
-	Runs     string            `yaml:"runs"`
-	With     map[string]string `yaml:"with"`
-	WorkDir  string            `yaml:"working-directory"`
-	Pipeline []melangeStep     `yaml:"pipeline"`
-	line     int
-}
-
-// UnmarshalYAML records the step's line for messages.
-func (s *melangeStep) UnmarshalYAML(n *yaml.Node) error {
-	type plain melangeStep
-	if err := n.Decode((*plain)(s)); err != nil {
-		return err
+// setBuildGo records the Go version the config's build installs, when its
+// Go package pins one.
+func (src *preloadSource) setBuildGo(cfg *envinject.Config) {
+	if cfg.Go != nil && cfg.Go.Version != "" {
+		src.buildGo, src.buildGoPkg = cfg.Go.Version, cfg.Go.Spec
 	}
-	s.line = n.Line
-	return nil
 }
-
-// yamlLine turns yaml.v3's "yaml: line N: msg" into "file:N: msg".
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
-
-func yamlError(file string, err error) error {
-	msg := err.Error()
-	if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("%s:%s: %s", file, m[1], msg[len(m[0]):])
-	}
-	return fmt.Errorf("%s: %s", file, strings.TrimPrefix(msg, "yaml: "))
-}
-
-// goPackage matches the versioned Go packages a config installs (go-1.26).
-var goPackage = regexp.MustCompile(`^go-(1\.\d+)$`)
 
 // fromConfig finds the sources and modroots of a melange config.
 func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource, error) {
-	b, err := os.ReadFile(file)
+	cfg, err := envinject.ReadConfig(file)
 	if err != nil {
 		return preloadSource{}, fmt.Errorf("preload: %w", err)
 	}
-	var cfg melangeConfig
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		return preloadSource{}, fmt.Errorf("preload: %w", yamlError(file, err))
-	}
-	p.cfgEnv = cfg.Environment.Environment
-	subst := configSubstitutions(&cfg)
+	p.cfgEnv = cfg.Environment
+	subst := configSubstitutions(cfg)
 
 	var src preloadSource
-	for _, pkg := range cfg.Environment.Contents.Packages {
-		if m := goPackage.FindStringSubmatch(pkg); m != nil {
-			src.buildGo = m[1]
-		}
-	}
-	steps := allSteps(cfg)
-	var checkout *melangeStep
-	for _, s := range steps {
-		if s.step.Uses == "git-checkout" {
+	src.setBuildGo(cfg)
+	steps := cfg.BuildSteps()
+	var checkout *envinject.StepAt
+	for i, s := range steps {
+		if s.Uses == "git-checkout" {
 			if checkout != nil {
-				return src, fmt.Errorf("preload: %s:%d: a second git-checkout step (the first is at line %d): preload one source with --source instead", file, s.step.line, checkout.line)
+				return src, fmt.Errorf("preload: %s:%d: a second git-checkout step (the first is at line %d): preload one source with --source instead", file, s.Line, checkout.Line)
 			}
-			checkout = s.step
+			checkout = &steps[i]
 		}
 	}
 	destination := "."
@@ -114,17 +57,17 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 		for k, v := range checkout.With {
 			sv, err := substitute(subst, v)
 			if err != nil {
-				return src, fmt.Errorf("preload: %s:%d: git-checkout %s: %w", file, checkout.line, k, err)
+				return src, fmt.Errorf("preload: %s:%d: git-checkout %s: %w", file, checkout.Line, k, err)
 			}
 			with[k] = sv
 		}
 		if with["repository"] == "" {
-			return src, fmt.Errorf("preload: %s:%d: git-checkout has no repository", file, checkout.line)
+			return src, fmt.Errorf("preload: %s:%d: git-checkout has no repository", file, checkout.Line)
 		}
 		if with["destination"] != "" {
 			destination = with["destination"]
 		}
-		dir, co, err := p.clone(ctx, file, checkout.line, with)
+		dir, co, err := p.clone(ctx, file, checkout.Line, with)
 		src.cleanup = func() { os.RemoveAll(dir) }
 		if err != nil {
 			return src, err
@@ -141,29 +84,29 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 	seen := map[string]bool{}
 	builds, whole := map[string][]goBuild{}, map[string]bool{}
 	for _, s := range steps {
-		if s.step.Uses != "go/build" && s.step.Uses != "go/build/v2" {
+		if s.Uses != "go/build" && s.Uses != "go/build/v2" {
 			continue
 		}
-		modroot := s.step.With["modroot"]
+		modroot := s.With["modroot"]
 		if modroot == "" {
 			modroot = "."
 		}
 		modroot, err := substitute(subst, modroot)
 		if err != nil {
-			return src, fmt.Errorf("preload: %s:%d: go/build modroot: %w", file, s.step.line, err)
+			return src, fmt.Errorf("preload: %s:%d: go/build modroot: %w", file, s.Line, err)
 		}
-		rel, err := guestRelative(destination, s.workdir, modroot)
+		rel, err := guestRelative(destination, s.WorkDir, modroot)
 		if err != nil {
-			return src, fmt.Errorf("preload: %s:%d: %w", file, s.step.line, err)
+			return src, fmt.Errorf("preload: %s:%d: %w", file, s.Line, err)
 		}
 		dir := filepath.Join(src.root, filepath.FromSlash(rel))
 		if !seen[dir] {
 			seen[dir] = true
 			src.modDirs = append(src.modDirs, dir)
 		}
-		b, why := stepBuild(subst, s.step)
+		b, why := stepBuild(subst, s.Step)
 		if why != "" {
-			p.log.Info("downloading every module of go.mod", "modroot", rel, "reason", fmt.Sprintf("%s:%d: %s", file, s.step.line, why))
+			p.log.Info("downloading every module of go.mod", "modroot", rel, "reason", fmt.Sprintf("%s:%d: %s", file, s.Line, why))
 			whole[dir] = true
 			continue
 		}
@@ -187,35 +130,6 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 		}
 	}
 	return src, nil
-}
-
-// stepAt is a step with the working directory it inherits.
-type stepAt struct {
-	step    *melangeStep
-	workdir string
-}
-
-// allSteps flattens the package's and subpackages' pipelines, children
-// inheriting their parent's working directory.
-func allSteps(cfg melangeConfig) []stepAt {
-	var out []stepAt
-	var walk func([]melangeStep, string)
-	walk = func(steps []melangeStep, wd string) {
-		for i := range steps {
-			s := &steps[i]
-			w := wd
-			if s.WorkDir != "" {
-				w = s.WorkDir
-			}
-			out = append(out, stepAt{step: s, workdir: w})
-			walk(s.Pipeline, w)
-		}
-	}
-	walk(cfg.Pipeline, "")
-	for _, sp := range cfg.Subpackages {
-		walk(sp.Pipeline, "")
-	}
-	return out
 }
 
 // guestRelative maps a go/build modroot, seen from the step's working
@@ -246,7 +160,7 @@ func guestRelative(destination, workdir, modroot string) (string, error) {
 
 // configSubstitutions is melange's ${{...}} map for the keys a
 // git-checkout or modroot uses (pkg/build/pipeline.go NewSubstitutionMap).
-func configSubstitutions(cfg *melangeConfig) map[string]string {
+func configSubstitutions(cfg *envinject.Config) map[string]string {
 	m := map[string]string{
 		"package.name":         cfg.Package.Name,
 		"package.version":      cfg.Package.Version,

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/melcache/melcache/envinject"
 	"golang.org/x/mod/module"
 )
 
@@ -28,7 +29,7 @@ type goBuild struct {
 // stepBuild reads a go/build step's packages and tags. A non-empty reason
 // says why they cannot be known before the build, and the whole go.mod is
 // downloaded instead.
-func stepBuild(subst map[string]string, s *melangeStep) (goBuild, string) {
+func stepBuild(subst map[string]string, s *envinject.Step) (goBuild, string) {
 	if s.With["deps"] != "" {
 		// `go get` and `go mod tidy` run in the guest change the module
 		// graph: the packages' modules today are not the build's.
@@ -62,10 +63,10 @@ var goCommand = regexp.MustCompile(`(?m)(?:^|[\s;&|(])((?:go|make)(?:\s+[a-z]+)?
 
 // goRunsStep returns the go or make command of the first runs: step that
 // calls one, and its line; "" when none does.
-func goRunsStep(steps []stepAt) (string, int) {
+func goRunsStep(steps []envinject.StepAt) (string, int) {
 	for _, s := range steps {
-		if m := goCommand.FindStringSubmatch(s.step.Runs); m != nil {
-			return m[1], s.step.line
+		if m := goCommand.FindStringSubmatch(s.Runs); m != nil {
+			return m[1], s.Line
 		}
 	}
 	return "", 0

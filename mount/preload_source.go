@@ -30,9 +30,10 @@ type preloadSource struct {
 	work     string
 	checkout *Checkout
 	// buildGo is the Go version the config's build installs ("1.26" from a
-	// go-1.26 package), if known.
-	buildGo string
-	cleanup func()
+	// go-1.26, go~1.26 or go-1.26=1.26.0-r0 package), if known, and
+	// buildGoPkg that package as the config writes it.
+	buildGo, buildGoPkg string
+	cleanup             func()
 }
 
 // modInfo is one main module.
@@ -215,7 +216,7 @@ func (p *preloader) checkToolchains(ctx context.Context, src preloadSource, mods
 				Why: why, Solution: "build with Go " + gl.goVer + " or later, or without GOTOOLCHAIN=local"}
 		}
 		if src.buildGo != "" && version.Compare("go"+gl.goVer, "go"+src.buildGo+".999") > 0 {
-			return &ToolchainError{File: gl.file, Line: gl.line, Needs: gl.goVer, Have: "the config's Go package (go-" + src.buildGo + ")",
+			return &ToolchainError{File: gl.file, Line: gl.line, Needs: gl.goVer, Have: "the config's Go package (" + src.buildGoPkg + ")",
 				Why: "the build cannot download a newer toolchain", Solution: "install go-" + goMinor(gl.goVer) + " or later in environment.contents.packages"}
 		}
 		if local && have != "" && gl.tcName != "" && version.Compare(gl.tcName, have) > 0 {

@@ -253,7 +253,7 @@ func TestPreloadConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, config, want string
 	}{
-		{"bad-yaml", "package:\n  name: x\npipeline:\n  - uses: [git-checkout]\n", ":4: cannot unmarshal !!seq into string"},
+		{"bad-yaml", "package:\n  name: x\npipeline:\n  - uses: [git-checkout]\n", ":4:3: cannot unmarshal !!seq into string"},
 		{"wrong-commit", strings.NewReplacer("REPO", repo, "COMMIT", strings.Repeat("0", 40)).Replace(configTemplate),
 			":11: git-checkout: expected commit " + strings.Repeat("0", 40) + " for v1.2.3, found " + commit},
 		{"no-tag", strings.NewReplacer("REPO", repo, "COMMIT", commit, "v${{package.version}}", "v9").Replace(configTemplate),

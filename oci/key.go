@@ -11,7 +11,7 @@ import (
 	"regexp"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/melcache/melcache/envinject"
 )
 
 // maxTagBytes is the OCI distribution spec's limit on tag length.
@@ -113,60 +113,18 @@ func SanitizeTag(s string) string {
 	return t
 }
 
-// goPackageName matches melange's Go toolchain packages: go, go-1.26, ...
-var goPackageName = regexp.MustCompile(`^go(-[0-9]+(\.[0-9]+)*)?$`)
-
-// GoPackage returns the Go package a melange YAML builds with, e.g.
-// "go-1.26", without any version constraint ("go-1.26=1.26.0-r0" gives
-// "go-1.26"): the one environment.contents.packages installs, or else the
-// one its Go pipelines install themselves — melange's go/build and
-// go/install pipelines need `${{inputs.go-package}}`, "go" by default
-// (pkg/build/pipelines/go/build.yaml), so most Go configs name no Go
-// package of their own.
+// GoPackage returns the name of the Go package a melange YAML builds with,
+// e.g. "go-1.26", without any version constraint ("go-1.26=1.26.0-r0"
+// gives "go-1.26"): envinject.Config.Go, the one environment.contents.packages
+// installs or else the one its go/build or go/install steps install
+// themselves ("go" by default).
 func GoPackage(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	cfg, err := envinject.ReadConfig(path)
 	if err != nil {
 		return "", err
 	}
-	type step struct {
-		Uses string         `yaml:"uses"`
-		With map[string]any `yaml:"with"`
+	if cfg.Go == nil {
+		return "", fmt.Errorf("%s: installs no go package (go or go-1.NN) in environment.contents.packages and uses no go/build or go/install step", path)
 	}
-	var doc struct {
-		Environment struct {
-			Contents struct {
-				Packages []string `yaml:"packages"`
-			} `yaml:"contents"`
-		} `yaml:"environment"`
-		Pipeline    []step `yaml:"pipeline"`
-		Subpackages []struct {
-			Pipeline []step `yaml:"pipeline"`
-		} `yaml:"subpackages"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return "", fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	for _, p := range doc.Environment.Contents.Packages {
-		name := p
-		if i := strings.IndexAny(p, "=<>~"); i >= 0 {
-			name = p[:i]
-		}
-		if goPackageName.MatchString(name) {
-			return name, nil
-		}
-	}
-	steps := doc.Pipeline
-	for _, sp := range doc.Subpackages {
-		steps = append(steps, sp.Pipeline...)
-	}
-	for _, st := range steps {
-		switch st.Uses {
-		case "go/build", "go/build/v2", "go/install":
-			if p, _ := st.With["go-package"].(string); p != "" && goPackageName.MatchString(p) {
-				return p, nil
-			}
-			return "go", nil
-		}
-	}
-	return "", fmt.Errorf("%s: installs no go package (go or go-1.NN) in environment.contents.packages and uses no go/build or go/install step", path)
+	return cfg.Go.Name, nil
 }

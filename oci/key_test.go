@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/melcache/melcache/envinject"
 )
 
 func TestExpandKey(t *testing.T) {
@@ -45,7 +47,7 @@ func TestGoPackageCorpus(t *testing.T) {
 	for _, f := range files {
 		if p, err := GoPackage(f); err == nil {
 			found++
-			if !goPackageName.MatchString(p) {
+			if g, ok := envinject.ParseGoPackage(p); !ok || g.Name != p {
 				t.Errorf("%s: %q", f, p)
 			}
 		}
