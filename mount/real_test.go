@@ -32,7 +32,7 @@ func TestVerifyRealCache(t *testing.T) {
 	}
 	gc, mc := l.CacheDir(GoCache), l.CacheDir(GoModCache)
 
-	res, err := l.Verify(ctx, VerifyOptions{GoSums: []string{filepath.Join(testenv.RepoRoot(), "go.sum")}})
+	res, err := l.Verify(ctx, VerifyOptions{GoSums: []string{filepath.Join(testenv.RealCacheModule(), "go.sum")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestVerifyRealCache(t *testing.T) {
 	}
 	// What repair left is consistent: the build finds pflag's tree (zip
 	// gone, .ziphash kept) and re-extracts cobra from its zip, offline.
-	testenv.GoBuild(t, testenv.RepoRoot(), goEnv(l, "GOPROXY=off", "GOFLAGS=-mod=readonly"), "./cmd/melcache")
+	testenv.GoBuild(t, testenv.RealCacheModule(), goEnv(l, "GOPROXY=off", "GOFLAGS=-mod=readonly"), ".")
 
 	// A go.sum that disagrees with the cache is reported.
 	bad := filepath.Join(t.TempDir(), "go.sum")
@@ -114,7 +114,7 @@ func TestVerifyRealCache(t *testing.T) {
 // leaves a cache from which X still builds with no module proxy.
 func TestPruneRealCache(t *testing.T) {
 	ctx := context.Background()
-	l := realCache(t) // holds melcache's build: the "other program"
+	l := realCache(t) // holds the fixture program's build: the "other program"
 	rec, err := l.Mark(ctx, MarkOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestOwnershipBuildAsUser(t *testing.T) {
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CopyTree(t, testenv.MelcacheCache(t), filepath.Join(base, "mc"))
+	testenv.CopyTree(t, testenv.RealCache(t), filepath.Join(base, "mc"))
 	l, err := New(filepath.Join(base, "mc"), Options{})
 	if err != nil {
 		t.Fatal(err)

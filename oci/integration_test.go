@@ -49,7 +49,7 @@ func offlineEnv(l mount.Layout) testenv.GoEnv {
 }
 
 // TestRegistryRoundTrip is the main "done when": a real cache
-// (go build ./cmd/melcache), aged 10 days, pushed to a real registry,
+// (testenv.RealCache: a real go build of a cobra program), aged 10 days, pushed to a real registry,
 // pulled into an empty dir byte for byte, trim forced, rebuilt with zero
 // compile actions; then an unchanged re-push, a delta push after building
 // a second real program, and a pull of only the new layers.
@@ -60,7 +60,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	work := testenv.TempDir(t)
-	testenv.CopyTree(t, testenv.MelcacheCache(t), filepath.Join(work, "src"))
+	testenv.CopyTree(t, testenv.RealCache(t), filepath.Join(work, "src"))
 	src, _ := mount.New(filepath.Join(work, "src"), mount.Options{})
 	// Age the source by 10 days: a restore that kept these mtimes (or
 	// zeroed them) would let Go's trim wipe the cache below.
@@ -103,7 +103,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dst.CacheDir(mount.GoCache), "trim.txt"), []byte(itoa(twoDays)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, out := testenv.GoBuild(t, testenv.RepoRoot(), offlineEnv(dst), "./cmd/melcache"); n != 0 {
+	if n, out := testenv.GoBuild(t, testenv.RealCacheModule(), offlineEnv(dst), "."); n != 0 {
 		t.Fatalf("build after restore compiled %d packages:\n%s", n, tailOf(out))
 	}
 	if tb, _ := os.ReadFile(filepath.Join(dst.CacheDir(mount.GoCache), "trim.txt")); string(tb) == itoa(twoDays)+"\n" {
@@ -277,10 +277,7 @@ func TestSkopeoCrossCheck(t *testing.T) {
 	diffSums(t, treeSums(t, src), treeSums(t, dst))
 
 	// And through the CLI, as a user would.
-	bin := filepath.Join(t.TempDir(), "melcache")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(testenv.RepoRoot(), "cmd", "melcache")).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.MelcacheBinary(t)
 	cli := newLayout(t)
 	out, err = exec.Command(bin, "pull", "--dir", cli.Dir, "oci:"+layout+":t1").CombinedOutput()
 	if err != nil {

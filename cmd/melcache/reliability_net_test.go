@@ -143,14 +143,14 @@ func (p *faultProxy) counts() string {
 }
 
 // TestRegistryFaultsEndToEnd: melcache push and pull of a real cache (a Go
-// build of melcache) through a proxy answering 10% of requests 503, cutting
+// build, testenv.RealCache) through a proxy answering 10% of requests 503, cutting
 // uploads and downloads mid-blob and slowing responses, complete through
 // retries and restore the cache exactly. When the registry stays down, both
 // fail with a message naming the registry and the status, and the old cache
 // is intact.
 func TestRegistryFaultsEndToEnd(t *testing.T) {
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	real := testenv.MelcacheCache(t)
+	real := testenv.RealCache(t)
 	src := filepath.Join(t.TempDir(), "src")
 	testenv.CopyTree(t, real, src)
 	srcState := treeState(t, src)

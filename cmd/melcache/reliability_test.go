@@ -30,31 +30,11 @@ import (
 	"github.com/melcache/melcache/mount"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// melcacheBin builds cmd/melcache once per test binary run.
+// melcacheBin is the melcache CLI: testenv.MelcacheBinary, built once per
+// source state and shared by every test and test binary.
 func melcacheBin(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "melcache-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "melcache")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return testenv.MelcacheBinary(t)
 }
 
 type runResult struct {
@@ -597,7 +577,7 @@ func TestBuildsShareWhilePullWaits(t *testing.T) {
 	f := newCrashFixture(t, 20, 1000)
 	dir := filepath.Join(t.TempDir(), "d")
 	t0 := time.Now()
-	testenv.CopyTree(t, testenv.MelcacheCache(t), dir)
+	testenv.CopyTree(t, testenv.RealCache(t), dir)
 	t.Logf("copied the real cache in %v", time.Since(t0))
 	l, err := mount.New(dir, mount.Options{})
 	if err != nil {
