@@ -54,9 +54,7 @@ func offlineEnv(l mount.Layout) testenv.GoEnv {
 // compile actions; then an unchanged re-push, a delta push after building
 // a second real program, and a pull of only the new layers.
 func TestRegistryRoundTrip(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds real Go programs")
-	}
+	testenv.SkipShort(t, "end-to-end (real Go builds, registry)")
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	work := testenv.TempDir(t)
@@ -243,6 +241,7 @@ func zstdSize(t *testing.T, dir string, files []string) int64 {
 // TestSkopeoCrossCheck: an independent client sees the artifact type, copies
 // the snapshot to an OCI layout, and melcache restores from that copy.
 func TestSkopeoCrossCheck(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (registry, skopeo, CLI)")
 	skopeo := testenv.RequireTool(t, "skopeo")
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})

@@ -79,6 +79,7 @@ type e2e struct {
 
 func newE2E(t *testing.T, uid int) *e2e {
 	t.Helper()
+	testenv.SkipShort(t, "end-to-end (melcache build, stand-in, bwrap, real Go build)")
 	testenv.RequireTool(t, "bwrap")
 	e := &e2e{t: t, work: testenv.TempDir(t), uid: uid, melcache: melcacheBinary(t), melange: melangetest.Binary(t)}
 	if uid >= 0 {
@@ -98,7 +99,7 @@ func newE2E(t *testing.T, uid int) *e2e {
 	// Only what the commands need: no GOPROXY, GOFLAGS or caches of the
 	// host leak in; XDG_CACHE_HOME keeps the embedded store in the test.
 	e.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
-		"GOTOOLCHAIN=local", "GOSUMDB=off", "GOPROXY=off", "GOFLAGS=", "CI=" + os.Getenv("CI")}
+		"GOTOOLCHAIN=local", "GOSUMDB=off", "GOPROXY=off", "GOFLAGS=", "CI=" + os.Getenv("CI"), testenv.GoConfigEnv(t)}
 	return e
 }
 

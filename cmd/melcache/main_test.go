@@ -41,6 +41,8 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 			e.Setenv("REPO", testenv.RepoRoot())
 			e.Setenv("SHARED", testenv.SharedDir())
 			e.Setenv("XDG_CACHE_HOME", e.WorkDir+"/.xdgcache")
+			k, v, _ := strings.Cut(testenv.GoConfigEnv(t), "=")
+			e.Setenv(k, v)
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {

@@ -149,6 +149,7 @@ func (p *faultProxy) counts() string {
 // fail with a message naming the registry and the status, and the old cache
 // is intact.
 func TestRegistryFaultsEndToEnd(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (registry through a fault proxy, real cache)")
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	real := testenv.RealCache(t)
 	src := filepath.Join(t.TempDir(), "src")

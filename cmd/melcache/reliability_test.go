@@ -83,7 +83,7 @@ func baseEnv(t testing.TB) []string {
 	}
 	d := v.(string)
 	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + d, "XDG_CACHE_HOME=" + filepath.Join(d, "xdg"),
-		"DOCKER_CONFIG=" + filepath.Join(d, "docker")}
+		"DOCKER_CONFIG=" + filepath.Join(d, "docker"), testenv.GoConfigEnv(t)}
 }
 
 // mkCache writes a synthetic cache dir: n GOCACHE -d/-a pairs of size bytes
@@ -415,6 +415,7 @@ const killTrials = 10
 // the store names no missing blob, the next command recovers, verify is
 // clean and nothing is left in staging.
 func TestKillTrials(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (ten killed pulls and pushes)")
 	f := newCrashFixture(t, 300, 16000)
 	// Measure one uninterrupted pull and push, set up as the trials are,
 	// to spread the kills over.
@@ -574,6 +575,7 @@ func TestConcurrentPullsAndPushes(t *testing.T) {
 // locks (as melcache build holds one around melange) while a pull waits for
 // the exclusive lock; the pull proceeds only when both builds are done.
 func TestBuildsShareWhilePullWaits(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (real Go builds under the lock)")
 	f := newCrashFixture(t, 20, 1000)
 	dir := filepath.Join(t.TempDir(), "d")
 	t0 := time.Now()

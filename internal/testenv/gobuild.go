@@ -215,7 +215,12 @@ func RealCacheModule() string {
 // third-party modules (zips and read-only extracted trees), a few hundred
 // build-cache entries. It is keyed on that module's files and the Go
 // version only.
+//
+// Building it compiles the standard library from scratch, so every test
+// that uses it is a real-Go-build test and skips with -short.
 func RealCache(t testing.TB) string {
+	t.Helper()
+	SkipShort(t, "real Go build (fresh caches)")
 	key := "realcache\x00" + HashFiles(nil, RealCacheModule())
 	return SharedCache(t, key, func(t testing.TB, env GoEnv) {
 		GoBuild(t, RealCacheModule(), env, ".")
