@@ -281,6 +281,7 @@ func TestGCEmbedded(t *testing.T) {
 // snapshot pulls.
 func TestGCRegistry(t *testing.T) {
 	testenv.SkipShort(t, "registry-heavy")
+	t.Parallel() // its own registry and XDG_CACHE_HOME
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	env := []string{"XDG_CACHE_HOME=" + t.TempDir()}
 	repo := reg.Host + "/gc"
