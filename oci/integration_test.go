@@ -48,6 +48,41 @@ func offlineEnv(l mount.Layout) testenv.GoEnv {
 		Extra: []string{"GOPROXY=off", "GOFLAGS=-mod=mod"}}
 }
 
+// secondProgram writes the round trip's second real program into a fresh
+// module: a module the fixture lacks (golang.org/x/mod, from the host's
+// module cache or proxy) and standard packages it lacks (encoding/json), so
+// its build adds to both caches: the delta has module files and build
+// outputs. Small, unlike a build of a whole tool.
+func secondProgram(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(testenv.TempDir(t), "second")
+	files := map[string]string{
+		"go.mod": "module example.com/second\n\ngo 1.26.0\n\nrequire golang.org/x/mod v0.42.0\n",
+		"main.go": `package main
+
+import (
+	"encoding/json"
+	"os"
+
+	"golang.org/x/mod/semver"
+)
+
+func main() {
+	json.NewEncoder(os.Stdout).Encode(semver.Canonical("v1.2"))
+}
+`,
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // TestRegistryRoundTrip is the issue's main "done when": a real cache
 // (testenv.RealCache: a real go build of a cobra program), aged 10 days, pushed to a real registry,
 // pulled into an empty dir byte for byte, trim forced, rebuilt with zero
@@ -122,7 +157,8 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	srcEnv := testenv.GoEnv{ModCache: src.CacheDir(mount.GoModCache), Cache: src.CacheDir(mount.GoCache)}
-	if n, _ := testenv.GoBuild(t, testenv.RepoRoot(), srcEnv, "golang.org/x/tools/cmd/stringer"); n == 0 {
+	prog2 := secondProgram(t)
+	if n, _ := testenv.GoBuild(t, prog2, srcEnv, "."); n == 0 {
 		t.Fatal("second program compiled nothing: no delta to test")
 	}
 	changed := changedFiles(t, src, first)
@@ -179,7 +215,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatalf("delta pull fetched %d layers, %d are new", dpres.Layers, len(newLayers))
 	}
 	dstEnv := offlineEnv(third)
-	if n, out := testenv.GoBuild(t, testenv.RepoRoot(), dstEnv, "golang.org/x/tools/cmd/stringer"); n != 0 {
+	if n, out := testenv.GoBuild(t, prog2, dstEnv, "."); n != 0 {
 		t.Fatalf("build of the second program after the delta pull compiled %d packages:\n%s", n, tailOf(out))
 	}
 }
