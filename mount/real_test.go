@@ -262,7 +262,9 @@ func TestOwnershipBuildAsUser(t *testing.T) {
 	cmd := exec.Command(setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups",
 		"go", "build", "-trimpath", "-o", filepath.Join(home, "prunex"), ".")
 	cmd.Dir = src
-	cmd.Env = goEnv(l, "HOME="+home, testenv.GoConfigEnv(t), "GOPROXY=off", "GOFLAGS=-mod=readonly").Environ()
+	// TMPDIR: go's work dir, in a place uid 1000 can write even when the
+	// tests run with TMPDIR pointing at a root-only directory.
+	cmd.Env = goEnv(l, "HOME="+home, "TMPDIR="+home, testenv.GoConfigEnv(t), "GOPROXY=off", "GOFLAGS=-mod=readonly").Environ()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build as uid 1000: %v\n%s", err, out)
 	}
