@@ -72,7 +72,7 @@ func TestReadOnlyTreesAsUser(t *testing.T) {
 	copyExe(t, exe, bin)
 
 	mc := filepath.Join(base, "mc")
-	testenv.CopyTree(t, testenv.MelcacheCache(t), mc)
+	testenv.CopyTree(t, testenv.RealCache(t), mc)
 	l, _ := New(mc, Options{})
 	if _, err := l.Prepare(context.Background(), PrepareOptions{Owner: &Owner{1000, 1000}}); err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestReadOnlyTreesAsUser(t *testing.T) {
 	}
 	// Clean: a fresh copy, trees included.
 	testenv.RemoveAll(t, mc)
-	testenv.CopyTree(t, testenv.MelcacheCache(t), mc)
+	testenv.CopyTree(t, testenv.RealCache(t), mc)
 	if _, err := l.Prepare(context.Background(), PrepareOptions{Owner: &Owner{1000, 1000}}); err != nil {
 		t.Fatal(err)
 	}

@@ -96,12 +96,13 @@ func putEntry(t testing.TB, gc string, content string, used, written time.Time) 
 	return action, output
 }
 
-// realCache copies the shared real-build fixture (`go build -trimpath
-// ./cmd/melcache` into fresh caches) into a new cache directory laid out as
-// melcache's split layout, and returns the layout.
+// realCache copies the shared real-build fixture (testenv.RealCache: `go
+// build -trimpath` of a small cobra program into fresh caches) into a new
+// cache directory laid out as melcache's split layout, and returns the
+// layout.
 func realCache(t testing.TB) Layout {
 	t.Helper()
-	fix := testenv.MelcacheCache(t)
+	fix := testenv.RealCache(t)
 	dir := filepath.Join(testenv.TempDir(t), "mc")
 	testenv.CopyTree(t, fix, dir)
 	l, err := New(dir, Options{})

@@ -96,6 +96,7 @@ func newLayout(t testing.TB) mount.Layout {
 // git-checkout points at a local repository, then builds the module with no
 // network at all from the preloaded module cache.
 func TestPreloadConfigThenOfflineBuild(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (preload, then a real offline Go build)")
 	repo, commit := gitRepo(t, nil)
 	cfg := writeConfig(t, repo, commit)
 	l := newLayout(t) // the cache dir does not exist yet: Preload creates it

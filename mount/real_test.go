@@ -32,7 +32,7 @@ func TestVerifyRealCache(t *testing.T) {
 	}
 	gc, mc := l.CacheDir(GoCache), l.CacheDir(GoModCache)
 
-	res, err := l.Verify(ctx, VerifyOptions{GoSums: []string{filepath.Join(testenv.RepoRoot(), "go.sum")}})
+	res, err := l.Verify(ctx, VerifyOptions{GoSums: []string{filepath.Join(testenv.RealCacheModule(), "go.sum")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestVerifyRealCache(t *testing.T) {
 	}
 	// What repair left is consistent: the build finds pflag's tree (zip
 	// gone, .ziphash kept) and re-extracts cobra from its zip, offline.
-	testenv.GoBuild(t, testenv.RepoRoot(), goEnv(l, "GOPROXY=off", "GOFLAGS=-mod=readonly"), "./cmd/melcache")
+	testenv.GoBuild(t, testenv.RealCacheModule(), goEnv(l, "GOPROXY=off", "GOFLAGS=-mod=readonly"), ".")
 
 	// A go.sum that disagrees with the cache is reported.
 	bad := filepath.Join(t.TempDir(), "go.sum")
@@ -114,7 +114,7 @@ func TestVerifyRealCache(t *testing.T) {
 // leaves a cache from which X still builds with no module proxy.
 func TestPruneRealCache(t *testing.T) {
 	ctx := context.Background()
-	l := realCache(t) // holds melcache's build: the "other program"
+	l := realCache(t) // holds the fixture program's build: the "other program"
 	rec, err := l.Mark(ctx, MarkOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestOwnershipBuildAsUser(t *testing.T) {
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	testenv.CopyTree(t, testenv.MelcacheCache(t), filepath.Join(base, "mc"))
+	testenv.CopyTree(t, testenv.RealCache(t), filepath.Join(base, "mc"))
 	l, err := New(filepath.Join(base, "mc"), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +262,9 @@ func TestOwnershipBuildAsUser(t *testing.T) {
 	cmd := exec.Command(setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups",
 		"go", "build", "-trimpath", "-o", filepath.Join(home, "prunex"), ".")
 	cmd.Dir = src
-	cmd.Env = goEnv(l, "HOME="+home, "GOPROXY=off", "GOFLAGS=-mod=readonly").Environ()
+	// TMPDIR: go's work dir, in a place uid 1000 can write even when the
+	// tests run with TMPDIR pointing at a root-only directory.
+	cmd.Env = goEnv(l, "HOME="+home, "TMPDIR="+home, testenv.GoConfigEnv(t), "GOPROXY=off", "GOFLAGS=-mod=readonly").Environ()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build as uid 1000: %v\n%s", err, out)
 	}

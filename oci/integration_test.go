@@ -48,19 +48,52 @@ func offlineEnv(l mount.Layout) testenv.GoEnv {
 		Extra: []string{"GOPROXY=off", "GOFLAGS=-mod=mod"}}
 }
 
+// secondProgram writes the round trip's second real program into a fresh
+// module: a module the fixture lacks (golang.org/x/mod, from the host's
+// module cache or proxy) and standard packages it lacks (encoding/json), so
+// its build adds to both caches: the delta has module files and build
+// outputs. Small, unlike a build of a whole tool.
+func secondProgram(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(testenv.TempDir(t), "second")
+	files := map[string]string{
+		"go.mod": "module example.com/second\n\ngo 1.26.0\n\nrequire golang.org/x/mod v0.42.0\n",
+		"main.go": `package main
+
+import (
+	"encoding/json"
+	"os"
+
+	"golang.org/x/mod/semver"
+)
+
+func main() {
+	json.NewEncoder(os.Stdout).Encode(semver.Canonical("v1.2"))
+}
+`,
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // TestRegistryRoundTrip is the issue's main "done when": a real cache
-// (go build ./cmd/melcache), aged 10 days, pushed to a real registry,
+// (testenv.RealCache: a real go build of a cobra program), aged 10 days, pushed to a real registry,
 // pulled into an empty dir byte for byte, trim forced, rebuilt with zero
 // compile actions; then an unchanged re-push, a delta push after building
 // a second real program, and a pull of only the new layers.
 func TestRegistryRoundTrip(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds real Go programs")
-	}
+	testenv.SkipShort(t, "end-to-end (real Go builds, registry)")
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	work := testenv.TempDir(t)
-	testenv.CopyTree(t, testenv.MelcacheCache(t), filepath.Join(work, "src"))
+	testenv.CopyTree(t, testenv.RealCache(t), filepath.Join(work, "src"))
 	src, _ := mount.New(filepath.Join(work, "src"), mount.Options{})
 	// Age the source by 10 days: a restore that kept these mtimes (or
 	// zeroed them) would let Go's trim wipe the cache below.
@@ -103,7 +136,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dst.CacheDir(mount.GoCache), "trim.txt"), []byte(itoa(twoDays)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if n, out := testenv.GoBuild(t, testenv.RepoRoot(), offlineEnv(dst), "./cmd/melcache"); n != 0 {
+	if n, out := testenv.GoBuild(t, testenv.RealCacheModule(), offlineEnv(dst), "."); n != 0 {
 		t.Fatalf("build after restore compiled %d packages:\n%s", n, tailOf(out))
 	}
 	if tb, _ := os.ReadFile(filepath.Join(dst.CacheDir(mount.GoCache), "trim.txt")); string(tb) == itoa(twoDays)+"\n" {
@@ -124,7 +157,8 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	srcEnv := testenv.GoEnv{ModCache: src.CacheDir(mount.GoModCache), Cache: src.CacheDir(mount.GoCache)}
-	if n, _ := testenv.GoBuild(t, testenv.RepoRoot(), srcEnv, "golang.org/x/tools/cmd/stringer"); n == 0 {
+	prog2 := secondProgram(t)
+	if n, _ := testenv.GoBuild(t, prog2, srcEnv, "."); n == 0 {
 		t.Fatal("second program compiled nothing: no delta to test")
 	}
 	changed := changedFiles(t, src, first)
@@ -181,7 +215,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatalf("delta pull fetched %d layers, %d are new", dpres.Layers, len(newLayers))
 	}
 	dstEnv := offlineEnv(third)
-	if n, out := testenv.GoBuild(t, testenv.RepoRoot(), dstEnv, "golang.org/x/tools/cmd/stringer"); n != 0 {
+	if n, out := testenv.GoBuild(t, prog2, dstEnv, "."); n != 0 {
 		t.Fatalf("build of the second program after the delta pull compiled %d packages:\n%s", n, tailOf(out))
 	}
 }
@@ -243,6 +277,7 @@ func zstdSize(t *testing.T, dir string, files []string) int64 {
 // TestSkopeoCrossCheck: an independent client sees the artifact type, copies
 // the snapshot to an OCI layout, and melcache restores from that copy.
 func TestSkopeoCrossCheck(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (registry, skopeo, CLI)")
 	skopeo := testenv.RequireTool(t, "skopeo")
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
@@ -277,10 +312,7 @@ func TestSkopeoCrossCheck(t *testing.T) {
 	diffSums(t, treeSums(t, src), treeSums(t, dst))
 
 	// And through the CLI, as a user would.
-	bin := filepath.Join(t.TempDir(), "melcache")
-	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(testenv.RepoRoot(), "cmd", "melcache")).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.MelcacheBinary(t)
 	cli := newLayout(t)
 	out, err = exec.Command(bin, "pull", "--dir", cli.Dir, "oci:"+layout+":t1").CombinedOutput()
 	if err != nil {

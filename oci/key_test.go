@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/melcache/melcache/envinject"
+	"github.com/melcache/melcache/internal/testenv"
 )
 
 func TestExpandKey(t *testing.T) {
@@ -32,16 +33,17 @@ func TestExpandKey(t *testing.T) {
 			t.Errorf("%s: no error", bad)
 		}
 	}
-	if _, err := GoPackage(filepath.Join("..", "..", "shared", "corpus", "melange", "nope.yaml")); err == nil {
+	if _, err := GoPackage(filepath.Join(dir, "nope.yaml")); err == nil {
 		t.Error("missing file: no error")
 	}
 }
 
 // TestGoPackageCorpus reads the {go} package from real melange configs.
 func TestGoPackageCorpus(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "corpus", "melange", "*.yaml"))
+	corpus := testenv.Shared(t, "corpus/melange")
+	files, _ := filepath.Glob(filepath.Join(corpus, "*.yaml"))
 	if len(files) == 0 {
-		t.Fatal("corpus not found at ../shared/corpus/melange relative to the repo root")
+		t.Fatalf("no melange configs in %s", corpus)
 	}
 	found := 0
 	for _, f := range files {
@@ -81,14 +83,20 @@ func TestGoPackageFromPipeline(t *testing.T) {
 	if got, err := GoPackage(p); err == nil {
 		t.Errorf("a config with no Go gave %q", got)
 	}
-	if got, err := GoPackage(filepath.Join("..", "..", "shared", "corpus", "melange", "examples_go-build.yaml")); err != nil || got == "" {
+}
+
+// The corpus's go/build example names no Go package of its own: {go} comes
+// from the pipeline.
+func TestGoPackageFromPipelineCorpus(t *testing.T) {
+	corpus := testenv.Shared(t, "corpus/melange")
+	if got, err := GoPackage(filepath.Join(corpus, "examples_go-build.yaml")); err != nil || got == "" {
 		t.Errorf("corpus go-build example: %q, %v", got, err)
 	}
 }
 
 // Every corpus config with a Go pipeline yields a Go package for {go}.
 func TestGoPackageCorpusGoConfigs(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "..", "shared", "corpus", "melange", "*.yaml"))
+	files, _ := filepath.Glob(filepath.Join(testenv.Shared(t, "corpus/melange"), "*.yaml"))
 	n := 0
 	for _, f := range files {
 		b, _ := os.ReadFile(f)

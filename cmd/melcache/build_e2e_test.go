@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,54 +58,12 @@ const e2eHello = "hello, melange (version v1.2.3, major v1)"
 // only keeps a broken wrapper from hanging the test.
 const eventBound = 60 * time.Second
 
-// melcacheBinary builds cmd/melcache into a directory every user can read
-// (tests run it as another user), once per source state and Go version,
-// shared like the stand-in (os.TempDir()/melcache-testfixtures).
+// melcacheBinary is the melcache CLI in a directory every user can read
+// (tests run it as another user): testenv.MelcacheBinary, built once per
+// source state and Go version and shared like the stand-in.
 func melcacheBinary(t *testing.T) string {
 	t.Helper()
-	root := testenv.RepoRoot()
-	h := sha256.New()
-	h.Write([]byte(runtime.Version()))
-	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "bench" || d.Name() == "docs") {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && (strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") || d.Name() == "go.mod" || d.Name() == "go.sum") {
-			b, _ := os.ReadFile(p)
-			h.Write([]byte(p))
-			h.Write(b)
-		}
-		return nil
-	})
-	dir := filepath.Join(os.TempDir(), "melcache-testfixtures", "melcache-bin-"+hex.EncodeToString(h.Sum(nil)[:6]))
-	bin := filepath.Join(dir, "melcache")
-	if _, err := os.Stat(bin); err == nil {
-		return bin // only ever renamed into place complete
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.CreateTemp(dir, "melcache-*.tmp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/melcache")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/melcache: %v\n%s", err, out)
-	}
-	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp.Name(), bin); err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return testenv.MelcacheBinary(t)
 }
 
 // e2e is one test's world: a work dir owned by the user melcache runs as,
@@ -124,6 +79,7 @@ type e2e struct {
 
 func newE2E(t *testing.T, uid int) *e2e {
 	t.Helper()
+	testenv.SkipShort(t, "end-to-end (melcache build, stand-in, bwrap, real Go build)")
 	testenv.RequireTool(t, "bwrap")
 	e := &e2e{t: t, work: testenv.TempDir(t), uid: uid, melcache: melcacheBinary(t), melange: melangetest.Binary(t)}
 	if uid >= 0 {
@@ -143,7 +99,7 @@ func newE2E(t *testing.T, uid int) *e2e {
 	// Only what the commands need: no GOPROXY, GOFLAGS or caches of the
 	// host leak in; XDG_CACHE_HOME keeps the embedded store in the test.
 	e.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
-		"GOTOOLCHAIN=local", "GOSUMDB=off", "GOPROXY=off", "GOFLAGS=", "CI=" + os.Getenv("CI")}
+		"GOTOOLCHAIN=local", "GOSUMDB=off", "GOPROXY=off", "GOFLAGS=", "CI=" + os.Getenv("CI"), testenv.GoConfigEnv(t)}
 	return e
 }
 

@@ -22,6 +22,7 @@ import (
 // and hits the cache, and that the demo leaves nothing behind: no temporary
 // dirs and nothing in the user's embedded store.
 func TestDemo(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (the demo: real Go builds, cold and warm)")
 	hostMod, err := exec.Command("go", "env", "GOMODCACHE").Output()
 	if err != nil {
 		t.Fatal(err)

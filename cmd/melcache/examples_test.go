@@ -278,6 +278,7 @@ func containsPrefix(lines []string, prefix string) bool {
 // melange.yaml, then builds it with the melange stand-in under bwrap with no
 // network, GOCACHE in the cache dir, and runs its smoke test.
 func TestExampleHelloGoOffline(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (stand-in melange, bwrap, real Go build)")
 	testenv.RequireTool(t, "bwrap")
 	work := testenv.TempDir(t)
 	cfg := filepath.Join(examplesDir(), "hello-go", "melange.yaml")

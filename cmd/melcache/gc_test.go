@@ -280,6 +280,8 @@ func TestGCEmbedded(t *testing.T) {
 // enabled by testenv): the deleted tags and manifests are gone, the kept
 // snapshot pulls.
 func TestGCRegistry(t *testing.T) {
+	testenv.SkipShort(t, "registry-heavy")
+	t.Parallel() // its own registry and XDG_CACHE_HOME
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	env := []string{"XDG_CACHE_HOME=" + t.TempDir()}
 	repo := reg.Host + "/gc"

@@ -26,9 +26,10 @@ var (
 // endings, plus the corpus's non-melange pipeline files once each.
 func writeBenchRepo(tb testing.TB, dir string, n int) {
 	tb.Helper()
-	files, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(), "..", "shared", "corpus", "melange", "*.yaml"))
+	corpus := testenv.Shared(tb, "corpus/melange")
+	files, _ := filepath.Glob(filepath.Join(corpus, "*.yaml"))
 	if len(files) == 0 {
-		tb.Fatal("no melange corpus in ../shared/corpus/melange")
+		tb.Fatalf("no melange configs in %s", corpus)
 	}
 	var srcs [][]byte
 	for _, f := range files {

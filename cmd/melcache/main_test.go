@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 //
 //	[missing:TOOL] skip 'why'   skip when TOOL is not in PATH
 //	[notroot] skip 'why'        skip unless root
+//	[noshared:REL] skip 'why'   skip when REL (e.g. corpus/melange) is not in
+//	                            the shared data directory, $SHARED
+//	                            (testenv.Shared)
 func TestScripts(t *testing.T) {
 	testscript.Run(t, scriptParams(t, "testdata/script"))
 }
@@ -36,7 +39,10 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("CI", os.Getenv("CI"))
 			e.Setenv("REPO", testenv.RepoRoot())
+			e.Setenv("SHARED", testenv.SharedDir())
 			e.Setenv("XDG_CACHE_HOME", e.WorkDir+"/.xdgcache")
+			k, v, _ := strings.Cut(testenv.GoConfigEnv(t), "=")
+			e.Setenv(k, v)
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -58,6 +64,17 @@ func scriptParams(t *testing.T, dir string) testscript.Params {
 					return false, fmt.Errorf("CI=true: script needs root")
 				}
 				return os.Geteuid() != 0, nil
+			}
+			// [noshared:REL] is true when the shared data directory lacks
+			// REL; an error under CI, like testenv.Shared.
+			if rel, ok := strings.CutPrefix(cond, "noshared:"); ok {
+				if _, err := testenv.SharedPath(rel); err != nil {
+					if testenv.InCI() {
+						return false, fmt.Errorf("CI=true: %w", err)
+					}
+					return true, nil
+				}
+				return false, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/melcache/melcache/internal/testenv"
@@ -60,6 +61,8 @@ func TestOpsScripts(t *testing.T) {
 		// No credentials from the host's own docker config.
 		e.Setenv("DOCKER_CONFIG", e.WorkDir+"/.docker")
 		e.Setenv("HOME", e.WorkDir)
+		k, v, _ := strings.Cut(testenv.GoConfigEnv(t), "=")
+		e.Setenv(k, v)
 		return nil
 	}
 	testscript.Run(t, p)

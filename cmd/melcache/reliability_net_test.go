@@ -143,14 +143,18 @@ func (p *faultProxy) counts() string {
 }
 
 // TestRegistryFaultsEndToEnd: melcache push and pull of a real cache (a Go
-// build of melcache) through a proxy answering 10% of requests 503, cutting
+// build, testenv.RealCache) through a proxy answering 10% of requests 503, cutting
 // uploads and downloads mid-blob and slowing responses, complete through
 // retries and restore the cache exactly. When the registry stays down, both
 // fail with a message naming the registry and the status, and the old cache
 // is intact.
 func TestRegistryFaultsEndToEnd(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (registry through a fault proxy, real cache)")
+	// Its own registry, proxy, dirs and environment (baseEnv): it
+	// waits on the network mostly, so it runs beside the others.
+	t.Parallel()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
-	real := testenv.MelcacheCache(t)
+	real := testenv.RealCache(t)
 	src := filepath.Join(t.TempDir(), "src")
 	testenv.CopyTree(t, real, src)
 	srcState := treeState(t, src)
@@ -209,6 +213,9 @@ func TestRegistryFaultsEndToEnd(t *testing.T) {
 // registry's storage: pull refuses it, naming the corruption, and the cache
 // dir is unchanged.
 func TestRegistryTamperedBlobRefused(t *testing.T) {
+	// Its own registry, proxy, dirs and environment (baseEnv): it
+	// waits on the network mostly, so it runs beside the others.
+	t.Parallel()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	w := t.TempDir()
 	src := filepath.Join(w, "src")
@@ -292,6 +299,9 @@ func dockerConfig(t *testing.T, host, user, pass string) string {
 // works end to end; a wrong one exits 1 with "authentication failed for
 // HOST"; the password appears in no output, log or state file, -v included.
 func TestCredentialsTLS(t *testing.T) {
+	// Its own registry, proxy, dirs and environment (baseEnv): it
+	// waits on the network mostly, so it runs beside the others.
+	t.Parallel()
 	w := t.TempDir()
 	ca, cert, key := testPKI(t, w)
 	const user = "builder"
@@ -375,6 +385,9 @@ func TestCredentialsTLS(t *testing.T) {
 // sent. With --insecure the plain request does reach the recorder, which
 // shows the recorder sees such requests.
 func TestPlainHTTPToPrivateAddressRefused(t *testing.T) {
+	// Its own registry, proxy, dirs and environment (baseEnv): it
+	// waits on the network mostly, so it runs beside the others.
+	t.Parallel()
 	var mu sync.Mutex
 	var plain, tunnels []string
 	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -414,6 +427,9 @@ func TestPlainHTTPToPrivateAddressRefused(t *testing.T) {
 // TestRequireDigest: pull --require-digest refuses a tag (exit 2, before any
 // network use) and accepts REPO@sha256:..., which ls prints.
 func TestRequireDigest(t *testing.T) {
+	// Its own registry, proxy, dirs and environment (baseEnv): it
+	// waits on the network mostly, so it runs beside the others.
+	t.Parallel()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	w := t.TempDir()
 	src := filepath.Join(w, "src")
@@ -446,6 +462,9 @@ func TestRequireDigest(t *testing.T) {
 // other, then at once; the tag always names a whole valid snapshot: the last
 // writer's when sequential, one of the two when concurrent.
 func TestSameTagLastWriterWins(t *testing.T) {
+	// Its own registry, proxy, dirs and environment (baseEnv): it
+	// waits on the network mostly, so it runs beside the others.
+	t.Parallel()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	w := t.TempDir()
 	a, b := filepath.Join(w, "a"), filepath.Join(w, "b")

@@ -30,31 +30,11 @@ import (
 	"github.com/melcache/melcache/mount"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// melcacheBin builds cmd/melcache once per test binary run.
+// melcacheBin is the melcache CLI: testenv.MelcacheBinary, built once per
+// source state and shared by every test and test binary.
 func melcacheBin(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "melcache-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "melcache")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return testenv.MelcacheBinary(t)
 }
 
 type runResult struct {
@@ -103,7 +83,7 @@ func baseEnv(t testing.TB) []string {
 	}
 	d := v.(string)
 	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + d, "XDG_CACHE_HOME=" + filepath.Join(d, "xdg"),
-		"DOCKER_CONFIG=" + filepath.Join(d, "docker")}
+		"DOCKER_CONFIG=" + filepath.Join(d, "docker"), testenv.GoConfigEnv(t)}
 }
 
 // mkCache writes a synthetic cache dir: n GOCACHE -d/-a pairs of size bytes
@@ -435,6 +415,7 @@ const killTrials = 10
 // the store names no missing blob, the next command recovers, verify is
 // clean and nothing is left in staging.
 func TestKillTrials(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (ten killed pulls and pushes)")
 	f := newCrashFixture(t, 300, 16000)
 	// Measure one uninterrupted pull and push, set up as the trials are,
 	// to spread the kills over.
@@ -594,10 +575,11 @@ func TestConcurrentPullsAndPushes(t *testing.T) {
 // locks (as melcache build holds one around melange) while a pull waits for
 // the exclusive lock; the pull proceeds only when both builds are done.
 func TestBuildsShareWhilePullWaits(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (real Go builds under the lock)")
 	f := newCrashFixture(t, 20, 1000)
 	dir := filepath.Join(t.TempDir(), "d")
 	t0 := time.Now()
-	testenv.CopyTree(t, testenv.MelcacheCache(t), dir)
+	testenv.CopyTree(t, testenv.RealCache(t), dir)
 	t.Logf("copied the real cache in %v", time.Since(t0))
 	l, err := mount.New(dir, mount.Options{})
 	if err != nil {

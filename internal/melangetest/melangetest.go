@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gofrs/flock"
 	"github.com/melcache/melcache/internal/testenv"
 )
 
@@ -24,57 +22,22 @@ import (
 const standinPkg = "github.com/melcache/melcache/internal/melangetest/cmd/melange-standin"
 
 // Binary returns the path of the melange stand-in, built once per source
-// state and Go version and shared by every test binary (under
-// os.TempDir()/melcache-testfixtures). It is named "melange" so a test can
-// put its directory first in PATH.
+// state (its own files, go.mod and go.sum, by relative path: every clone
+// shares it) and Go version and shared by every test binary (under
+// testenv.FixturesDir()). It is named "melange" so a test can put its
+// directory first in PATH.
 func Binary(t testing.TB) string {
 	t.Helper()
 	src := filepath.Join(testenv.RepoRoot(), "internal", "melangetest", "cmd", "melange-standin")
-	h := sha256.New()
-	h.Write([]byte(runtime.Version()))
-	_ = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(p)
-			h.Write([]byte(p))
-			h.Write(b)
+	key := testenv.HashFiles(func(rel string) bool { return !strings.HasSuffix(rel, "_test.go") }, src)
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), f))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	gosum, _ := os.ReadFile(filepath.Join(testenv.RepoRoot(), "go.sum"))
-	h.Write(gosum)
-	base := filepath.Join(os.TempDir(), "melcache-testfixtures")
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		t.Fatal(err)
+		key += "\x00" + string(b)
 	}
-	dir := filepath.Join(base, "melange-standin-"+hex.EncodeToString(h.Sum(nil)[:6]))
-	bin := filepath.Join(dir, "melange")
-	// Fast path without the lock: a built binary is only ever renamed into
-	// place complete, and a test running as another user may not be able to
-	// open the lock file.
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	fl := flock.New(dir + ".lock")
-	if err := fl.Lock(); err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Close()
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp := bin + ".tmp"
-	cmd := exec.Command("go", "build", "-o", tmp, standinPkg)
-	cmd.Dir = testenv.RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the melange stand-in: %v\n%s", err, out)
-	}
-	if err := os.Rename(tmp, bin); err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return testenv.Binary(t, "melange-standin", "melange", standinPkg, key)
 }
 
 // ModuleDir is the test module: example.com/hello, a main package

@@ -88,6 +88,7 @@ func standin(t testing.TB, dir string, args ...string) (string, error) {
 // go/build pipeline's GOMODCACHE export and -trimpath, the guest user, and
 // that GOCACHE from an env-file lands in the cache dir.
 func TestStandinBuildsOffline(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (bwrap, real Go build)")
 	testenv.RequireTool(t, "bwrap")
 	proxy := FileProxy(t)
 	work := testenv.TempDir(t)
@@ -385,7 +386,7 @@ pipeline:
 	argv := append(prefix, bin, "build", "melange.yaml", "--workspace-dir", filepath.Join(work, "ws"))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "HOME="+work)
+	cmd.Env = append(os.Environ(), "HOME="+work, testenv.GoConfigEnv(t))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)

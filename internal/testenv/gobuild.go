@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gofrs/flock"
@@ -97,18 +100,24 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
+// FixturesDir is where shared test fixtures live: built once, reused by
+// every test binary, run, worktree and clone on the machine, and keyed on
+// what each was built from. Empty it (rm -rf) to measure a cold run.
+func FixturesDir() string { return filepath.Join(os.TempDir(), "melcache-testfixtures") }
+
 // SharedCache returns a directory holding gomodcache/ and gocache/ filled by
-// build, built once per fixture name, Go version and go.sum content and then
-// shared by every test (across packages and runs: it lives under
-// os.TempDir()). Callers must not modify it: copy it with CopyTree.
-func SharedCache(t testing.TB, name string, build func(t testing.TB, env GoEnv)) string {
+// build, built once per key and Go version and then shared by every test
+// (across packages and runs: it lives under FixturesDir). key must name what
+// the build depends on, e.g. name plus HashFiles of its inputs: nothing else
+// invalidates it. Callers must not modify it: copy it with CopyTree.
+func SharedCache(t testing.TB, key string, build func(t testing.TB, env GoEnv)) string {
 	t.Helper()
-	h := sha256.Sum256([]byte(runtime.Version() + "\x00" + name + "\x00" + sourceHash()))
-	base := filepath.Join(os.TempDir(), "melcache-testfixtures")
+	base := FixturesDir()
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(base, name+"-"+hex.EncodeToString(h[:6]))
+	name, _, _ := strings.Cut(key, "\x00")
+	dir := filepath.Join(base, name+"-"+shortHash(runtime.Version()+"\x00"+key))
 	fl := flock.New(dir + ".lock")
 	if err := fl.Lock(); err != nil {
 		t.Fatal(err)
@@ -129,34 +138,92 @@ func SharedCache(t testing.TB, name string, build func(t testing.TB, env GoEnv))
 	return dir
 }
 
-// sourceHash digests go.sum and every .go file of the module, so a fixture
-// built from the module's own code is rebuilt when that code changes.
-func sourceHash() string {
+// shortHash names a fixture directory: 12 hex digits of s's SHA-256, plenty
+// for the handful of fixtures on one machine.
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:6])
+}
+
+// HashFiles digests the regular files under root that keep reports true
+// for (nil keeps all), by slash-separated path relative to root and content,
+// in lexical order: the same sources give the same hash in every clone and
+// worktree, wherever it sits. A missing root hashes as empty.
+func HashFiles(keep func(rel string) bool, root string) string {
 	h := sha256.New()
-	root := RepoRoot()
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return nil
 		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
-			return filepath.SkipDir
+		rel = filepath.ToSlash(rel)
+		if keep != nil && !keep(rel) {
+			return nil
 		}
-		if !d.IsDir() && (strings.HasSuffix(p, ".go") || d.Name() == "go.sum") {
-			b, _ := os.ReadFile(p)
-			h.Write([]byte(p))
-			h.Write(b)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
 		}
+		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(b))
+		h.Write(b)
 		return nil
 	})
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// MelcacheCache is the standard real-cache fixture: `go build -trimpath
-// ./cmd/melcache` into fresh caches. It holds a few hundred modules' worth of
-// files and a GOCACHE of roughly 100 MB.
-func MelcacheCache(t testing.TB) string {
-	return SharedCache(t, "melcache-build", func(t testing.TB, env GoEnv) {
-		GoBuild(t, RepoRoot(), env, "./cmd/melcache")
+var (
+	sourceHashOnce sync.Once
+	sourceHash     string
+)
+
+// SourceHash digests what a build of the module's own code depends on:
+// go.mod, go.sum and every non-test .go file outside testdata, bench and
+// docs. Test files and test data are left out, so a test-only edit keeps
+// fixtures built from the module (the melcache binary) valid.
+func SourceHash() string {
+	sourceHashOnce.Do(func() {
+		sourceHash = HashFiles(isBuildSource, RepoRoot())
+	})
+	return sourceHash
+}
+
+func isBuildSource(rel string) bool {
+	for _, dir := range strings.Split(path.Dir(rel), "/") {
+		switch dir {
+		case ".git", "testdata", "bench", "docs":
+			return false
+		}
+	}
+	if rel == "go.mod" || rel == "go.sum" {
+		return true
+	}
+	return strings.HasSuffix(rel, ".go") && !strings.HasSuffix(rel, "_test.go")
+}
+
+// RealCacheModule is the directory of the module RealCache builds
+// (testdata/realcache: cobra and pflag). It is part of the repository: build
+// it in place only with -o outside it, never edit it.
+func RealCacheModule() string {
+	return filepath.Join(RepoRoot(), "internal", "testenv", "testdata", "realcache")
+}
+
+// RealCache is the standard real-cache fixture: `go build -trimpath` of
+// RealCacheModule into fresh caches: the standard library and two
+// third-party modules (zips and read-only extracted trees), a few hundred
+// build-cache entries. It is keyed on that module's files and the Go
+// version only.
+//
+// Building it compiles the standard library from scratch, so every test
+// that uses it is a real-Go-build test and skips with -short.
+func RealCache(t testing.TB) string {
+	t.Helper()
+	SkipShort(t, "real Go build (fresh caches)")
+	key := "realcache\x00" + HashFiles(nil, RealCacheModule())
+	return SharedCache(t, key, func(t testing.TB, env GoEnv) {
+		GoBuild(t, RealCacheModule(), env, ".")
 	})
 }
 

@@ -47,7 +47,21 @@ type RegistryOptions struct {
 func StartRegistry(t testing.TB, o RegistryOptions) *Registry {
 	t.Helper()
 	bin := RequireTool(t, "docker-registry")
-	dir := t.TempDir()
+	// The registry's own directory, removed by the same cleanup that stops
+	// it, after the process is killed and waited for: a registry still
+	// writing (uploads, its log) into a directory being removed makes the
+	// removal fail with "directory not empty". Not t.TempDir, whose
+	// removal order relative to this cleanup depends on when the test
+	// first called it.
+	dir, err := os.MkdirTemp("", "melcache-registry-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeDir := func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove the registry's directory: %v", err)
+		}
+	}
 	port := freePort(t)
 	r := &Registry{Host: fmt.Sprintf("127.0.0.1:%d", port), Root: filepath.Join(dir, "storage"),
 		LogPath: filepath.Join(dir, "registry.log")}
@@ -70,23 +84,30 @@ http:
 %s`, r.Root, r.Host, o.HTTPExtra, o.ExtraConfig)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		removeDir()
 		t.Fatal(err)
 	}
 	logf, err := os.Create(r.LogPath)
 	if err != nil {
+		removeDir()
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
+		logf.Close()
+		removeDir()
 		t.Fatalf("start docker-registry: %v", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	// One cleanup, in order: stop the process, wait for it, close its log,
+	// then remove its directory.
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-done
 		logf.Close()
+		removeDir()
 	})
 	deadline := time.Now().Add(registryStartTimeout)
 	for {

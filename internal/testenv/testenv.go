@@ -56,3 +56,13 @@ func RequireRoot(t testing.TB, why string) {
 	}
 	t.Skip("needs root: " + why)
 }
+
+// SkipShort skips the test under -short, saying what kind of test it is
+// ("end-to-end", "real Go build", "registry-heavy"): -short keeps the
+// suite's fast tests, and `go test ./...` (and CI) still runs these.
+func SkipShort(t testing.TB, kind string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(kind + ": skipped with -short")
+	}
+}
