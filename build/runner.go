@@ -103,3 +103,10 @@ func FindMelange(flag string, getenv func(string) string) (string, error) {
 	}
 	return p, nil
 }
+
+// RunnerFunc is a function used as a Runner, for tests and callers that
+// run melange their own way.
+type RunnerFunc func(ctx context.Context, argv []string) (int, error)
+
+// Run implements Runner.
+func (f RunnerFunc) Run(ctx context.Context, argv []string) (int, error) { return f(ctx, argv) }

@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/melcache/melcache/build"
+	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
@@ -38,7 +40,7 @@ compaction drops), then the chain of base snapshots this one is a delta of.`,
 			}
 			want := ref.Reference()
 			if want == "" {
-				want, tag = defaultTag, defaultTag
+				want, tag = build.DefaultTag, build.DefaultTag
 			}
 			r, err := oci.Inspect(ctx, s, want)
 			if err != nil {
@@ -57,13 +59,13 @@ compaction drops), then the chain of base snapshots this one is a delta of.`,
 			fmt.Fprintf(w, "snapshot  %s@%s\n", name, r.Digest)
 			fmt.Fprintf(w, "created   %s\n", r.Annotations[oci.AnnotationCreated])
 			fmt.Fprintf(w, "arch      %s   go %s   format v%d\n", r.Config.Arch, orDash(r.Config.GoVersion), r.Config.FormatVersion)
-			fmt.Fprintf(w, "content   %d files, %d directories, %s\n", r.IndexFiles, r.IndexDirs, humanBytes(r.Config.Size))
-			fmt.Fprintf(w, "index     %s (%s)\n", r.Index.Digest, humanBytes(r.Index.Size))
+			fmt.Fprintf(w, "content   %d files, %d directories, %s\n", r.IndexFiles, r.IndexDirs, mount.FormatSize(r.Config.Size))
+			fmt.Fprintf(w, "index     %s (%s)\n", r.Index.Digest, mount.FormatSize(r.Index.Size))
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "LAYER\tCACHE\tGEN\tFILES\tRESTORES\tZSTD\tTAR\tDIGEST")
 			for i, l := range r.Layers {
 				fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d files, %s\t%s\t%s\t%s\n", i, l.Cache, l.Generation, l.Files,
-					l.LiveFiles, humanBytes(l.LiveBytes), humanBytes(l.Compressed), humanBytes(l.Size), l.Digest)
+					l.LiveFiles, mount.FormatSize(l.LiveBytes), mount.FormatSize(l.Compressed), mount.FormatSize(l.Size), l.Digest)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
@@ -58,7 +59,7 @@ for the embedded store), newest first: tag, creation date, compressed size
 					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tnot a snapshot: %s\n", l.Tag, l.Error)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", l.Tag, l.Created.Format(time.RFC3339), humanBytes(l.Size), l.Layers, l.Files, l.Digest)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", l.Tag, l.Created.Format(time.RFC3339), mount.FormatSize(l.Size), l.Layers, l.Files, l.Digest)
 			}
 			return tw.Flush()
 		},

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"strings"
-
+	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
@@ -52,27 +51,18 @@ keeps them.`,
 			if requireDigest && len(restoreKeys) > 0 {
 				return usageErrorf("--require-digest: --restore-keys would pick a snapshot by tag prefix; give a pinned REPO@sha256:<digest> only")
 			}
-			var keys []string
-			for _, k := range restoreKeys {
-				for _, p := range strings.Split(k, ",") {
-					if p = strings.TrimSpace(p); p == "" {
-						continue
-					}
-					// Prefixes are templates too, but not cut to a tag:
-					// a prefix may end in '-'.
-					e, err := f.expand(p)
-					if err != nil {
-						return usageErrorf("--restore-keys: %v", err)
-					}
-					keys = append(keys, e)
-				}
+			// Prefixes are templates too, but not cut to a tag: a prefix
+			// may end in '-'.
+			keys, err := build.ExpandRestoreKeys(restoreKeys, f.keyOptions())
+			if err != nil {
+				return err
 			}
 			ref := tag
 			if digest != "" {
 				ref = digest
 			}
 			if ref == "" && len(keys) == 0 {
-				ref = defaultTag
+				ref = build.DefaultTag
 			}
 			l, err := f.layout(true)
 			if err != nil {
