@@ -30,12 +30,8 @@ type buildFlags struct {
 	noWait        bool
 }
 
-func newBuildCmd(g *globals) *cobra.Command {
-	var f buildFlags
-	c := &cobra.Command{
-		Use:   "build CONFIG.yaml [flags] [-- melange build flags]",
-		Short: "Run melange build with warm Go caches: restore, build, report, push",
-		Long: `build wraps 'melange build CONFIG --cache-dir DIR' with everything around it:
+// buildLong is the help text of `melcache build`.
+const buildLong = `build wraps 'melange build CONFIG --cache-dir DIR' with everything around it:
 
   1. prepare DIR (gomodcache/, gocache/, owned by you);
   2. --pull REF: restore the snapshot (a missing tag with no restore-key match
@@ -65,13 +61,23 @@ error.
 
 The melange binary is --melange, else $MELANGE, else melange from PATH.
 Exit status: melange's own (128+N when it died of signal N); 1 when melcache
-failed before running it (or --strict and a cache problem); 2 usage.`,
-		Example: `  melcache build pkg.yaml -- --arch x86_64
+failed before running it (or --strict and a cache problem); 2 usage.`
+
+// buildExample are the examples in the help of `melcache build`.
+const buildExample = `  melcache build pkg.yaml -- --arch x86_64
   melcache build pkg.yaml --dir ./melange-cache \
       --pull ghcr.io/acme/gocache --key 'pkg-{arch}-{hash:go.sum}' --restore-keys 'pkg-{arch}-' \
       --push ghcr.io/acme/gocache -- --arch x86_64 --runner bubblewrap
   melcache build pkg.yaml --preload --offline --json     # no network in the build
-  melcache build pkg.yaml --rewrite --force              # override the YAML's own GOCACHE`,
+  melcache build pkg.yaml --rewrite --force              # override the YAML's own GOCACHE`
+
+func newBuildCmd(g *globals) *cobra.Command {
+	var f buildFlags
+	c := &cobra.Command{
+		Use:     "build CONFIG.yaml [flags] [-- melange build flags]",
+		Short:   "Run melange build with warm Go caches: restore, build, report, push",
+		Long:    buildLong,
+		Example: buildExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() == 0 || len(args) == 0 {
 				return usageErrorf("build needs the melange config: melcache build CONFIG.yaml [-- melange flags]")

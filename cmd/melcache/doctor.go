@@ -19,13 +19,8 @@ type doctorFlags struct {
 	caCert                string
 }
 
-func newDoctorCmd(g *globals) *cobra.Command {
-	var df doctorFlags
-	f := &df.cacheDirFlags
-	c := &cobra.Command{
-		Use:   "doctor [REF] [-- MELANGE-ARGS]",
-		Short: "Diagnose why a cache does not help, with the fix for each problem",
-		Long: `doctor checks everything that silently defeats the cache and prints one
+// doctorLong is the help text of `melcache doctor`.
+const doctorLong = `doctor checks everything that silently defeats the cache and prints one
 pass/warn/fail line per check, each problem with its fix:
 
   dir         the cache directory exists (melange skips a missing --cache-dir)
@@ -49,12 +44,23 @@ pass/warn/fail line per check, each problem with its fix:
               for REF: plain HTTP allowed, credentials found and accepted
               (the tag listing a pull starts with), the registry answers
 
-It changes nothing. Exit status 1 when any check fails.`,
-		Example: `  melcache doctor --dir ./melange-cache
+It changes nothing. Exit status 1 when any check fails.`
+
+// doctorExample are the examples in the help of `melcache doctor`.
+const doctorExample = `  melcache doctor --dir ./melange-cache
   melcache doctor --dir /srv/cache --owner 1000 --config go-pkg.yaml ghcr.io/acme/gocache
   melcache doctor --config pkg.yaml -- --runner qemu --env-file pkg.env
-  MELANGE_OPTS="--runner qemu" melcache doctor --json`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runDoctor(cmd, g, &df, args) },
+  MELANGE_OPTS="--runner qemu" melcache doctor --json`
+
+func newDoctorCmd(g *globals) *cobra.Command {
+	var df doctorFlags
+	f := &df.cacheDirFlags
+	c := &cobra.Command{
+		Use:     "doctor [REF] [-- MELANGE-ARGS]",
+		Short:   "Diagnose why a cache does not help, with the fix for each problem",
+		Long:    doctorLong,
+		Example: doctorExample,
+		RunE:    func(cmd *cobra.Command, args []string) error { return runDoctor(cmd, g, &df, args) },
 	}
 	f.register(c, false)
 	c.Flags().StringVar(&df.owner, "owner", "", "UID[:GID] of the user who runs melange (default: you)")

@@ -13,15 +13,8 @@ import (
 
 func init() { addCommand(newGCCmd) }
 
-func newGCCmd(g *globals) *cobra.Command {
-	var insecure, dryRun, asJSON bool
-	var caCert string
-	var keepLast int
-	var maxAge string
-	c := &cobra.Command{
-		Use:   "gc [REPO|oci:PATH]",
-		Short: "Delete old snapshots from a repository, OCI layout or the embedded store",
-		Long: `gc deletes the snapshots no keep rule keeps: --keep-last N keeps the N newest
+// gcLong is the help text of `melcache gc`.
+const gcLong = `gc deletes the snapshots no keep rule keeps: --keep-last N keeps the N newest
 (by creation time; tags of one manifest count once), --max-age keeps those
 younger than DURATION; with both, a snapshot either rule keeps stays. On a
 registry it uses the OCI API's DELETE (the registry must allow it; when it
@@ -34,11 +27,24 @@ every layer it restores from, so layers shared with kept snapshots stay, and
 gc says how many. A builder whose last pushed snapshot was deleted pushes a
 full snapshot next time instead of a delta.
 
-With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
-		Example: `  melcache gc ghcr.io/acme/gocache --keep-last 10
+With --dry-run, gc exits 3 when it would delete something, 0 when not.`
+
+// gcExample are the examples in the help of `melcache gc`.
+const gcExample = `  melcache gc ghcr.io/acme/gocache --keep-last 10
   melcache gc oci:/srv/cache-layout --max-age 14d --dry-run
-  melcache gc --keep-last 3 --max-age 720h       # the embedded store`,
-		Args: cobra.MaximumNArgs(1),
+  melcache gc --keep-last 3 --max-age 720h       # the embedded store`
+
+func newGCCmd(g *globals) *cobra.Command {
+	var insecure, dryRun, asJSON bool
+	var caCert string
+	var keepLast int
+	var maxAge string
+	c := &cobra.Command{
+		Use:     "gc [REPO|oci:PATH]",
+		Short:   "Delete old snapshots from a repository, OCI layout or the embedded store",
+		Long:    gcLong,
+		Example: gcExample,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var age time.Duration

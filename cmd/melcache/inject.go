@@ -21,12 +21,8 @@ type injectFlags struct {
 	jobs                     int
 }
 
-func newInjectCmd(g *globals) *cobra.Command {
-	f := &injectFlags{}
-	cmd := &cobra.Command{
-		Use:   "inject [flags] [FILE|DIR|-]...",
-		Short: "Point Go's caches at /var/cache/melange in melange YAML, with a minimal diff",
-		Long: `inject sets GOMODCACHE and GOCACHE in the top-level environment.environment
+// injectLong is the help text of `melcache inject`.
+const injectLong = `inject sets GOMODCACHE and GOCACHE in the top-level environment.environment
 of melange configs, creating the maps when missing, so Go's module and build
 caches live in the directory melange mounts with --cache-dir.
 
@@ -48,14 +44,24 @@ as file:line:col and the file is left untouched; other files still run.
 
 With --env-file OUT, no YAML is rewritten: the variables are written to OUT
 for 'melange build --env-file OUT', and any FILEs are only checked. The YAML's
-own environment wins over an env file.`,
-		Example: `  melcache inject -w pkg.yaml                     # rewrite in place
+own environment wins over an env file.`
+
+// injectExample are the examples in the help of `melcache inject`.
+const injectExample = `  melcache inject -w pkg.yaml                     # rewrite in place
   melcache inject -d .                            # review the diff for a whole repo
   melcache inject --check .                       # CI lint: exit 3 if anything would change
   melcache inject --gomodcache /var/cache/melange pkg.yaml   # melange's BUILD-CACHE.md recipe
   melcache inject --offline --set CGO_ENABLED=0 -w pkg.yaml
-  melcache inject --env-file melcache.env && melange build --env-file melcache.env pkg.yaml`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runInject(cmd.Context(), g, f, args) },
+  melcache inject --env-file melcache.env && melange build --env-file melcache.env pkg.yaml`
+
+func newInjectCmd(g *globals) *cobra.Command {
+	f := &injectFlags{}
+	cmd := &cobra.Command{
+		Use:     "inject [flags] [FILE|DIR|-]...",
+		Short:   "Point Go's caches at /var/cache/melange in melange YAML, with a minimal diff",
+		Long:    injectLong,
+		Example: injectExample,
+		RunE:    func(cmd *cobra.Command, args []string) error { return runInject(cmd.Context(), g, f, args) },
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.write, "write", "w", false, "write the result to the file instead of stdout (atomically, keeping its mode)")

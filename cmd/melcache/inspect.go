@@ -14,20 +14,26 @@ import (
 
 func init() { addCommand(newInspectCmd) }
 
+// inspectLong is the help text of `melcache inspect`.
+const inspectLong = `inspect reads a snapshot's manifest, config and index and shows each data
+layer: the cache it restores into, its generation, the files it holds and how
+many of them the snapshot still takes from it (the rest are dead bytes that
+compaction drops), then the chain of base snapshots this one is a delta of.`
+
+// inspectExample are the examples in the help of `melcache inspect`.
+const inspectExample = `  melcache inspect ghcr.io/acme/gocache:main
+  melcache inspect oci:/srv/cache-layout:nightly --json
+  melcache inspect                                # embedded store, tag latest`
+
 func newInspectCmd(g *globals) *cobra.Command {
 	var insecure, asJSON bool
 	var caCert string
 	c := &cobra.Command{
-		Use:   "inspect [REF]",
-		Short: "Show a snapshot's layers, what each restores and its generation chain",
-		Long: `inspect reads a snapshot's manifest, config and index and shows each data
-layer: the cache it restores into, its generation, the files it holds and how
-many of them the snapshot still takes from it (the rest are dead bytes that
-compaction drops), then the chain of base snapshots this one is a delta of.`,
-		Example: `  melcache inspect ghcr.io/acme/gocache:main
-  melcache inspect oci:/srv/cache-layout:nightly --json
-  melcache inspect                                # embedded store, tag latest`,
-		Args: cobra.MaximumNArgs(1),
+		Use:     "inspect [REF]",
+		Short:   "Show a snapshot's layers, what each restores and its generation chain",
+		Long:    inspectLong,
+		Example: inspectExample,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: insecure})

@@ -13,19 +13,25 @@ import (
 
 func init() { addCommand(newLsCmd) }
 
+// lsLong is the help text of `melcache ls`.
+const lsLong = `ls lists the snapshots in REPO (a registry repository, oci:PATH, or nothing
+for the embedded store), newest first: tag, creation date, compressed size
+(what a cold pull downloads), layers and file count. It reads manifests only.`
+
+// lsExample are the examples in the help of `melcache ls`.
+const lsExample = `  melcache ls ghcr.io/acme/gocache
+  melcache ls oci:/srv/cache-layout --json
+  melcache ls`
+
 func newLsCmd(g *globals) *cobra.Command {
 	var insecure, asJSON bool
 	var caCert string
 	c := &cobra.Command{
-		Use:   "ls [REPO]",
-		Short: "List the snapshots in a repository, OCI layout or the embedded store",
-		Long: `ls lists the snapshots in REPO (a registry repository, oci:PATH, or nothing
-for the embedded store), newest first: tag, creation date, compressed size
-(what a cold pull downloads), layers and file count. It reads manifests only.`,
-		Example: `  melcache ls ghcr.io/acme/gocache
-  melcache ls oci:/srv/cache-layout --json
-  melcache ls`,
-		Args: cobra.MaximumNArgs(1),
+		Use:     "ls [REPO]",
+		Short:   "List the snapshots in a repository, OCI layout or the embedded store",
+		Long:    lsLong,
+		Example: lsExample,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: insecure})

@@ -10,16 +10,8 @@ import (
 
 func init() { addCommand(newPreloadCmd) }
 
-func newPreloadCmd(g *globals) *cobra.Command {
-	var (
-		dir    string
-		source string
-		asJSON bool
-	)
-	cmd := &cobra.Command{
-		Use:   "preload [--dir DIR] (--source DIR | CONFIG.yaml)",
-		Short: "Download the Go modules a build needs into the cache directory",
-		Long: `preload downloads into DIR/gomodcache every module a build needs, so that the
+// preloadLong is the help text of `melcache preload`.
+const preloadLong = `preload downloads into DIR/gomodcache every module a build needs, so that the
 build that follows can run with no network at all (melange's bubblewrap runner
 with the network unshared, or GOPROXY=off).
 
@@ -37,11 +29,25 @@ GOPROXY, GOPRIVATE, GONOPROXY, GONOSUMDB, GOSUMDB and GOFLAGS are honoured
 from the environment. When GOTOOLCHAIN=local applies (environment or the
 config's environment) or the config installs a versioned Go package, a go.mod
 whose go line needs a newer Go is refused up front, naming the file and line.
-The source's go.mod and go.sum are never modified.`,
-		Example: `  melcache preload pkg.yaml                       # into ./melange-cache/gomodcache
+The source's go.mod and go.sum are never modified.`
+
+// preloadExample are the examples in the help of `melcache preload`.
+const preloadExample = `  melcache preload pkg.yaml                       # into ./melange-cache/gomodcache
   melcache preload --dir /var/cache/melcache --source ./src
-  GOTOOLCHAIN=local melcache preload --json pkg.yaml`,
-		Args: cobra.MaximumNArgs(1),
+  GOTOOLCHAIN=local melcache preload --json pkg.yaml`
+
+func newPreloadCmd(g *globals) *cobra.Command {
+	var (
+		dir    string
+		source string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:     "preload [--dir DIR] (--source DIR | CONFIG.yaml)",
+		Short:   "Download the Go modules a build needs into the cache directory",
+		Long:    preloadLong,
+		Example: preloadExample,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var config string
 			if len(args) == 1 {

@@ -11,6 +11,21 @@ import (
 
 func init() { addCommand(newPrepareCmd) }
 
+// prepareLong is the help text of `melcache prepare`.
+const prepareLong = `Prepare creates DIR/gomodcache, DIR/gocache (with Go's README) and DIR/.melcache,
+owned by the user who will run melange (--owner, default: you). melange mounts DIR
+only if it exists, so run this before melange build --cache-dir DIR.
+
+It is idempotent, creates DIR but not its parents, and never touches other files in
+DIR (melange and wolfi keep apk files and fetch caches there). With --from-host it
+seeds the module cache from this host's 'go env GOMODCACHE' (hard links when the
+files already belong to the owner and share a filesystem, copies otherwise).`
+
+// prepareExample are the examples in the help of `melcache prepare`.
+const prepareExample = `  melcache prepare                              # ./melange-cache
+  sudo melcache prepare --dir /var/cache/mc --owner 1000:1000
+  melcache prepare --dir ./mc --from-host         # reuse the modules this host has`
+
 func newPrepareCmd(g *globals) *cobra.Command {
 	var (
 		f        cacheDirFlags
@@ -19,20 +34,11 @@ func newPrepareCmd(g *globals) *cobra.Command {
 		asJSON   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "prepare",
-		Short: "Create the cache directory melange mounts at /var/cache/melange",
-		Long: `Prepare creates DIR/gomodcache, DIR/gocache (with Go's README) and DIR/.melcache,
-owned by the user who will run melange (--owner, default: you). melange mounts DIR
-only if it exists, so run this before melange build --cache-dir DIR.
-
-It is idempotent, creates DIR but not its parents, and never touches other files in
-DIR (melange and wolfi keep apk files and fetch caches there). With --from-host it
-seeds the module cache from this host's 'go env GOMODCACHE' (hard links when the
-files already belong to the owner and share a filesystem, copies otherwise).`,
-		Example: `  melcache prepare                              # ./melange-cache
-  sudo melcache prepare --dir /var/cache/mc --owner 1000:1000
-  melcache prepare --dir ./mc --from-host         # reuse the modules this host has`,
-		Args: cobra.NoArgs,
+		Use:     "prepare",
+		Short:   "Create the cache directory melange mounts at /var/cache/melange",
+		Long:    prepareLong,
+		Example: prepareExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := mount.PrepareOptions{Log: g.log}
 			if cmd.Flags().Changed("owner") {

@@ -9,17 +9,8 @@ import (
 
 func init() { addCommand(newPruneCmd) }
 
-func newPruneCmd(g *globals) *cobra.Command {
-	var (
-		f                  cacheDirFlags
-		maxSize, unusedFor string
-		dryRun, trees      bool
-		asJSON             bool
-	)
-	cmd := &cobra.Command{
-		Use:   "prune",
-		Short: "Trim the build cache, least recently used first",
-		Long: `Prune removes build-cache entries by Go's own use marks (mtimes, refreshed when
+// pruneLong is the help text of `melcache prune`.
+const pruneLong = `Prune removes build-cache entries by Go's own use marks (mtimes, refreshed when
 a build uses an entry): those unused for --unused-for, then the least recently used
 until the entries fit in --max-size. With neither, it removes what Go's own trim
 would (unused for 5 days and an hour). When it has removed at least that, it
@@ -31,11 +22,26 @@ cached: Go re-extracts them when a build needs them (read-only trees included).
 Sizes take units: 500MB and 2GB are powers of 1000, 2GiB and 1.5G powers of 1024.
 Durations are Go durations or days: 36h, 5d, 1d12h.
 --dry-run lists the totals without removing anything and exits 3 when there is
-something to remove.`,
-		Example: `  melcache prune --max-size 2GiB
+something to remove.`
+
+// pruneExample are the examples in the help of `melcache prune`.
+const pruneExample = `  melcache prune --max-size 2GiB
   melcache prune --unused-for 5d --modcache-trees
-  melcache prune --max-size 500MB --dry-run`,
-		Args: cobra.NoArgs,
+  melcache prune --max-size 500MB --dry-run`
+
+func newPruneCmd(g *globals) *cobra.Command {
+	var (
+		f                  cacheDirFlags
+		maxSize, unusedFor string
+		dryRun, trees      bool
+		asJSON             bool
+	)
+	cmd := &cobra.Command{
+		Use:     "prune",
+		Short:   "Trim the build cache, least recently used first",
+		Long:    pruneLong,
+		Example: pruneExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := mount.PruneOptions{DryRun: dryRun, ModcacheTrees: trees}
 			var err error

@@ -8,14 +8,8 @@ import (
 
 func init() { addCommand(newPullCmd) }
 
-func newPullCmd(g *globals) *cobra.Command {
-	var f snapshotFlags
-	var replace, requireDigest bool
-	var restoreKeys []string
-	c := &cobra.Command{
-		Use:   "pull [REF]",
-		Short: "Restore the caches from a snapshot",
-		Long: `pull restores gomodcache/ and gocache/ of the cache directory from a snapshot.
+// pullLong is the help text of `melcache pull`.
+const pullLong = `pull restores gomodcache/ and gocache/ of the cache directory from a snapshot.
 REF is a registry reference (HOST/REPO[:TAG|@sha256:...]), oci:PATH[:TAG] for
 an OCI image layout, or nothing for the embedded store. With --restore-keys,
 when REF's tag does not exist, the newest snapshot whose tag starts with the
@@ -27,15 +21,27 @@ present are reused, only layers holding missing files are downloaded, every
 file is verified, and the new state is swapped in atomically: an interrupted
 pull leaves the old caches, and the next command finishes or rolls it back.
 Restored entries are marked used two hours ago and trim.txt is reset, so Go
-keeps them.`,
-		Example: `  melcache pull ghcr.io/acme/gocache:main
+keeps them.`
+
+// pullExample are the examples in the help of `melcache pull`.
+const pullExample = `  melcache pull ghcr.io/acme/gocache:main
   melcache pull --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml \
       --restore-keys 'go-{go}-{arch}-' ghcr.io/acme/gocache
   melcache pull oci:/srv/cache-layout:nightly --replace
   melcache pull --require-digest ghcr.io/acme/gocache@sha256:4f1c...   # pinned
   melcache pull                                   # embedded store, tag latest
-  melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`,
-		Args: cobra.MaximumNArgs(1),
+  melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`
+
+func newPullCmd(g *globals) *cobra.Command {
+	var f snapshotFlags
+	var replace, requireDigest bool
+	var restoreKeys []string
+	c := &cobra.Command{
+		Use:     "pull [REF]",
+		Short:   "Restore the caches from a snapshot",
+		Long:    pullLong,
+		Example: pullExample,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			limitMemory()

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime/debug"
 
@@ -118,12 +116,8 @@ func (f *snapshotFlags) layout(missingOK bool) (mount.Layout, error) {
 	return l, nil
 }
 
-func newPushCmd(g *globals) *cobra.Command {
-	var f snapshotFlags
-	c := &cobra.Command{
-		Use:   "push [REF]",
-		Short: "Snapshot the caches to a registry, an OCI layout or the embedded store",
-		Long: `push snapshots gomodcache/ and gocache/ of the cache directory as an OCI
+// pushLong is the help text of `melcache push`.
+const pushLong = `push snapshots gomodcache/ and gocache/ of the cache directory as an OCI
 artifact (docs/format.md). REF is a registry reference (HOST/REPO[:TAG]),
 oci:PATH[:TAG] for an OCI image layout, or nothing for the embedded store under
 the user's cache directory. The tag is REF's, or --key's expansion, or "latest".
@@ -131,13 +125,23 @@ the user's cache directory. The tag is REF's, or --key's expansion, or "latest".
 Only what changed since the snapshot last pushed to or pulled from the same
 store is uploaded, as one new layer per cache; an unchanged cache uploads
 nothing. GOCACHE entries a running build is still writing are skipped and
-counted. Plain HTTP is used only for loopback registries unless --insecure.`,
-		Example: `  melcache push ghcr.io/acme/gocache:main
+counted. Plain HTTP is used only for loopback registries unless --insecure.`
+
+// pushExample are the examples in the help of `melcache push`.
+const pushExample = `  melcache push ghcr.io/acme/gocache:main
   melcache push --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml ghcr.io/acme/gocache
   melcache push oci:/srv/cache-layout:nightly --json
   melcache push                                   # embedded store, tag latest
-  melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version`,
-		Args: cobra.MaximumNArgs(1),
+  melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version`
+
+func newPushCmd(g *globals) *cobra.Command {
+	var f snapshotFlags
+	c := &cobra.Command{
+		Use:     "push [REF]",
+		Short:   "Snapshot the caches to a registry, an OCI layout or the embedded store",
+		Long:    pushLong,
+		Example: pushExample,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			limitMemory()
@@ -171,43 +175,4 @@ counted. Plain HTTP is used only for loopback registries unless --insecure.`,
 	}
 	f.register(c, true)
 	return c
-}
-
-func argOr(args []string) string {
-	if len(args) == 0 {
-		return ""
-	}
-	return args[0]
-}
-
-func printResult(w io.Writer, asJSON bool, r *oci.Result) error {
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	}
-	where := r.Store
-	if r.Tag != "" {
-		where += ":" + r.Tag
-	}
-	switch {
-	case r.Direction == "push" && r.Unchanged:
-		fmt.Fprintf(w, "unchanged: %s@%s (%d files, %s); nothing uploaded\n", where, r.Digest, r.Files, mount.FormatSize(r.Bytes))
-	case r.Direction == "push":
-		fmt.Fprintf(w, "pushed %s@%s: %d files (%s), %d new layers (%s), %d blobs already there, %.1fs\n",
-			where, r.Digest, r.Files, mount.FormatSize(r.Bytes), r.Layers, mount.FormatSize(r.DataBytes), r.BlobsSkipped, r.Seconds)
-		if r.Compacted != "" {
-			fmt.Fprintf(w, "compacted: %s\n", r.Compacted)
-		}
-	default:
-		fmt.Fprintf(w, "pulled %s@%s (%s): %d files (%s), %d files written from %d layers (%s), %d layers not needed, %.1fs\n",
-			where, r.Digest, r.Resolved, r.Files, mount.FormatSize(r.Bytes), r.FilesWritten, r.Layers, mount.FormatSize(r.DataBytes), r.BlobsSkipped, r.Seconds)
-	}
-	if r.Writing > 0 {
-		fmt.Fprintf(w, "skipped %d GOCACHE entries still being written by a build\n", r.Writing)
-	}
-	if r.Other > 0 {
-		fmt.Fprintf(w, "skipped %d entries that are neither files nor directories\n", r.Other)
-	}
-	return nil
 }

@@ -9,6 +9,21 @@ import (
 
 func init() { addCommand(newVerifyCmd) }
 
+// verifyLong is the help text of `melcache verify`.
+const verifyLong = `Verify checks that every build-cache output (file, or directory since Go 1.24)
+matches its name, the SHA-256 of its content; that every action entry is well
+formed; and that every module zip and extracted tree matches its .ziphash, as
+'go mod verify' checks them. With --gosum, cached modules must also match go.sum.
+
+It lists what is bad and exits 1; --repair removes it (Go rebuilds or re-downloads
+it on the next build) and exits 0. Verification catches corruption, not a
+malicious snapshot: only who may push protects against that.`
+
+// verifyExample are the examples in the help of `melcache verify`.
+const verifyExample = `  melcache verify
+  melcache verify --repair
+  melcache verify --gosum go.sum --json`
+
 func newVerifyCmd(g *globals) *cobra.Command {
 	var (
 		f      cacheDirFlags
@@ -17,20 +32,11 @@ func newVerifyCmd(g *globals) *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Check every cache entry against its hash; --repair removes the bad ones",
-		Long: `Verify checks that every build-cache output (file, or directory since Go 1.24)
-matches its name, the SHA-256 of its content; that every action entry is well
-formed; and that every module zip and extracted tree matches its .ziphash, as
-'go mod verify' checks them. With --gosum, cached modules must also match go.sum.
-
-It lists what is bad and exits 1; --repair removes it (Go rebuilds or re-downloads
-it on the next build) and exits 0. Verification catches corruption, not a
-malicious snapshot: only who may push protects against that.`,
-		Example: `  melcache verify
-  melcache verify --repair
-  melcache verify --gosum go.sum --json`,
-		Args: cobra.NoArgs,
+		Use:     "verify",
+		Short:   "Check every cache entry against its hash; --repair removes the bad ones",
+		Long:    verifyLong,
+		Example: verifyExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := f.layout()
 			if err != nil {
