@@ -35,60 +35,21 @@ const gcExample = `  melcache gc ghcr.io/acme/gocache --keep-last 10
   melcache gc --keep-last 3 --max-age 720h       # the embedded store`
 
 func newGCCmd(g *globals) *cobra.Command {
-	var insecure, dryRun, asJSON bool
-	var caCert string
-	var keepLast int
-	var maxAge string
+	var fl gcFlags
 	c := &cobra.Command{
 		Use:     "gc [REPO|oci:PATH]",
 		Short:   "Delete old snapshots from a repository, OCI layout or the embedded store",
 		Long:    gcLong,
 		Example: gcExample,
 		Args:    cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			var age time.Duration
-			if maxAge != "" {
-				var err error
-				if age, err = mount.ParseDuration(maxAge); err != nil || age <= 0 {
-					return usageErrorf("--max-age %q: want a positive duration such as 720h or 14d", maxAge)
-				}
-			}
-			if keepLast < 0 {
-				return usageErrorf("--keep-last %d: want a positive count", keepLast)
-			}
-			if keepLast == 0 && age == 0 {
-				return usageErrorf("give --keep-last N, --max-age DURATION or both: with no rule every snapshot would go")
-			}
-			ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: insecure})
-			if err != nil {
-				return usageErrorf("%v", err)
-			}
-			if ref.Tag != "" || ref.Digest != "" {
-				return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
-			}
-			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
-			if err != nil {
-				return err
-			}
-			res, err := oci.GC(ctx, s, oci.GCOptions{KeepLast: keepLast, MaxAge: age, DryRun: dryRun, Log: g.log})
-			if res != nil && (err == nil || !asJSON) {
-				if perr := printGC(g, res, asJSON); perr != nil {
-					return perr
-				}
-			}
-			if err == nil && dryRun && (len(res.Deleted) > 0 || res.Blobs > 0) {
-				return checkFound() // like prune --dry-run: 3 means there is work
-			}
-			return err
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return runGC(cmd, g, &fl, args) },
 	}
-	c.Flags().IntVar(&keepLast, "keep-last", 0, "keep the N newest snapshots")
-	c.Flags().StringVar(&maxAge, "max-age", "", "keep snapshots younger than this (720h, 14d)")
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be deleted; delete nothing")
-	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
-	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().IntVar(&fl.keepLast, "keep-last", 0, "keep the N newest snapshots")
+	c.Flags().StringVar(&fl.maxAge, "max-age", "", "keep snapshots younger than this (720h, 14d)")
+	c.Flags().BoolVar(&fl.dryRun, "dry-run", false, "say what would be deleted; delete nothing")
+	c.Flags().BoolVar(&fl.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&fl.caCert, caCertFlag, "", caCertUsage)
+	c.Flags().BoolVar(&fl.asJSON, "json", false, "print JSON")
 	return c
 }
 
@@ -128,4 +89,53 @@ func printGC(g *globals, res *oci.GCResult, asJSON bool) error {
 		fmt.Fprintf(g.stdout, "; %s %d unreferenced blobs (%s)\n", blobVerb, res.Blobs, mount.FormatSize(res.BlobBytes))
 	}
 	return nil
+}
+
+// gcFlags are the flags of the command runGC runs.
+type gcFlags struct {
+	insecure bool
+	dryRun   bool
+	asJSON   bool
+	caCert   string
+	keepLast int
+	maxAge   string
+}
+
+// runGC runs the command with its flags and prints the result.
+func runGC(cmd *cobra.Command, g *globals, f *gcFlags, args []string) error {
+	ctx := cmd.Context()
+	var age time.Duration
+	if f.maxAge != "" {
+		var err error
+		if age, err = mount.ParseDuration(f.maxAge); err != nil || age <= 0 {
+			return usageErrorf("--max-age %q: want a positive duration such as 720h or 14d", f.maxAge)
+		}
+	}
+	if f.keepLast < 0 {
+		return usageErrorf("--keep-last %d: want a positive count", f.keepLast)
+	}
+	if f.keepLast == 0 && age == 0 {
+		return usageErrorf("give --keep-last N, --max-age DURATION or both: with no rule every snapshot would go")
+	}
+	ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: f.insecure})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	if ref.Tag != "" || ref.Digest != "" {
+		return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
+	}
+	s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
+	if err != nil {
+		return err
+	}
+	res, err := oci.GC(ctx, s, oci.GCOptions{KeepLast: f.keepLast, MaxAge: age, DryRun: f.dryRun, Log: g.log})
+	if res != nil && (err == nil || !f.asJSON) {
+		if perr := printGC(g, res, f.asJSON); perr != nil {
+			return perr
+		}
+	}
+	if err == nil && f.dryRun && (len(res.Deleted) > 0 || res.Blobs > 0) {
+		return checkFound() // like prune --dry-run: 3 means there is work
+	}
+	return err
 }

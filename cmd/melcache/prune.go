@@ -30,74 +30,82 @@ const pruneExample = `  melcache prune --max-size 2GiB
   melcache prune --max-size 500MB --dry-run`
 
 func newPruneCmd(g *globals) *cobra.Command {
-	var (
-		f                  cacheDirFlags
-		maxSize, unusedFor string
-		dryRun, trees      bool
-		asJSON             bool
-	)
+	var fl pruneFlags
 	cmd := &cobra.Command{
 		Use:     "prune",
 		Short:   "Trim the build cache, least recently used first",
 		Long:    pruneLong,
 		Example: pruneExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o := mount.PruneOptions{DryRun: dryRun, ModcacheTrees: trees}
-			var err error
-			if cmd.Flags().Changed("max-size") {
-				if o.MaxSize, err = mount.ParseSize(maxSize); err != nil {
-					return usageErrorf("--max-size: %v", err)
-				}
-				if o.MaxSize == 0 {
-					return usageErrorf("--max-size: %q removes everything; use melcache clean for that", maxSize)
-				}
-			}
-			if cmd.Flags().Changed("unused-for") {
-				if o.UnusedFor, err = mount.ParseDuration(unusedFor); err != nil {
-					return usageErrorf("--unused-for: %v", err)
-				}
-				if o.UnusedFor == 0 {
-					return usageErrorf("--unused-for: %q removes everything; use melcache clean for that", unusedFor)
-				}
-			}
-			l, err := f.layout()
-			if err != nil {
-				return err
-			}
-			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
-				return err
-			}
-			o.LockOptions = f.lockOptions(g, l)
-			res, err := l.Prune(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if err := writeJSON(g.stdout, res); err != nil {
-					return err
-				}
-			} else {
-				verb := "removed"
-				if dryRun {
-					verb = "would remove"
-				}
-				fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, mount.FormatSize(res.Bytes), res.Kept, mount.FormatSize(res.KeptBytes))
-				if trees {
-					fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, mount.FormatSize(res.TreeBytes))
-				}
-			}
-			if dryRun && res.Entries+res.Trees > 0 {
-				return checkFound()
-			}
-			return nil
-		},
+		RunE:    func(cmd *cobra.Command, args []string) error { return runPrune(cmd, g, &fl, args) },
 	}
-	f.register(cmd, true)
-	cmd.Flags().StringVar(&maxSize, "max-size", "", "keep the build cache's entries within SIZE (e.g. 500MB, 2GiB, 1.5G)")
-	cmd.Flags().StringVar(&unusedFor, "unused-for", "", "remove entries unused for DURATION (e.g. 36h, 5d)")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be removed; change nothing (exit 3 if anything would be)")
-	cmd.Flags().BoolVar(&trees, "modcache-trees", false, "also remove extracted module trees that Go can re-extract from cached zips")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fl.register(cmd, true)
+	cmd.Flags().StringVar(&fl.maxSize, "max-size", "", "keep the build cache's entries within SIZE (e.g. 500MB, 2GiB, 1.5G)")
+	cmd.Flags().StringVar(&fl.unusedFor, "unused-for", "", "remove entries unused for DURATION (e.g. 36h, 5d)")
+	cmd.Flags().BoolVar(&fl.dryRun, "dry-run", false, "report what would be removed; change nothing (exit 3 if anything would be)")
+	cmd.Flags().BoolVar(&fl.trees, "modcache-trees", false, "also remove extracted module trees that Go can re-extract from cached zips")
+	cmd.Flags().BoolVar(&fl.asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// pruneFlags are the flags of the command runPrune runs.
+type pruneFlags struct {
+	cacheDirFlags
+	maxSize   string
+	unusedFor string
+	dryRun    bool
+	trees     bool
+	asJSON    bool
+}
+
+// runPrune runs the command with its flags and prints the result.
+func runPrune(cmd *cobra.Command, g *globals, f *pruneFlags, args []string) error {
+	o := mount.PruneOptions{DryRun: f.dryRun, ModcacheTrees: f.trees}
+	var err error
+	if cmd.Flags().Changed("max-size") {
+		if o.MaxSize, err = mount.ParseSize(f.maxSize); err != nil {
+			return usageErrorf("--max-size: %v", err)
+		}
+		if o.MaxSize == 0 {
+			return usageErrorf("--max-size: %q removes everything; use melcache clean for that", f.maxSize)
+		}
+	}
+	if cmd.Flags().Changed("unused-for") {
+		if o.UnusedFor, err = mount.ParseDuration(f.unusedFor); err != nil {
+			return usageErrorf("--unused-for: %v", err)
+		}
+		if o.UnusedFor == 0 {
+			return usageErrorf("--unused-for: %q removes everything; use melcache clean for that", f.unusedFor)
+		}
+	}
+	l, err := f.layout()
+	if err != nil {
+		return err
+	}
+	if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
+		return err
+	}
+	o.LockOptions = f.lockOptions(g, l)
+	res, err := l.Prune(cmd.Context(), o)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		if err := writeJSON(g.stdout, res); err != nil {
+			return err
+		}
+	} else {
+		verb := "removed"
+		if f.dryRun {
+			verb = "would remove"
+		}
+		fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, mount.FormatSize(res.Bytes), res.Kept, mount.FormatSize(res.KeptBytes))
+		if f.trees {
+			fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, mount.FormatSize(res.TreeBytes))
+		}
+	}
+	if f.dryRun && res.Entries+res.Trees > 0 {
+		return checkFound()
+	}
+	return nil
 }
