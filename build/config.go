@@ -89,18 +89,24 @@ type Progress interface {
 	Wait()
 }
 
-func (o *Options) now() time.Time {
-	if o.Now == nil {
-		return time.Now()
+func (o *Options) now() time.Time { return clock(o.Now)() }
+
+func (o *Options) log() *slog.Logger { return logger(o.Log) }
+
+// clock returns now, or time.Now when now is nil.
+func clock(now func() time.Time) func() time.Time {
+	if now == nil {
+		return time.Now
 	}
-	return o.Now()
+	return now
 }
 
-func (o *Options) log() *slog.Logger {
-	if o.Log == nil {
+// logger returns l, or a logger that discards everything when l is nil.
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return o.Log
+	return l
 }
 
 func (o *Options) getenv(k string) string {

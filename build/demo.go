@@ -94,7 +94,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoReport, error) {
 	if _, err := os.Stat(filepath.Join(src, "go.mod")); err != nil {
 		return nil, fmt.Errorf("demo source %s: no go.mod (%v); run from the melcache repository root or give --source", src, err)
 	}
-	d := &demo{o: o, log: (&Options{Log: o.Log}).log(), sb: detectSandbox(ctx), src: src,
+	d := &demo{o: o, log: logger(o.Log), sb: detectSandbox(ctx), src: src,
 		bin: filepath.Join(o.WorkDir, "bin", filepath.Base(src))}
 	rep := &DemoReport{Source: src, Sandbox: d.sb.describe()}
 	if d.sb.why != "" && o.Notice != nil {
@@ -114,7 +114,7 @@ func Demo(ctx context.Context, o DemoOptions) (*DemoReport, error) {
 	return rep, nil
 }
 
-func (d *demo) now() time.Time { return (&Options{Now: d.o.Now}).now() }
+func (d *demo) now() time.Time { return clock(d.o.Now)() }
 
 // cold preloads the modules into a fresh cache dir, builds, and pushes the
 // result to store.

@@ -45,10 +45,7 @@ func (r ExecRunner) Run(_ context.Context, argv []string) (int, error) {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	log := r.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	log := logger(r.Log)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = stdout, stderr
