@@ -12,13 +12,6 @@ import (
 	"github.com/melcache/melcache/internal/fsutil"
 )
 
-// RemoveAll removes path, read-only module trees included.
-//
-// Deprecated: mount no longer exports file utilities; use
-// internal/fsutil.RemoveAll. Kept only for cmd/melcache/demo.go.
-// merge: remove once demo.go calls fsutil.RemoveAll.
-func RemoveAll(path string) error { return fsutil.RemoveAll(path) }
-
 // Owner is the numeric user and group that cache files must belong to.
 type Owner struct {
 	UID int `json:"uid"`

@@ -58,7 +58,7 @@ func writeJournal(l mount.Layout, j journal) error {
 }
 
 // RecoveryPending reports whether an interrupted restore left a journal or
-// a staging directory that Recover must deal with.
+// a staging directory that RecoverInterrupted must deal with.
 func RecoveryPending(l mount.Layout) bool {
 	for _, p := range []string{journalPath(l), stagingDir(l)} {
 		if _, err := os.Lstat(p); err == nil {
@@ -68,14 +68,11 @@ func RecoveryPending(l mount.Layout) bool {
 	return false
 }
 
-// Recover completes or rolls back a restore that was interrupted (killed,
+// recoverJournal completes or rolls back a restore that was interrupted (killed,
 // power loss) and reports what it did ("" when there was nothing to do).
-// The caller must hold the exclusive lock.
-//
-// Deprecated: call RecoverInterrupted, which also checks whether anything
-// is pending and takes the lock. Recover stays exported only until
-// cmd/melcache/buildrun.go's copy of that logic is replaced.
-func Recover(l mount.Layout) (string, error) {
+// The caller must hold the exclusive lock: RecoverInterrupted, the one entry
+// point every command calls, takes it.
+func recoverJournal(l mount.Layout) (string, error) {
 	jp, err := fsutil.ReadJSON[journal](l.State, journalName)
 	if err != nil {
 		return "", fmt.Errorf("restore journal: %w (remove %s and %s to reset)", err, journalPath(l), stagingDir(l))

@@ -25,7 +25,7 @@ type RecoverOptions struct {
 // would otherwise snapshot, verify judge, and prune or clean act on, a
 // half-swapped directory. When a journal or staging dir is there
 // (RecoveryPending) it takes the exclusive lock, unless o.Lock already is
-// one, and completes or rolls back the restore (Recover). It returns what
+// one, and completes or rolls back the restore (recoverJournal). It returns what
 // it did, e.g. "rolled back an interrupted restore of sha256:…", or "" when
 // there was nothing to do. Errors name the cache directory.
 func RecoverInterrupted(ctx context.Context, l mount.Layout, o RecoverOptions) (did string, err error) {
@@ -56,7 +56,7 @@ func RecoverInterrupted(ctx context.Context, l mount.Layout, o RecoverOptions) (
 		return "", fmt.Errorf("finishing an interrupted restore first: %w", err) // err names the dir
 	}
 	defer release()
-	did, err = Recover(l)
+	did, err = recoverJournal(l)
 	if err != nil {
 		return "", fmt.Errorf("recovering an interrupted restore in %s: %w", l.Dir, err)
 	}

@@ -370,7 +370,7 @@ func TestRecoverRollsBackAndForward(t *testing.T) {
 	if err := writeJournal(dst, journal{Phase: phaseStage, Caches: dst.Caches()}); err != nil {
 		t.Fatal(err)
 	}
-	did, err := Recover(dst)
+	did, err := recoverJournal(dst)
 	if err != nil || !strings.Contains(did, "rolled back") {
 		t.Fatalf("recover: %q %v", did, err)
 	}
@@ -388,7 +388,7 @@ func TestRecoverRollsBackAndForward(t *testing.T) {
 	if err := writeJournal(dst, journal{Phase: phaseSwap, Caches: dst.Caches()}); err != nil {
 		t.Fatal(err)
 	}
-	if did, err := Recover(dst); err != nil || !strings.Contains(did, "completed") {
+	if did, err := recoverJournal(dst); err != nil || !strings.Contains(did, "completed") {
 		t.Fatalf("recover: %q %v", did, err)
 	}
 	if _, err := os.Stat(filepath.Join(dst.CacheDir(mount.GoCache), "new-file")); err != nil {

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/melcache/melcache/mount"
@@ -13,7 +9,7 @@ import (
 
 func init() { addCommand(newBuildCmd) }
 
-// buildFlags are the flags of `melcache build`; buildrun.go runs the steps.
+// buildFlags are the flags of `melcache build`; build.Run runs the steps.
 type buildFlags struct {
 	dir           string
 	pull          string
@@ -34,12 +30,8 @@ type buildFlags struct {
 	noWait        bool
 }
 
-func newBuildCmd(g *globals) *cobra.Command {
-	var f buildFlags
-	c := &cobra.Command{
-		Use:   "build CONFIG.yaml [flags] [-- melange build flags]",
-		Short: "Run melange build with warm Go caches: restore, build, report, push",
-		Long: `build wraps 'melange build CONFIG --cache-dir DIR' with everything around it:
+// buildLong is the help text of `melcache build`.
+const buildLong = `build wraps 'melange build CONFIG --cache-dir DIR' with everything around it:
 
   1. prepare DIR (gomodcache/, gocache/, owned by you);
   2. --pull REF: restore the snapshot (a missing tag with no restore-key match
@@ -69,13 +61,23 @@ error.
 
 The melange binary is --melange, else $MELANGE, else melange from PATH.
 Exit status: melange's own (128+N when it died of signal N); 1 when melcache
-failed before running it (or --strict and a cache problem); 2 usage.`,
-		Example: `  melcache build pkg.yaml -- --arch x86_64
+failed before running it (or --strict and a cache problem); 2 usage.`
+
+// buildExample are the examples in the help of `melcache build`.
+const buildExample = `  melcache build pkg.yaml -- --arch x86_64
   melcache build pkg.yaml --dir ./melange-cache \
       --pull ghcr.io/acme/gocache --key 'pkg-{arch}-{hash:go.sum}' --restore-keys 'pkg-{arch}-' \
       --push ghcr.io/acme/gocache -- --arch x86_64 --runner bubblewrap
   melcache build pkg.yaml --preload --offline --json     # no network in the build
-  melcache build pkg.yaml --rewrite --force              # override the YAML's own GOCACHE`,
+  melcache build pkg.yaml --rewrite --force              # override the YAML's own GOCACHE`
+
+func newBuildCmd(g *globals) *cobra.Command {
+	var f buildFlags
+	c := &cobra.Command{
+		Use:     "build CONFIG.yaml [flags] [-- melange build flags]",
+		Short:   "Run melange build with warm Go caches: restore, build, report, push",
+		Long:    buildLong,
+		Example: buildExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() == 0 || len(args) == 0 {
 				return usageErrorf("build needs the melange config: melcache build CONFIG.yaml [-- melange flags]")
@@ -85,28 +87,7 @@ failed before running it (or --strict and a cache problem); 2 usage.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.force && !f.rewrite {
-				return usageErrorf("--force needs --rewrite: an env-file cannot override the YAML's own environment")
-			}
-			ma, err := parseMelangeArgs(args[1:])
-			if err != nil {
-				return err
-			}
-			l, err := mount.New(f.dir, mount.Options{})
-			if err != nil {
-				return err
-			}
-			if ma.cacheDir != "" && !sameDir(ma.cacheDir, l.Dir) {
-				return usageErrorf("melange --cache-dir %s conflicts with --dir %s: give the cache directory once, as --dir", ma.cacheDir, l.Dir)
-			}
-			bin, err := findMelange(f.melange)
-			if err != nil {
-				return err
-			}
-			b := &buildRun{g: g, f: f, layout: l, config: args[0], melange: bin, margs: ma}
-			return b.run(cmd.Context())
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runBuild(cmd, g, &f, args) },
 	}
 	c.Flags().StringVar(&f.dir, "dir", mount.DefaultDir, "cache directory (given to melange as --cache-dir)")
 	_ = c.MarkFlagDirname("dir")
@@ -127,91 +108,4 @@ failed before running it (or --strict and a cache problem); 2 usage.`,
 	c.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once, naming the holder, when another process holds the cache lock")
 	return c
-}
-
-// melangeArgs are the melange flags melcache must know about, read by
-// build (from the arguments after "--") and doctor (also from the
-// Makefile variables wolfi-style repositories pass). build passes every
-// argument on as given, except --cache-dir.
-type melangeArgs struct {
-	args      []string // passed to melange, --cache-dir removed
-	cacheDir  string
-	runner    string
-	arch      string // first of --arch
-	sourceDir string
-	envFiles  []string // --env-file, repeatable (melange v0.43+)
-}
-
-// parseMelangeArgs reads the flags of `melange build` (pkg/cli/build.go, pflag
-// syntax: --flag value or --flag=value) that change what melcache does.
-func parseMelangeArgs(args []string) (melangeArgs, error) {
-	var m melangeArgs
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, val, hasVal := strings.Cut(a, "=")
-		var dst *string
-		switch name {
-		case "--cache-dir":
-			dst = &m.cacheDir
-		case "--runner":
-			dst = &m.runner
-		case "--arch":
-			dst = &m.arch
-		case "--source-dir":
-			dst = &m.sourceDir
-		case "--env-file":
-			dst = new(string)
-		}
-		if dst == nil {
-			m.args = append(m.args, a)
-			continue
-		}
-		tokens := []string{a}
-		if !hasVal {
-			if i+1 >= len(args) {
-				return m, usageErrorf("melange flag %s needs a value", name)
-			}
-			i++
-			val = args[i]
-			tokens = append(tokens, val)
-		}
-		if name == "--arch" {
-			// melange builds each listed arch in turn; the key's {arch}
-			// takes the first (one cache per arch is the usual setup).
-			if m.arch != "" {
-				val = m.arch
-			}
-			val, _, _ = strings.Cut(val, ",")
-		}
-		*dst = val
-		if name == "--env-file" {
-			m.envFiles = append(m.envFiles, val)
-		}
-		if name != "--cache-dir" {
-			m.args = append(m.args, tokens...)
-		}
-	}
-	return m, nil
-}
-
-func sameDir(a, b string) bool {
-	a, _ = filepath.Abs(a)
-	b, _ = filepath.Abs(b)
-	return filepath.Clean(a) == filepath.Clean(b)
-}
-
-// findMelange returns the melange binary: flag, $MELANGE, then PATH.
-func findMelange(flag string) (string, error) {
-	name, from := flag, "--melange"
-	if name == "" {
-		name, from = os.Getenv("MELANGE"), "$MELANGE"
-	}
-	if name == "" {
-		name, from = "melange", "PATH"
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("melange binary %q (from %s): %w; give --melange PATH or set $MELANGE", name, from, err)
-	}
-	return p, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/melcache/melcache/internal/melangetest"
 	"github.com/melcache/melcache/internal/testenv"
+	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/oci"
 )
 
@@ -246,7 +247,7 @@ func buildFlow(t *testing.T, e *e2e) {
 	if n := len(reg.Requests(t, "PUT", "/v2/e2e/hello/manifests/")); n != 1 {
 		t.Errorf("registry saw %d manifest PUTs, want 1", n)
 	}
-	t.Logf("cold: %d compile actions, %d misses, %s added, melange %.1fs", coldCompiles, *cold.Misses, humanBytes(cold.BytesAdded), cold.BuildSeconds)
+	t.Logf("cold: %d compile actions, %d misses, %s added, melange %.1fs", coldCompiles, *cold.Misses, units.FormatSize(cold.BytesAdded), cold.BuildSeconds)
 
 	// Wipe every cache this machine has.
 	testenv.RemoveAll(t, filepath.Join(e.work, "cold"))

@@ -50,7 +50,13 @@ func (f *cacheDirFlags) recoverRestore(ctx context.Context, g *globals, l mount.
 // lockOptions say, once, who holds the lock when the command has to wait:
 // a silent wait behind another build looks like a hang.
 func (f *cacheDirFlags) lockOptions(g *globals, l mount.Layout) mount.LockOptions {
-	return mount.LockOptions{NoWait: f.noWait, OnWait: func(hs []mount.Holder) {
+	return lockWaitOptions(g, l.Dir, f.noWait)
+}
+
+// lockWaitOptions are the lock options of every command that reports a
+// wait on stderr: one line naming dir and the holders.
+func lockWaitOptions(g *globals, dir string, noWait bool) mount.LockOptions {
+	return mount.LockOptions{NoWait: noWait, OnWait: func(hs []mount.Holder) {
 		who := "another process"
 		if len(hs) > 0 {
 			var s []string
@@ -59,7 +65,7 @@ func (f *cacheDirFlags) lockOptions(g *globals, l mount.Layout) mount.LockOption
 			}
 			who = strings.Join(s, ", ")
 		}
-		fmt.Fprintf(g.stderr, "melcache: waiting for the lock on %s, held by %s\n", l.Dir, who)
+		fmt.Fprintf(g.stderr, "melcache: waiting for the lock on %s, held by %s\n", dir, who)
 	}}
 }
 

@@ -9,19 +9,25 @@ import (
 
 func init() { addCommand(newCleanCmd) }
 
+// cleanLong is the help text of `melcache clean`.
+const cleanLong = `Clean empties DIR/gomodcache and DIR/gocache, read-only module trees included.
+The two directories stay, with their owner, so DIR is still prepared for melange.
+Other files in DIR, and melcache's state, stay. With --recipe, DIR is emptied as
+'go clean -modcache' would, if it looks like a module cache (has cache/download).`
+
+// cleanExample are the examples in the help of `melcache clean`.
+const cleanExample = `  melcache clean --dir ./melange-cache`
+
 func newCleanCmd(g *globals) *cobra.Command {
 	var (
 		f      cacheDirFlags
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "clean",
-		Short: "Empty melcache's caches in the cache directory, and touch nothing else",
-		Long: `Clean empties DIR/gomodcache and DIR/gocache, read-only module trees included.
-The two directories stay, with their owner, so DIR is still prepared for melange.
-Other files in DIR, and melcache's state, stay. With --recipe, DIR is emptied as
-'go clean -modcache' would, if it looks like a module cache (has cache/download).`,
-		Example: `  melcache clean --dir ./melange-cache`,
+		Use:     "clean",
+		Short:   "Empty melcache's caches in the cache directory, and touch nothing else",
+		Long:    cleanLong,
+		Example: cleanExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := f.layout()

@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 
+	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
@@ -11,22 +11,16 @@ import (
 
 func init() { addCommand(newDoctorCmd) }
 
-// doctorReport is doctor's --json output.
-type doctorReport struct {
-	Dir    string        `json:"dir"`
-	OK     bool          `json:"ok"`
-	Checks []mount.Check `json:"checks"`
+// doctorFlags are the flags of `melcache doctor`.
+type doctorFlags struct {
+	cacheDirFlags
+	owner, config, source string
+	insecure, json        bool
+	caCert                string
 }
 
-func newDoctorCmd(g *globals) *cobra.Command {
-	var f cacheDirFlags
-	var ownerFlag, config, source string
-	var insecure, asJSON bool
-	var caCert string
-	c := &cobra.Command{
-		Use:   "doctor [REF] [-- MELANGE-ARGS]",
-		Short: "Diagnose why a cache does not help, with the fix for each problem",
-		Long: `doctor checks everything that silently defeats the cache and prints one
+// doctorLong is the help text of `melcache doctor`.
+const doctorLong = `doctor checks everything that silently defeats the cache and prints one
 pass/warn/fail line per check, each problem with its fix:
 
   dir         the cache directory exists (melange skips a missing --cache-dir)
@@ -50,90 +44,78 @@ pass/warn/fail line per check, each problem with its fix:
               for REF: plain HTTP allowed, credentials found and accepted
               (the tag listing a pull starts with), the registry answers
 
-It changes nothing. Exit status 1 when any check fails.`,
-		Example: `  melcache doctor --dir ./melange-cache
+It changes nothing. Exit status 1 when any check fails.`
+
+// doctorExample are the examples in the help of `melcache doctor`.
+const doctorExample = `  melcache doctor --dir ./melange-cache
   melcache doctor --dir /srv/cache --owner 1000 --config go-pkg.yaml ghcr.io/acme/gocache
   melcache doctor --config pkg.yaml -- --runner qemu --env-file pkg.env
-  MELANGE_OPTS="--runner qemu" melcache doctor --json`,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			var after []string
-			if n := cmd.ArgsLenAtDash(); n >= 0 {
-				args, after = args[:n], args[n:]
-			}
-			if len(args) > 1 {
-				return usageErrorf("doctor takes at most one REF before --, got %q", args)
-			}
-			var owner *mount.Owner
-			if ownerFlag != "" {
-				o, err := mount.ParseOwner(ownerFlag)
-				if err != nil {
-					return usageErrorf("--owner: %v", err)
-				}
-				owner = &o
-			}
-			m, err := doctorMelangeArgs(after, os.Getenv)
-			if err != nil {
-				return err
-			}
-			dir := f.dir
-			var checks []mount.Check
-			if m.cacheDir != "" {
-				if !cmd.Flags().Changed("dir") {
-					dir = m.cacheDir
-				} else if m.cacheDir != f.dir {
-					checks = append(checks, mount.Check{Name: "dir", Status: mount.CheckWarn,
-						Message: fmt.Sprintf("melange gets --cache-dir %s but doctor checks --dir %s", m.cacheDir, f.dir),
-						Fix:     "use the same directory for both"})
-				}
-			}
-			l, err := mount.New(dir, mount.Options{Recipe: f.recipe})
-			if err != nil {
-				return err
-			}
-			checks = append(checks, l.Doctor(ctx, mount.DoctorOptions{Owner: owner})...)
-			checks = append(checks, checkJournal(l), checkRunner(m, os.Getenv))
-			if config != "" {
-				checks = append(checks, checkConfig(config, m.envFiles)...)
-			}
-			if config != "" || source != "" {
-				checks = append(checks, checkToolchain(ctx, config, source, m.envFiles))
-			}
-			if len(args) == 1 {
-				checks = append(checks, checkStore(ctx, args[0], oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})...)
-			}
-			if _, err := os.Stat(l.Dir); err == nil {
-				checks = append(checks, checkSnapshotGo(ctx, l, argOr(args), config, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log}))
-			}
-			failed := false
-			for _, c := range checks {
-				failed = failed || c.Status == mount.CheckFail
-			}
-			if asJSON {
-				if err := writeJSON(g.stdout, doctorReport{Dir: l.Dir, OK: !failed, Checks: checks}); err != nil {
-					return err
-				}
-			} else {
-				for _, c := range checks {
-					line := fmt.Sprintf("%-4s  %-11s %s", c.Status, c.Name, c.Message)
-					if c.Fix != "" && (c.Status == mount.CheckFail || c.Status == mount.CheckWarn) {
-						line += "; fix: " + c.Fix
-					}
-					fmt.Fprintln(g.stdout, line)
-				}
-			}
-			if failed {
-				return &exitError{code: exitFailed}
-			}
-			return nil
-		},
+  MELANGE_OPTS="--runner qemu" melcache doctor --json`
+
+func newDoctorCmd(g *globals) *cobra.Command {
+	var df doctorFlags
+	f := &df.cacheDirFlags
+	c := &cobra.Command{
+		Use:     "doctor [REF] [-- MELANGE-ARGS]",
+		Short:   "Diagnose why a cache does not help, with the fix for each problem",
+		Long:    doctorLong,
+		Example: doctorExample,
+		RunE:    func(cmd *cobra.Command, args []string) error { return runDoctor(cmd, g, &df, args) },
 	}
 	f.register(c, false)
-	c.Flags().StringVar(&ownerFlag, "owner", "", "UID[:GID] of the user who runs melange (default: you)")
-	c.Flags().StringVar(&config, "config", "", "melange YAML to check: cache env, lint, toolchain")
-	c.Flags().StringVar(&source, "source", "", "source tree whose go.mod the toolchain check reads (default: --config's directory)")
-	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
-	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().StringVar(&df.owner, "owner", "", "UID[:GID] of the user who runs melange (default: you)")
+	c.Flags().StringVar(&df.config, "config", "", "melange YAML to check: cache env, lint, toolchain")
+	c.Flags().StringVar(&df.source, "source", "", "source tree whose go.mod the toolchain check reads (default: --config's directory)")
+	c.Flags().BoolVar(&df.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&df.caCert, caCertFlag, "", caCertUsage)
+	c.Flags().BoolVar(&df.json, "json", false, "print JSON")
 	return c
+}
+
+// runDoctor runs build.Doctor with doctor's flags and prints one line per
+// check, or JSON. Any failed check makes the exit status 1.
+func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags, args []string) error {
+	var after []string
+	if n := cmd.ArgsLenAtDash(); n >= 0 {
+		args, after = args[:n], args[n:]
+	}
+	if len(args) > 1 {
+		return usageErrorf("doctor takes at most one REF before --, got %q", args)
+	}
+	o := build.DoctorOptions{Dir: f.dir, DirGiven: cmd.Flags().Changed("dir"), Recipe: f.recipe,
+		Config: f.config, Source: f.source, Ref: argOr(args), MelangeArgs: after,
+		Store: oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log}}
+	if f.owner != "" {
+		ow, err := mount.ParseOwner(f.owner)
+		if err != nil {
+			return usageErrorf("--owner: %v", err)
+		}
+		o.Owner = &ow
+	}
+	rep, err := build.Doctor(cmd.Context(), o)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		if err := writeJSON(g.stdout, rep); err != nil {
+			return err
+		}
+	} else {
+		printChecks(g, rep.Checks)
+	}
+	if !rep.OK {
+		return &exitError{code: exitFailed}
+	}
+	return nil
+}
+
+// printChecks prints one line per check, with the fix of a problem.
+func printChecks(g *globals, checks []mount.Check) {
+	for _, c := range checks {
+		line := fmt.Sprintf("%-4s  %-11s %s", c.Status, c.Name, c.Message)
+		if c.Fix != "" && (c.Status == mount.CheckFail || c.Status == mount.CheckWarn) {
+			line += "; fix: " + c.Fix
+		}
+		fmt.Fprintln(g.stdout, line)
+	}
 }

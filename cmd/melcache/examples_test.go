@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/envinject"
 	"github.com/melcache/melcache/internal/melangetest"
 	"github.com/melcache/melcache/internal/testenv"
@@ -170,7 +171,7 @@ func TestExamplesCallExistingCommands(t *testing.T) {
 		args := words[1:]
 		if i := indexOf(args, "--"); i >= 0 {
 			// melange's own arguments, which melcache build reads too.
-			if _, err := parseMelangeArgs(args[i+1:]); err != nil {
+			if _, err := build.ParseMelangeArgs(args[i+1:]); err != nil {
 				t.Errorf("%q: melange arguments: %v", l, err)
 			}
 			args = args[:i]

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+
+	"github.com/melcache/melcache/build"
 )
 
 // Exit codes shared by every command (README.md, "Exit status").
@@ -46,6 +48,10 @@ func exitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	var ue *build.UsageError
+	if errors.As(err, &ue) {
+		return exitUsage
 	}
 	return exitFailed
 }

@@ -6,22 +6,16 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/oci"
-	"github.com/spf13/cobra"
 )
 
 func init() { addCommand(newGCCmd) }
 
-func newGCCmd(g *globals) *cobra.Command {
-	var insecure, dryRun, asJSON bool
-	var caCert string
-	var keepLast int
-	var maxAge string
-	c := &cobra.Command{
-		Use:   "gc [REPO|oci:PATH]",
-		Short: "Delete old snapshots from a repository, OCI layout or the embedded store",
-		Long: `gc deletes the snapshots no keep rule keeps: --keep-last N keeps the N newest
+// gcLong is the help text of `melcache gc`.
+const gcLong = `gc deletes the snapshots no keep rule keeps: --keep-last N keeps the N newest
 (by creation time; tags of one manifest count once), --max-age keeps those
 younger than DURATION; with both, a snapshot either rule keeps stays. On a
 registry it uses the OCI API's DELETE (the registry must allow it; when it
@@ -34,55 +28,29 @@ every layer it restores from, so layers shared with kept snapshots stay, and
 gc says how many. A builder whose last pushed snapshot was deleted pushes a
 full snapshot next time instead of a delta.
 
-With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
-		Example: `  melcache gc ghcr.io/acme/gocache --keep-last 10
+With --dry-run, gc exits 3 when it would delete something, 0 when not.`
+
+// gcExample are the examples in the help of `melcache gc`.
+const gcExample = `  melcache gc ghcr.io/acme/gocache --keep-last 10
   melcache gc oci:/srv/cache-layout --max-age 14d --dry-run
-  melcache gc --keep-last 3 --max-age 720h       # the embedded store`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			var age time.Duration
-			if maxAge != "" {
-				var err error
-				if age, err = units.ParseDuration(maxAge); err != nil || age <= 0 {
-					return usageErrorf("--max-age %q: want a positive duration such as 720h or 14d", maxAge)
-				}
-			}
-			if keepLast < 0 {
-				return usageErrorf("--keep-last %d: want a positive count", keepLast)
-			}
-			if keepLast == 0 && age == 0 {
-				return usageErrorf("give --keep-last N, --max-age DURATION or both: with no rule every snapshot would go")
-			}
-			ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: insecure})
-			if err != nil {
-				return usageErrorf("%v", err)
-			}
-			if ref.Tag != "" || ref.Digest != "" {
-				return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
-			}
-			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
-			if err != nil {
-				return err
-			}
-			res, err := oci.GC(ctx, s, oci.GCOptions{KeepLast: keepLast, MaxAge: age, DryRun: dryRun, Log: g.log})
-			if res != nil && (err == nil || !asJSON) {
-				if perr := printGC(g, res, asJSON); perr != nil {
-					return perr
-				}
-			}
-			if err == nil && dryRun && (len(res.Deleted) > 0 || res.Blobs > 0) {
-				return checkFound() // like prune --dry-run: 3 means there is work
-			}
-			return err
-		},
+  melcache gc --keep-last 3 --max-age 720h       # the embedded store`
+
+func newGCCmd(g *globals) *cobra.Command {
+	var fl gcFlags
+	c := &cobra.Command{
+		Use:     "gc [REPO|oci:PATH]",
+		Short:   "Delete old snapshots from a repository, OCI layout or the embedded store",
+		Long:    gcLong,
+		Example: gcExample,
+		Args:    cobra.MaximumNArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runGC(cmd, g, &fl, args) },
 	}
-	c.Flags().IntVar(&keepLast, "keep-last", 0, "keep the N newest snapshots")
-	c.Flags().StringVar(&maxAge, "max-age", "", "keep snapshots younger than this (720h, 14d)")
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "say what would be deleted; delete nothing")
-	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
-	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().IntVar(&fl.keepLast, "keep-last", 0, "keep the N newest snapshots")
+	c.Flags().StringVar(&fl.maxAge, "max-age", "", "keep snapshots younger than this (720h, 14d)")
+	c.Flags().BoolVar(&fl.dryRun, "dry-run", false, "say what would be deleted; delete nothing")
+	c.Flags().BoolVar(&fl.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&fl.caCert, caCertFlag, "", caCertUsage)
+	c.Flags().BoolVar(&fl.asJSON, "json", false, "print JSON")
 	return c
 }
 
@@ -122,4 +90,53 @@ func printGC(g *globals, res *oci.GCResult, asJSON bool) error {
 		fmt.Fprintf(g.stdout, "; %s %d unreferenced blobs (%s)\n", blobVerb, res.Blobs, units.FormatSize(res.BlobBytes))
 	}
 	return nil
+}
+
+// gcFlags are the flags of the command runGC runs.
+type gcFlags struct {
+	insecure bool
+	dryRun   bool
+	asJSON   bool
+	caCert   string
+	keepLast int
+	maxAge   string
+}
+
+// runGC runs the command with its flags and prints the result.
+func runGC(cmd *cobra.Command, g *globals, f *gcFlags, args []string) error {
+	ctx := cmd.Context()
+	var age time.Duration
+	if f.maxAge != "" {
+		var err error
+		if age, err = units.ParseDuration(f.maxAge); err != nil || age <= 0 {
+			return usageErrorf("--max-age %q: want a positive duration such as 720h or 14d", f.maxAge)
+		}
+	}
+	if f.keepLast < 0 {
+		return usageErrorf("--keep-last %d: want a positive count", f.keepLast)
+	}
+	if f.keepLast == 0 && age == 0 {
+		return usageErrorf("give --keep-last N, --max-age DURATION or both: with no rule every snapshot would go")
+	}
+	ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: f.insecure})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	if ref.Tag != "" || ref.Digest != "" {
+		return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
+	}
+	s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
+	if err != nil {
+		return err
+	}
+	res, err := oci.GC(ctx, s, oci.GCOptions{KeepLast: f.keepLast, MaxAge: age, DryRun: f.dryRun, Log: g.log})
+	if res != nil && (err == nil || !f.asJSON) {
+		if perr := printGC(g, res, f.asJSON); perr != nil {
+			return perr
+		}
+	}
+	if err == nil && f.dryRun && (len(res.Deleted) > 0 || res.Blobs > 0) {
+		return checkFound() // like prune --dry-run: 3 means there is work
+	}
+	return err
 }

@@ -6,65 +6,82 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
+
+	"github.com/melcache/melcache/internal/units"
+	"github.com/melcache/melcache/oci"
 )
 
 func init() { addCommand(newLsCmd) }
 
-func newLsCmd(g *globals) *cobra.Command {
-	var insecure, asJSON bool
-	var caCert string
-	c := &cobra.Command{
-		Use:   "ls [REPO]",
-		Short: "List the snapshots in a repository, OCI layout or the embedded store",
-		Long: `ls lists the snapshots in REPO (a registry repository, oci:PATH, or nothing
+// lsLong is the help text of `melcache ls`.
+const lsLong = `ls lists the snapshots in REPO (a registry repository, oci:PATH, or nothing
 for the embedded store), newest first: tag, creation date, compressed size
-(what a cold pull downloads), layers and file count. It reads manifests only.`,
-		Example: `  melcache ls ghcr.io/acme/gocache
+(what a cold pull downloads), layers and file count. It reads manifests only.`
+
+// lsExample are the examples in the help of `melcache ls`.
+const lsExample = `  melcache ls ghcr.io/acme/gocache
   melcache ls oci:/srv/cache-layout --json
-  melcache ls`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: insecure})
-			if err != nil {
-				return usageErrorf("%v", err)
-			}
-			if ref.Tag != "" || ref.Digest != "" {
-				return usageErrorf("ls takes a repository, not a tag or digest: %s (see melcache inspect)", args[0])
-			}
-			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
-			if err != nil {
-				return err
-			}
-			ls, err := oci.List(ctx, s)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(ls)
-			}
-			if len(ls) == 0 {
-				fmt.Fprintf(g.stdout, "no snapshots in %s\n", s)
-				return nil
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TAG\tCREATED\tSIZE\tLAYERS\tFILES\tDIGEST")
-			for _, l := range ls {
-				if l.Error != "" {
-					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tnot a snapshot: %s\n", l.Tag, l.Error)
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", l.Tag, l.Created.Format(time.RFC3339), humanBytes(l.Size), l.Layers, l.Files, l.Digest)
-			}
-			return tw.Flush()
-		},
+  melcache ls`
+
+func newLsCmd(g *globals) *cobra.Command {
+	var fl lsFlags
+	c := &cobra.Command{
+		Use:     "ls [REPO]",
+		Short:   "List the snapshots in a repository, OCI layout or the embedded store",
+		Long:    lsLong,
+		Example: lsExample,
+		Args:    cobra.MaximumNArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runLs(cmd, g, &fl, args) },
 	}
-	c.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
-	c.Flags().StringVar(&caCert, caCertFlag, "", caCertUsage)
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&fl.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	c.Flags().StringVar(&fl.caCert, caCertFlag, "", caCertUsage)
+	c.Flags().BoolVar(&fl.asJSON, "json", false, "print JSON")
 	return c
+}
+
+// lsFlags are the flags of the command runLs runs.
+type lsFlags struct {
+	insecure bool
+	asJSON   bool
+	caCert   string
+}
+
+// runLs runs the command with its flags and prints the result.
+func runLs(cmd *cobra.Command, g *globals, f *lsFlags, args []string) error {
+	ctx := cmd.Context()
+	ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: f.insecure})
+	if err != nil {
+		return usageErrorf("%v", err)
+	}
+	if ref.Tag != "" || ref.Digest != "" {
+		return usageErrorf("ls takes a repository, not a tag or digest: %s (see melcache inspect)", args[0])
+	}
+	s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
+	if err != nil {
+		return err
+	}
+	ls, err := oci.List(ctx, s)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ls)
+	}
+	if len(ls) == 0 {
+		fmt.Fprintf(g.stdout, "no snapshots in %s\n", s)
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TAG\tCREATED\tSIZE\tLAYERS\tFILES\tDIGEST")
+	for _, l := range ls {
+		if l.Error != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tnot a snapshot: %s\n", l.Tag, l.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", l.Tag, l.Created.Format(time.RFC3339), units.FormatSize(l.Size), l.Layers, l.Files, l.Digest)
+	}
+	return tw.Flush()
 }

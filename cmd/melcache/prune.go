@@ -3,24 +3,16 @@ package main
 import (
 	"fmt"
 
+	"github.com/spf13/cobra"
+
 	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/mount"
-	"github.com/spf13/cobra"
 )
 
 func init() { addCommand(newPruneCmd) }
 
-func newPruneCmd(g *globals) *cobra.Command {
-	var (
-		f                  cacheDirFlags
-		maxSize, unusedFor string
-		dryRun, trees      bool
-		asJSON             bool
-	)
-	cmd := &cobra.Command{
-		Use:   "prune",
-		Short: "Trim the build cache, least recently used first",
-		Long: `Prune removes build-cache entries by Go's own use marks (mtimes, refreshed when
+// pruneLong is the help text of `melcache prune`.
+const pruneLong = `Prune removes build-cache entries by Go's own use marks (mtimes, refreshed when
 a build uses an entry): those unused for --unused-for, then the least recently used
 until the entries fit in --max-size. With neither, it removes what Go's own trim
 would (unused for 5 days and an hour). When it has removed at least that, it
@@ -32,67 +24,90 @@ cached: Go re-extracts them when a build needs them (read-only trees included).
 Sizes take units: 500MB and 2GB are powers of 1000, 2GiB and 1.5G powers of 1024.
 Durations are Go durations or days: 36h, 5d, 1d12h.
 --dry-run lists the totals without removing anything and exits 3 when there is
-something to remove.`,
-		Example: `  melcache prune --max-size 2GiB
+something to remove.`
+
+// pruneExample are the examples in the help of `melcache prune`.
+const pruneExample = `  melcache prune --max-size 2GiB
   melcache prune --unused-for 5d --modcache-trees
-  melcache prune --max-size 500MB --dry-run`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o := mount.PruneOptions{DryRun: dryRun, ModcacheTrees: trees}
-			var err error
-			if cmd.Flags().Changed("max-size") {
-				if o.MaxSize, err = units.ParseSize(maxSize); err != nil {
-					return usageErrorf("--max-size: %v", err)
-				}
-				if o.MaxSize == 0 {
-					return usageErrorf("--max-size: %q removes everything; use melcache clean for that", maxSize)
-				}
-			}
-			if cmd.Flags().Changed("unused-for") {
-				if o.UnusedFor, err = units.ParseDuration(unusedFor); err != nil {
-					return usageErrorf("--unused-for: %v", err)
-				}
-				if o.UnusedFor == 0 {
-					return usageErrorf("--unused-for: %q removes everything; use melcache clean for that", unusedFor)
-				}
-			}
-			l, err := f.layout()
-			if err != nil {
-				return err
-			}
-			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
-				return err
-			}
-			o.LockOptions = f.lockOptions(g, l)
-			res, err := l.Prune(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if err := writeJSON(g.stdout, res); err != nil {
-					return err
-				}
-			} else {
-				verb := "removed"
-				if dryRun {
-					verb = "would remove"
-				}
-				fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, units.FormatSize(res.Bytes), res.Kept, units.FormatSize(res.KeptBytes))
-				if trees {
-					fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, units.FormatSize(res.TreeBytes))
-				}
-			}
-			if dryRun && res.Entries+res.Trees > 0 {
-				return checkFound()
-			}
-			return nil
-		},
+  melcache prune --max-size 500MB --dry-run`
+
+func newPruneCmd(g *globals) *cobra.Command {
+	var fl pruneFlags
+	cmd := &cobra.Command{
+		Use:     "prune",
+		Short:   "Trim the build cache, least recently used first",
+		Long:    pruneLong,
+		Example: pruneExample,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, args []string) error { return runPrune(cmd, g, &fl, args) },
 	}
-	f.register(cmd, true)
-	cmd.Flags().StringVar(&maxSize, "max-size", "", "keep the build cache's entries within SIZE (e.g. 500MB, 2GiB, 1.5G)")
-	cmd.Flags().StringVar(&unusedFor, "unused-for", "", "remove entries unused for DURATION (e.g. 36h, 5d)")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be removed; change nothing (exit 3 if anything would be)")
-	cmd.Flags().BoolVar(&trees, "modcache-trees", false, "also remove extracted module trees that Go can re-extract from cached zips")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fl.register(cmd, true)
+	cmd.Flags().StringVar(&fl.maxSize, "max-size", "", "keep the build cache's entries within SIZE (e.g. 500MB, 2GiB, 1.5G)")
+	cmd.Flags().StringVar(&fl.unusedFor, "unused-for", "", "remove entries unused for DURATION (e.g. 36h, 5d)")
+	cmd.Flags().BoolVar(&fl.dryRun, "dry-run", false, "report what would be removed; change nothing (exit 3 if anything would be)")
+	cmd.Flags().BoolVar(&fl.trees, "modcache-trees", false, "also remove extracted module trees that Go can re-extract from cached zips")
+	cmd.Flags().BoolVar(&fl.asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// pruneFlags are the flags of the command runPrune runs.
+type pruneFlags struct {
+	cacheDirFlags
+	maxSize   string
+	unusedFor string
+	dryRun    bool
+	trees     bool
+	asJSON    bool
+}
+
+// runPrune runs the command with its flags and prints the result.
+func runPrune(cmd *cobra.Command, g *globals, f *pruneFlags, args []string) error {
+	o := mount.PruneOptions{DryRun: f.dryRun, ModcacheTrees: f.trees}
+	var err error
+	if cmd.Flags().Changed("max-size") {
+		if o.MaxSize, err = units.ParseSize(f.maxSize); err != nil {
+			return usageErrorf("--max-size: %v", err)
+		}
+		if o.MaxSize == 0 {
+			return usageErrorf("--max-size: %q removes everything; use melcache clean for that", f.maxSize)
+		}
+	}
+	if cmd.Flags().Changed("unused-for") {
+		if o.UnusedFor, err = units.ParseDuration(f.unusedFor); err != nil {
+			return usageErrorf("--unused-for: %v", err)
+		}
+		if o.UnusedFor == 0 {
+			return usageErrorf("--unused-for: %q removes everything; use melcache clean for that", f.unusedFor)
+		}
+	}
+	l, err := f.layout()
+	if err != nil {
+		return err
+	}
+	if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
+		return err
+	}
+	o.LockOptions = f.lockOptions(g, l)
+	res, err := l.Prune(cmd.Context(), o)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		if err := writeJSON(g.stdout, res); err != nil {
+			return err
+		}
+	} else {
+		verb := "removed"
+		if f.dryRun {
+			verb = "would remove"
+		}
+		fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, units.FormatSize(res.Bytes), res.Kept, units.FormatSize(res.KeptBytes))
+		if f.trees {
+			fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, units.FormatSize(res.TreeBytes))
+		}
+	}
+	if f.dryRun && res.Entries+res.Trees > 0 {
+		return checkFound()
+	}
+	return nil
 }

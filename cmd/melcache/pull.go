@@ -1,22 +1,15 @@
 package main
 
 import (
-	"strings"
-
+	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
 
 func init() { addCommand(newPullCmd) }
 
-func newPullCmd(g *globals) *cobra.Command {
-	var f snapshotFlags
-	var replace, requireDigest bool
-	var restoreKeys []string
-	c := &cobra.Command{
-		Use:   "pull [REF]",
-		Short: "Restore the caches from a snapshot",
-		Long: `pull restores gomodcache/ and gocache/ of the cache directory from a snapshot.
+// pullLong is the help text of `melcache pull`.
+const pullLong = `pull restores gomodcache/ and gocache/ of the cache directory from a snapshot.
 REF is a registry reference (HOST/REPO[:TAG|@sha256:...]), oci:PATH[:TAG] for
 an OCI image layout, or nothing for the embedded store. With --restore-keys,
 when REF's tag does not exist, the newest snapshot whose tag starts with the
@@ -28,74 +21,86 @@ present are reused, only layers holding missing files are downloaded, every
 file is verified, and the new state is swapped in atomically: an interrupted
 pull leaves the old caches, and the next command finishes or rolls it back.
 Restored entries are marked used two hours ago and trim.txt is reset, so Go
-keeps them.`,
-		Example: `  melcache pull ghcr.io/acme/gocache:main
+keeps them.`
+
+// pullExample are the examples in the help of `melcache pull`.
+const pullExample = `  melcache pull ghcr.io/acme/gocache:main
   melcache pull --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml \
       --restore-keys 'go-{go}-{arch}-' ghcr.io/acme/gocache
   melcache pull oci:/srv/cache-layout:nightly --replace
   melcache pull --require-digest ghcr.io/acme/gocache@sha256:4f1c...   # pinned
   melcache pull                                   # embedded store, tag latest
-  melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			limitMemory()
-			s, tag, digest, err := f.openRef(ctx, g, argOr(args))
-			if err != nil {
-				return err
-			}
-			if requireDigest && digest == "" {
-				// A tag is whatever the last pusher made it; only a
-				// digest names content (docs/security.md).
-				return usageErrorf("--require-digest: %q names no digest: pin it as REPO@sha256:<digest> (melcache ls shows digests)", argOr(args))
-			}
-			if requireDigest && len(restoreKeys) > 0 {
-				return usageErrorf("--require-digest: --restore-keys would pick a snapshot by tag prefix; give a pinned REPO@sha256:<digest> only")
-			}
-			var keys []string
-			for _, k := range restoreKeys {
-				for _, p := range strings.Split(k, ",") {
-					if p = strings.TrimSpace(p); p == "" {
-						continue
-					}
-					// Prefixes are templates too, but not cut to a tag:
-					// a prefix may end in '-'.
-					e, err := f.expand(p)
-					if err != nil {
-						return usageErrorf("--restore-keys: %v", err)
-					}
-					keys = append(keys, e)
-				}
-			}
-			ref := tag
-			if digest != "" {
-				ref = digest
-			}
-			if ref == "" && len(keys) == 0 {
-				ref = defaultTag
-			}
-			l, err := f.layout(true)
-			if err != nil {
-				return err
-			}
-			o := f.options(g)
-			o.Replace, o.RestoreKeys = replace, keys
-			if o.Only, err = oci.ParseOnly(f.only); err != nil {
-				return usageErrorf("%v", err)
-			}
-			p := f.progress(g)
-			o.Progress = p
-			res, err := oci.Pull(ctx, l, s, ref, o)
-			p.Wait()
-			if err != nil {
-				return err
-			}
-			return printResult(g.stdout, f.json, res)
-		},
+  melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`
+
+func newPullCmd(g *globals) *cobra.Command {
+	var fl pullFlags
+	c := &cobra.Command{
+		Use:     "pull [REF]",
+		Short:   "Restore the caches from a snapshot",
+		Long:    pullLong,
+		Example: pullExample,
+		Args:    cobra.MaximumNArgs(1),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runPull(cmd, g, &fl, args) },
 	}
-	f.register(c, false)
-	c.Flags().BoolVar(&replace, "replace", false, "make the caches exactly the snapshot (default: merge)")
-	c.Flags().BoolVar(&requireDigest, "require-digest", false, "refuse a REF without @sha256:<digest> (pin the exact snapshot; see docs/security.md)")
-	c.Flags().StringSliceVar(&restoreKeys, "restore-keys", nil, "tag prefixes to fall back to, in order (repeat or comma-separate)")
+	fl.register(c, false)
+	c.Flags().BoolVar(&fl.replace, "replace", false, "make the caches exactly the snapshot (default: merge)")
+	c.Flags().BoolVar(&fl.requireDigest, "require-digest", false, "refuse a REF without @sha256:<digest> (pin the exact snapshot; see docs/security.md)")
+	c.Flags().StringSliceVar(&fl.restoreKeys, "restore-keys", nil, "tag prefixes to fall back to, in order (repeat or comma-separate)")
 	return c
+}
+
+// pullFlags are the flags of the command runPull runs.
+type pullFlags struct {
+	snapshotFlags
+	replace       bool
+	requireDigest bool
+	restoreKeys   []string
+}
+
+// runPull runs the command with its flags and prints the result.
+func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error {
+	ctx := cmd.Context()
+	limitMemory()
+	s, tag, digest, err := f.openRef(ctx, g, argOr(args))
+	if err != nil {
+		return err
+	}
+	if f.requireDigest && digest == "" {
+		// A tag is whatever the last pusher made it; only a
+		// digest names content (docs/security.md).
+		return usageErrorf("--require-digest: %q names no digest: pin it as REPO@sha256:<digest> (melcache ls shows digests)", argOr(args))
+	}
+	if f.requireDigest && len(f.restoreKeys) > 0 {
+		return usageErrorf("--require-digest: --restore-keys would pick a snapshot by tag prefix; give a pinned REPO@sha256:<digest> only")
+	}
+	// Prefixes are templates too, but not cut to a tag: a prefix
+	// may end in '-'.
+	keys, err := build.ExpandRestoreKeys(f.restoreKeys, f.keyOptions())
+	if err != nil {
+		return err
+	}
+	ref := tag
+	if digest != "" {
+		ref = digest
+	}
+	if ref == "" && len(keys) == 0 {
+		ref = build.DefaultTag
+	}
+	l, err := f.layout(true)
+	if err != nil {
+		return err
+	}
+	o := f.options(g)
+	o.Replace, o.RestoreKeys = f.replace, keys
+	if o.Only, err = oci.ParseOnly(f.only); err != nil {
+		return usageErrorf("%v", err)
+	}
+	p := f.progress(g)
+	o.Progress = p
+	res, err := oci.Pull(ctx, l, s, ref, o)
+	p.Wait()
+	if err != nil {
+		return err
+	}
+	return printResult(g.stdout, f.json, res)
 }

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime/debug"
 
+	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
@@ -64,34 +64,22 @@ const (
 	caCertUsage = "PEM file of CA certificates to trust for the registry, besides the system roots"
 )
 
-// defaultTag is used when neither REF nor --key names a tag.
-const defaultTag = "latest"
-
 // openRef parses REF (empty: the embedded store), opens its store and works
 // out the tag from REF or --key. digest is set for a digest-pinned REF.
 func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s oci.Store, tag, digest string, err error) {
-	ref, err := oci.ParseRef(arg, oci.RefOptions{Insecure: f.insecure})
-	if err != nil {
-		return nil, "", "", usageErrorf("%v", err)
+	t, err := build.OpenRef(ctx, arg, build.RefOptions{Insecure: f.insecure, CACert: f.caCert, Log: g.log,
+		Key: f.key, KeyOptions: f.keyOptions()})
+	var ue *build.UsageError
+	if errors.As(err, &ue) {
+		return nil, "", "", usageErrorf("%v", ue.Err)
 	}
-	s, tag, err = oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
 	if err != nil {
 		return nil, "", "", err
 	}
-	if f.key != "" {
-		if tag != "" || ref.Digest != "" {
-			return nil, "", "", usageErrorf("%s already names a tag or digest; --key sets the tag: give the repository only", arg)
-		}
-		if tag, err = f.expand(f.key); err != nil {
-			return nil, "", "", usageErrorf("%v", err)
-		}
-	}
-	return s, tag, ref.Digest, nil
+	return t.Store, t.Tag, t.Digest, nil
 }
 
-func (f *snapshotFlags) expand(tpl string) (string, error) {
-	return oci.ExpandKey(tpl, oci.KeyOptions{Config: f.config})
-}
+func (f *snapshotFlags) keyOptions() oci.KeyOptions { return oci.KeyOptions{Config: f.config} }
 
 // progress returns bars on a terminal stderr unless --json or --quiet; the
 // caller must Wait on it after the transfer.
@@ -128,12 +116,8 @@ func (f *snapshotFlags) layout(missingOK bool) (mount.Layout, error) {
 	return l, nil
 }
 
-func newPushCmd(g *globals) *cobra.Command {
-	var f snapshotFlags
-	c := &cobra.Command{
-		Use:   "push [REF]",
-		Short: "Snapshot the caches to a registry, an OCI layout or the embedded store",
-		Long: `push snapshots gomodcache/ and gocache/ of the cache directory as an OCI
+// pushLong is the help text of `melcache push`.
+const pushLong = `push snapshots gomodcache/ and gocache/ of the cache directory as an OCI
 artifact (docs/format.md). REF is a registry reference (HOST/REPO[:TAG]),
 oci:PATH[:TAG] for an OCI image layout, or nothing for the embedded store under
 the user's cache directory. The tag is REF's, or --key's expansion, or "latest".
@@ -141,13 +125,23 @@ the user's cache directory. The tag is REF's, or --key's expansion, or "latest".
 Only what changed since the snapshot last pushed to or pulled from the same
 store is uploaded, as one new layer per cache; an unchanged cache uploads
 nothing. GOCACHE entries a running build is still writing are skipped and
-counted. Plain HTTP is used only for loopback registries unless --insecure.`,
-		Example: `  melcache push ghcr.io/acme/gocache:main
+counted. Plain HTTP is used only for loopback registries unless --insecure.`
+
+// pushExample are the examples in the help of `melcache push`.
+const pushExample = `  melcache push ghcr.io/acme/gocache:main
   melcache push --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml ghcr.io/acme/gocache
   melcache push oci:/srv/cache-layout:nightly --json
   melcache push                                   # embedded store, tag latest
-  melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version`,
-		Args: cobra.MaximumNArgs(1),
+  melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version`
+
+func newPushCmd(g *globals) *cobra.Command {
+	var f snapshotFlags
+	c := &cobra.Command{
+		Use:     "push [REF]",
+		Short:   "Snapshot the caches to a registry, an OCI layout or the embedded store",
+		Long:    pushLong,
+		Example: pushExample,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			limitMemory()
@@ -163,7 +157,7 @@ counted. Plain HTTP is used only for loopback registries unless --insecure.`,
 				return usageErrorf("push needs a tag, not a digest: %s", args[0])
 			}
 			if tag == "" {
-				tag = defaultTag
+				tag = build.DefaultTag
 			}
 			o := f.options(g)
 			if o.Only, err = oci.ParseOnly(f.only); err != nil {
@@ -181,56 +175,4 @@ counted. Plain HTTP is used only for loopback registries unless --insecure.`,
 	}
 	f.register(c, true)
 	return c
-}
-
-func argOr(args []string) string {
-	if len(args) == 0 {
-		return ""
-	}
-	return args[0]
-}
-
-func printResult(w io.Writer, asJSON bool, r *oci.Result) error {
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
-	}
-	where := r.Store
-	if r.Tag != "" {
-		where += ":" + r.Tag
-	}
-	switch {
-	case r.Direction == "push" && r.Unchanged:
-		fmt.Fprintf(w, "unchanged: %s@%s (%d files, %s); nothing uploaded\n", where, r.Digest, r.Files, humanBytes(r.Bytes))
-	case r.Direction == "push":
-		fmt.Fprintf(w, "pushed %s@%s: %d files (%s), %d new layers (%s), %d blobs already there, %.1fs\n",
-			where, r.Digest, r.Files, humanBytes(r.Bytes), r.Layers, humanBytes(r.DataBytes), r.BlobsSkipped, r.Seconds)
-		if r.Compacted != "" {
-			fmt.Fprintf(w, "compacted: %s\n", r.Compacted)
-		}
-	default:
-		fmt.Fprintf(w, "pulled %s@%s (%s): %d files (%s), %d files written from %d layers (%s), %d layers not needed, %.1fs\n",
-			where, r.Digest, r.Resolved, r.Files, humanBytes(r.Bytes), r.FilesWritten, r.Layers, humanBytes(r.DataBytes), r.BlobsSkipped, r.Seconds)
-	}
-	if r.Writing > 0 {
-		fmt.Fprintf(w, "skipped %d GOCACHE entries still being written by a build\n", r.Writing)
-	}
-	if r.Other > 0 {
-		fmt.Fprintf(w, "skipped %d entries that are neither files nor directories\n", r.Other)
-	}
-	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,0 +1,110 @@
+package build
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/melcache/melcache/envinject"
+	"github.com/melcache/melcache/mount"
+)
+
+// readEnvFiles reads melange --env-file files (KEY=VALUE lines, # comments).
+func readEnvFiles(paths []string) ([]envinject.Var, error) {
+	var out []envinject.Var
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(f)
+		n := 0
+		for sc.Scan() {
+			n++
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			v, err := envinject.ParseVar(line)
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s:%d: %w", p, n, err)
+			}
+			out = append(out, v)
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return out, nil
+}
+
+// checkConfig reports the caches a build of the config really uses (YAML
+// over --env-file over melange's and Go's defaults) and inject's findings.
+func checkConfig(path string, envFiles []string) []check {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return []check{{Name: "config", Status: mount.CheckFail, Message: err.Error(), Fix: "give --config a readable melange YAML"}}
+	}
+	vars, err := readEnvFiles(envFiles)
+	if err != nil {
+		return []check{{Name: "config", Status: mount.CheckFail, Message: err.Error(), Fix: "fix the --env-file"}}
+	}
+	c, err := envinject.EffectiveCaches(src, vars)
+	if err != nil {
+		return []check{{Name: "config", Status: mount.CheckFail, Message: fmt.Sprintf("%s: %v", path, err), Fix: "fix the YAML"}}
+	}
+	injectFix := "melcache inject -w " + path + " (or melcache inject --env-file FILE " + path + " and pass melange --env-file FILE)"
+	var out []check
+	for _, s := range []struct {
+		name string
+		set  envinject.Setting
+	}{{"GOMODCACHE", c.GoModCache}, {"GOCACHE", c.GoCache}} {
+		where := s.set.From
+		if s.set.From == envinject.FromYAML {
+			where = fmt.Sprintf("%s:%d:%d", path, s.set.Line, s.set.Col)
+		}
+		msg := fmt.Sprintf("%s=%s (from %s)", s.name, s.set.Value, where)
+		if !s.set.Persists {
+			out = append(out, check{Name: "config", Status: mount.CheckFail,
+				Message: msg + ": not under " + envinject.GuestRoot + ", so it is thrown away with the build workspace", Fix: injectFix})
+			continue
+		}
+		out = append(out, check{Name: "config", Status: mount.CheckPass, Message: msg})
+	}
+	res, err := envinject.Inject(src, envinject.Options{})
+	if err == nil {
+		for _, f := range res.Findings {
+			out = append(out, check{Name: "config", Status: mount.CheckWarn,
+				Message: fmt.Sprintf("%s:%d:%d: %s", path, f.Line, f.Col, f.Msg), Fix: f.Fix})
+		}
+	}
+	return out
+}
+
+// checkToolchain compares go.mod's go line with the Go the build uses.
+func checkToolchain(ctx context.Context, config, source string, envFiles []string) check {
+	env := os.Environ()
+	if vars, err := readEnvFiles(envFiles); err == nil {
+		for _, v := range vars {
+			env = append(env, v.Key+"="+v.Value)
+		}
+	}
+	err := mount.CheckToolchain(ctx, mount.PreloadOptions{Config: config, Source: source, Env: env})
+	var te *mount.ToolchainError
+	switch {
+	case err == nil:
+		return check{Name: "toolchain", Status: mount.CheckPass, Message: "the build's Go satisfies every go.mod go line"}
+	case errors.As(err, &te):
+		return check{Name: "toolchain", Status: mount.CheckFail,
+			Message: fmt.Sprintf("%s:%d: go %s is newer than %s, and %s: the build would fail", te.File, te.Line, te.Needs, te.Have, te.Why),
+			Fix:     te.Solution}
+	case errors.Is(err, mount.ErrNoSource):
+		return check{Name: "toolchain", Status: mount.CheckSkip, Message: err.Error()}
+	}
+	return check{Name: "toolchain", Status: mount.CheckWarn, Message: err.Error()}
+}

@@ -1,0 +1,167 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/melcache/melcache/mount"
+	"github.com/melcache/melcache/oci"
+)
+
+// prepare prepares the cache dir unless it already is. mount.Prepare takes
+// the lock exclusively (it may create and chown), so calling it on every
+// build would make a second build on the same dir wait for the first one's
+// melange to finish: builds are meant to share the lock.
+func (b *run) prepare(ctx context.Context) error {
+	l := b.cfg.Layout
+	if prepared(l) {
+		b.cacheOK = true
+		return nil
+	}
+	res, err := l.Prepare(ctx, mount.PrepareOptions{Log: b.log, LockOptions: b.o.LockOptions})
+	if err != nil {
+		return b.cacheProblem("prepare "+l.Dir, err)
+	}
+	for _, w := range res.Warnings {
+		b.warn(w)
+	}
+	b.cacheOK = true
+	return nil
+}
+
+// prepared reports whether l is laid out and owned by the current user, so
+// that Prepare would change nothing.
+func prepared(l mount.Layout) bool {
+	paths := []string{l.Dir, l.State, filepath.Join(l.CacheDir(mount.GoCache), "README")}
+	for _, c := range l.Caches() {
+		paths = append(paths, l.CacheDir(c))
+	}
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return false
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
+			return false
+		}
+	}
+	return true
+}
+
+// pull restores the snapshot ref (or a restore-key match) from s. A miss
+// is the first build of a key: a notice, not even a warning.
+func (b *run) pull(ctx context.Context, s oci.Store, ref string, keys []string) error {
+	if ref == "" && len(keys) == 0 {
+		ref = DefaultTag
+	}
+	o := oci.Options{RestoreKeys: keys, Log: b.log, LockOptions: b.o.LockOptions}
+	wait := b.progress(&o)
+	res, err := oci.Pull(ctx, b.cfg.Layout, s, ref, o)
+	wait()
+	switch {
+	case err == nil:
+		b.report.Pull = res
+		b.log.Info("restored the caches", "from", res.Store, "tag", res.Tag, "resolved", res.Resolved, "files", res.FilesWritten)
+		return nil
+	case errors.Is(err, oci.ErrNotFound):
+		b.report.PullMiss = true
+		b.o.notice(describeMiss(ref, s, keys))
+		return nil
+	}
+	return b.cacheProblem("pull from "+s.String(), err)
+}
+
+// progress sets o.Progress when the caller asked for progress and returns
+// the function that waits for its display to finish.
+func (b *run) progress(o *oci.Options) (wait func()) {
+	if b.o.Progress == nil {
+		return func() {}
+	}
+	p := b.o.Progress()
+	o.Progress = p
+	return p.Wait
+}
+
+// lockShared takes the shared lock held through the build, after finishing
+// an interrupted restore (which needs it exclusively: Push would otherwise
+// try to take that while this process holds the shared one).
+func (b *run) lockShared(ctx context.Context) error {
+	if err := b.finishInterruptedRestore(ctx); err != nil {
+		b.cacheOK = false
+		return b.cacheProblem("finishing an interrupted restore", err)
+	}
+	k, err := b.cfg.Layout.Lock(ctx, mount.Shared, b.o.LockOptions)
+	if err != nil {
+		b.cacheOK = false
+		return b.cacheProblem("locking "+b.cfg.Layout.Dir, err)
+	}
+	b.lock = k
+	return nil
+}
+
+// finishInterruptedRestore completes or rolls back a restore a killed pull
+// left behind (oci.RecoverInterrupted takes the exclusive lock for it) and
+// warns what it did.
+func (b *run) finishInterruptedRestore(ctx context.Context) error {
+	did, err := oci.RecoverInterrupted(ctx, b.cfg.Layout, oci.RecoverOptions{LockOptions: b.o.LockOptions})
+	if did != "" {
+		b.warn(did)
+	}
+	return err
+}
+
+// preload downloads the modules the config builds. A toolchain the build
+// cannot use is bad input: the build cannot succeed.
+func (b *run) preload(ctx context.Context) error {
+	res, err := b.cfg.Layout.Preload(ctx, mount.PreloadOptions{Config: b.cfg.Config, Lock: b.lock, Log: b.log})
+	var te *mount.ToolchainError
+	switch {
+	case errors.As(err, &te):
+		return err
+	case err != nil:
+		return b.cacheProblem("preload", err)
+	}
+	n := 0
+	for _, m := range res.Modules {
+		n += m.New
+	}
+	b.report.Preloaded = &n
+	return nil
+}
+
+// mark marks the build cache so that hits and misses can be counted after
+// melange.
+func (b *run) mark(ctx context.Context) error {
+	rec, err := b.cfg.Layout.Mark(ctx, mount.MarkOptions{Now: b.o.now, Lock: b.lock})
+	if err != nil {
+		return b.cacheProblem("mark", err)
+	}
+	b.markTime = rec.Time
+	return nil
+}
+
+// pushDelta pushes what the build added. Its failure is a warning (the
+// build's result stands) unless Strict.
+func (b *run) pushDelta(ctx context.Context, s oci.Store, tag string) error {
+	o := oci.Options{Lock: b.lock, Log: b.log, LockOptions: b.o.LockOptions}
+	o.GoVersion, _ = oci.GoPackage(b.cfg.Config)
+	wait := b.progress(&o)
+	res, err := oci.Push(ctx, b.cfg.Layout, s, tag, o)
+	wait()
+	if err != nil {
+		if b.cfg.Strict {
+			return fmt.Errorf("push to %s (--strict): %w", s, err)
+		}
+		b.warn(fmt.Sprintf("push to %s: %v; the build's result stands", s, err))
+		return nil
+	}
+	b.report.Push = res
+	return nil
+}
+
+func joinArgs(argv []string) string { return strings.Join(argv, " ") }

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/melcache/melcache/internal/units"
+	"github.com/melcache/melcache/oci"
+)
+
+func argOr(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+// printResult prints a push or pull result as a line or two, or JSON.
+func printResult(w io.Writer, asJSON bool, r *oci.Result) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	where := r.Store
+	if r.Tag != "" {
+		where += ":" + r.Tag
+	}
+	switch {
+	case r.Direction == "push" && r.Unchanged:
+		fmt.Fprintf(w, "unchanged: %s@%s (%d files, %s); nothing uploaded\n", where, r.Digest, r.Files, units.FormatSize(r.Bytes))
+	case r.Direction == "push":
+		fmt.Fprintf(w, "pushed %s@%s: %d files (%s), %d new layers (%s), %d blobs already there, %.1fs\n",
+			where, r.Digest, r.Files, units.FormatSize(r.Bytes), r.Layers, units.FormatSize(r.DataBytes), r.BlobsSkipped, r.Seconds)
+		if r.Compacted != "" {
+			fmt.Fprintf(w, "compacted: %s\n", r.Compacted)
+		}
+	default:
+		fmt.Fprintf(w, "pulled %s@%s (%s): %d files (%s), %d files written from %d layers (%s), %d layers not needed, %.1fs\n",
+			where, r.Digest, r.Resolved, r.Files, units.FormatSize(r.Bytes), r.FilesWritten, r.Layers, units.FormatSize(r.DataBytes), r.BlobsSkipped, r.Seconds)
+	}
+	if r.Writing > 0 {
+		fmt.Fprintf(w, "skipped %d GOCACHE entries still being written by a build\n", r.Writing)
+	}
+	if r.Other > 0 {
+		fmt.Fprintf(w, "skipped %d entries that are neither files nor directories\n", r.Other)
+	}
+	return nil
+}
