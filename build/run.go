@@ -17,7 +17,7 @@ import (
 // the build's writes are thrown away (docs/background.md, "Runners").
 const qemuVirtiofsEnv = "QEMU_USE_VIRTIOFS"
 
-// run is one Run: the steps of docs/architecture.md "build", each a library
+// run is one Run: the steps of docs/architecture.md "Data flow" (6. Build), each a library
 // call (mount, oci, envinject). It only sequences them, applies the failure
 // policy and fills in the report.
 type run struct {
