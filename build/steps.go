@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
 )
@@ -46,7 +46,7 @@ func prepared(l mount.Layout) bool {
 		if err != nil {
 			return false
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() {
+		if uid, _, ok := fsutil.OwnerOf(fi); !ok || uid != os.Getuid() {
 			return false
 		}
 	}
