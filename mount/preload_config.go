@@ -43,40 +43,9 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 			checkout = &steps[i]
 		}
 	}
-	destination := "."
-	if checkout == nil {
-		// Without a fetch step melange builds the config's directory (its
-		// --source-dir default).
-		dir, err := filepath.Abs(filepath.Dir(file))
-		if err != nil {
-			return src, err
-		}
-		src.root, src.label = dir, filepath.Dir(file)
-	} else {
-		with := map[string]string{}
-		for k, v := range checkout.With {
-			sv, err := substitute(subst, v)
-			if err != nil {
-				return src, fmt.Errorf("preload: %s:%d: git-checkout %s: %w", file, checkout.Line, k, err)
-			}
-			with[k] = sv
-		}
-		if with["repository"] == "" {
-			return src, fmt.Errorf("preload: %s:%d: git-checkout has no repository", file, checkout.Line)
-		}
-		if with["destination"] != "" {
-			destination = with["destination"]
-		}
-		dir, co, err := p.clone(ctx, file, checkout.Line, with)
-		src.cleanup = func() { os.RemoveAll(dir) }
-		if err != nil {
-			return src, err
-		}
-		src.root, src.checkout = dir, co
-		src.label = co.Repository
-		if co.Ref != "" {
-			src.label += "@" + co.Ref
-		}
+	destination, err := p.fetchSource(ctx, file, subst, checkout, &src)
+	if err != nil {
+		return src, err
 	}
 
 	// The modroots of the go/build steps, relative to where the sources
@@ -130,6 +99,48 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 		}
 	}
 	return src, nil
+}
+
+// fetchSource sets src.root and src.label to the sources a config builds:
+// the config's directory (melange's --source-dir default) without a
+// git-checkout step, else a clone of its repository (src.checkout, and
+// src.cleanup removes it). It returns the checkout's destination under
+// /home/build ("." by default).
+func (p *preloader) fetchSource(ctx context.Context, file string, subst map[string]string, checkout *envinject.StepAt, src *preloadSource) (destination string, err error) {
+	destination = "."
+	if checkout == nil {
+		dir, err := filepath.Abs(filepath.Dir(file))
+		if err != nil {
+			return destination, err
+		}
+		src.root, src.label = dir, filepath.Dir(file)
+		return destination, nil
+	}
+	with := map[string]string{}
+	for k, v := range checkout.With {
+		sv, err := substitute(subst, v)
+		if err != nil {
+			return destination, fmt.Errorf("preload: %s:%d: git-checkout %s: %w", file, checkout.Line, k, err)
+		}
+		with[k] = sv
+	}
+	if with["repository"] == "" {
+		return destination, fmt.Errorf("preload: %s:%d: git-checkout has no repository", file, checkout.Line)
+	}
+	if with["destination"] != "" {
+		destination = with["destination"]
+	}
+	dir, co, err := p.clone(ctx, file, checkout.Line, with)
+	src.cleanup = func() { os.RemoveAll(dir) }
+	if err != nil {
+		return destination, err
+	}
+	src.root, src.checkout = dir, co
+	src.label = co.Repository
+	if co.Ref != "" {
+		src.label += "@" + co.Ref
+	}
+	return destination, nil
 }
 
 // guestRelative maps a go/build modroot, seen from the step's working

@@ -81,26 +81,9 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 		owner = *o.Owner
 	}
 	res := &PrepareResult{Owner: owner}
-	if err := checkCanChown(owner); err != nil {
-		return nil, err
-	}
-	dirExists, err := l.checkDir()
+	dirExists, err := l.checkPrepare(owner, o)
 	if err != nil {
 		return nil, err
-	}
-	if dirExists {
-		for _, p := range append(cacheDirs(l), l.State) {
-			if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
-				return nil, fmt.Errorf("%s exists and is not a directory; melcache will not replace it", p)
-			}
-		}
-	}
-	if o.FromHost != "" {
-		if fi, err := os.Stat(downloadDir(o.FromHost)); err != nil {
-			return nil, fmt.Errorf("--from-host: host module cache %s: %w", o.FromHost, err)
-		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("--from-host: %s is not a directory", downloadDir(o.FromHost))
-		}
 	}
 
 	mkdir := func(p string, chown bool) error {
@@ -184,6 +167,35 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 			l.Dir, fi.Mode().Perm(), owner, l.Dir))
 	}
 	return res, nil
+}
+
+// checkPrepare runs Prepare's checks, before anything changes: the caller
+// may give files to owner, the cache directory is writable or can be
+// created in its parent (dirExists reports whether it exists), melcache's
+// entries in it are directories, and o.FromHost holds a module cache.
+func (l Layout) checkPrepare(owner Owner, o PrepareOptions) (dirExists bool, err error) {
+	if err := checkCanChown(owner); err != nil {
+		return false, err
+	}
+	dirExists, err = l.checkDir()
+	if err != nil {
+		return false, err
+	}
+	if dirExists {
+		for _, p := range append(cacheDirs(l), l.State) {
+			if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+				return false, fmt.Errorf("%s exists and is not a directory; melcache will not replace it", p)
+			}
+		}
+	}
+	if o.FromHost != "" {
+		if fi, err := os.Stat(downloadDir(o.FromHost)); err != nil {
+			return false, fmt.Errorf("--from-host: host module cache %s: %w", o.FromHost, err)
+		} else if !fi.IsDir() {
+			return false, fmt.Errorf("--from-host: %s is not a directory", downloadDir(o.FromHost))
+		}
+	}
+	return dirExists, nil
 }
 
 // canEnter reports whether o may traverse the directory fi describes, by its
