@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 
@@ -79,15 +80,11 @@ func newInjectCmd(g *globals) *cobra.Command {
 }
 
 func runInject(ctx context.Context, g *globals, f *injectFlags, args []string) error {
-	opts, err := f.options()
+	opts, vars, err := f.options()
 	if err != nil {
 		return err
 	}
 	if f.envFile != "" {
-		vars, err := envinject.DefaultVars(opts)
-		if err != nil {
-			return usageErrorf("%v", err)
-		}
 		if err := envinject.SaveEnvFile(f.envFile, vars); err != nil {
 			return fmt.Errorf("--env-file %w", err)
 		}
@@ -125,26 +122,30 @@ func runInject(ctx context.Context, g *globals, f *injectFlags, args []string) e
 	return nil
 }
 
-// options checks inject's flags and returns envinject's options.
-func (f *injectFlags) options() (envinject.Options, error) {
+// options checks inject's flags; it returns envinject's options and their variables.
+func (f *injectFlags) options() (envinject.Options, []envinject.Var, error) {
 	opts := envinject.Options{GoModCache: f.gomodcache, GoCache: f.gocache, Offline: f.offline, Force: f.force}
 	for _, s := range f.set {
 		v, err := envinject.ParseVar(s)
 		if err != nil {
-			return opts, usageErrorf("--set %v", err)
+			return opts, nil, usageErrorf("--set %v", err)
 		}
 		opts.Set = append(opts.Set, v)
 	}
-	if _, err := envinject.DefaultVars(opts); err != nil {
-		return opts, usageErrorf("%v", err)
+	vars, err := envinject.DefaultVars(opts)
+	if err != nil {
+		return opts, nil, usageErrorf("%v", err)
 	}
 	if f.jobs < 1 {
-		return opts, usageErrorf("--jobs %d: want at least 1", f.jobs)
+		return opts, nil, usageErrorf("--jobs %d: want at least 1", f.jobs)
 	}
 	if f.envFile != "" && (f.write || f.list || f.diff) {
-		return opts, usageErrorf("--env-file writes no YAML: it cannot be combined with -w, -l or -d")
+		return opts, nil, usageErrorf("--env-file writes no YAML: it cannot be combined with -w, -l or -d")
 	}
-	return opts, nil
+	if err := envinject.WriteEnvFile(io.Discard, vars); err != nil && f.envFile != "" {
+		return opts, nil, usageErrorf("--env-file: %v", err)
+	}
+	return opts, vars, nil
 }
 
 // injectTally counts inject's outcomes for the exit status.
