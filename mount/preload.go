@@ -44,6 +44,9 @@ type PreloadOptions struct {
 	// takes a shared one, as a build does: Go's module cache tolerates
 	// concurrent writers).
 	Lock *Lock
+	// LockOptions configure waiting for the shared lock when Lock is nil;
+	// with no OnWait the wait is logged.
+	LockOptions LockOptions
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
 	// Now is the clock (nil: time.Now), used to tell new downloads from
@@ -112,9 +115,13 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 	if err := os.MkdirAll(modcache, 0o755); err != nil {
 		return nil, fmt.Errorf("preload: create module cache %s: %w", modcache, err)
 	}
-	release, err := l.Acquire(ctx, o.Lock, Shared, LockOptions{OnWait: func(h []Holder) {
-		p.log.Info("waiting for the cache directory lock", "dir", l.Dir, "holders", fmt.Sprint(h))
-	}})
+	lo := o.LockOptions
+	if lo.OnWait == nil {
+		lo.OnWait = func(h []Holder) {
+			p.log.Info("waiting for the cache directory lock", "dir", l.Dir, "holders", fmt.Sprint(h))
+		}
+	}
+	release, err := l.Acquire(ctx, o.Lock, Shared, lo)
 	if err != nil {
 		return nil, err
 	}

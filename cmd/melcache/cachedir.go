@@ -40,7 +40,13 @@ func (f *cacheDirFlags) layout() (mount.Layout, error) {
 // caches. status and doctor only report a pending journal: they never change
 // the caches.
 func (f *cacheDirFlags) recoverRestore(ctx context.Context, g *globals, l mount.Layout) error {
-	did, err := oci.RecoverInterrupted(ctx, l, oci.RecoverOptions{LockOptions: f.lockOptions(g, l)})
+	return recoverFirst(ctx, g, l, f.lockOptions(g, l))
+}
+
+// recoverFirst is recoverRestore for commands without cacheDirFlags: it
+// says on stderr what it finished.
+func recoverFirst(ctx context.Context, g *globals, l mount.Layout, lo mount.LockOptions) error {
+	did, err := oci.RecoverInterrupted(ctx, l, oci.RecoverOptions{LockOptions: lo})
 	if did != "" {
 		fmt.Fprintf(g.stderr, "melcache: %s in %s\n", did, l.Dir)
 	}

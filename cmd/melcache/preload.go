@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/melcache/melcache/mount"
 	"github.com/spf13/cobra"
+
+	"github.com/melcache/melcache/mount"
 )
 
 func init() { addCommand(newPreloadCmd) }
@@ -75,7 +76,13 @@ func runPreload(cmd *cobra.Command, g *globals, f *preloadFlags, args []string) 
 	if err != nil {
 		return err
 	}
-	res, err := l.Preload(cmd.Context(), mount.PreloadOptions{Source: f.source, Config: config, Log: g.log})
+	// Preload adds to the module cache: finish an interrupted restore first,
+	// as every command that changes the caches does.
+	lo := lockWaitOptions(g, l.Dir, false)
+	if err := recoverFirst(cmd.Context(), g, l, lo); err != nil {
+		return err
+	}
+	res, err := l.Preload(cmd.Context(), mount.PreloadOptions{Source: f.source, Config: config, Log: g.log, LockOptions: lo})
 	if err != nil {
 		return err
 	}

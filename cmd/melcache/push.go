@@ -7,10 +7,11 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/spf13/cobra"
+
 	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
-	"github.com/spf13/cobra"
 )
 
 func init() { addCommand(newPushCmd) }
@@ -89,9 +90,7 @@ func (f *snapshotFlags) progress(g *globals) *progressBars {
 
 func (f *snapshotFlags) options(g *globals) oci.Options {
 	o := oci.Options{Jobs: f.jobs, Compact: f.compact, Log: g.log,
-		LockOptions: mount.LockOptions{NoWait: f.noWait, OnWait: func(hs []mount.Holder) {
-			g.log.Info("waiting for the cache directory lock", "holders", fmt.Sprint(hs))
-		}}}
+		LockOptions: lockWaitOptions(g, f.dir, f.noWait)}
 	if f.config != "" {
 		o.GoVersion, _ = oci.GoPackage(f.config)
 	}

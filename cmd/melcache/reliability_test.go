@@ -550,7 +550,7 @@ func TestConcurrentPullsAndPushes(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("%v: exit %d\n%s", cmds[i], r.code, r.stderr)
 			}
-			if strings.Contains(r.stderr, "waiting for the cache directory lock") {
+			if strings.Contains(r.stderr, "melcache: waiting for the lock on ") {
 				waited++
 			}
 		}
@@ -608,7 +608,7 @@ func TestBuildsShareWhilePullWaits(t *testing.T) {
 		signalled := false
 		for sc.Scan() {
 			log.WriteString(sc.Text() + "\n")
-			if !signalled && strings.Contains(sc.Text(), "waiting for the cache directory lock") {
+			if !signalled && strings.Contains(sc.Text(), "melcache: waiting for the lock on ") {
 				close(waiting)
 				signalled = true
 			}
