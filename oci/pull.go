@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 )
 
@@ -61,7 +62,9 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 		res.Files, res.Bytes = countFiles(snap.Index)
 	}
 	if err := restore(ctx, l, s, snap, o, res); err != nil {
-		return nil, err
+		// Paths may be near PATH_MAX and errors name several: keep the
+		// message to a readable line.
+		return nil, fsutil.BoundedError(err)
 	}
 	log.Debug("restored snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "files written", res.FilesWritten)
 	return finish(l, s, tag, res, start, "pull")
