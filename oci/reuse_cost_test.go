@@ -84,3 +84,35 @@ func TestReusedRepullCostsNoMoreThanFirstPull(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRepullEmptyFiles measures a first pull and a fully reused
+// re-pull of a snapshot of MELCACHE_REPULL_FILES (default 100,000) empty
+// GOCACHE files: heap allocations per file and bytes allocated
+// (docs/benchmarks.md, "Re-pull of many small files"). Not run by CI.
+func BenchmarkRepullEmptyFiles(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("MELCACHE_REPULL_FILES")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	src := emptyFilesCache(b, n)
+	s := newMemStore()
+	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		dst := newLayout(b)
+		for _, name := range []string{"first", "repull"} {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			if _, err := Pull(ctx, dst, s, "k", Options{}); err != nil {
+				b.Fatal(err)
+			}
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(n), name+"-allocs/file")
+			b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), name+"-MB")
+		}
+	}
+}
