@@ -303,12 +303,25 @@ func (r *restorer) reusable(e *Entry, buf []byte) (uint8, error) {
 			return fetchIt, nil
 		}
 	}
-	if fi.Mode().Perm() != fs.FileMode(e.Mode) {
-		// A link would keep the local mode (it is the same inode), and
-		// changing it would change the live cache before the swap.
+	if fi.Mode().Perm() != fs.FileMode(e.Mode) || r.wrongOwner(e.Cache, fi) {
+		// A link would keep the local mode and owner (it is the same
+		// inode), and changing them would change the live cache before
+		// the swap.
 		return copyWithMode, nil
 	}
 	return linkIt, nil
+}
+
+// wrongOwner reports, for a root pull, whether a local file does not
+// belong to its cache's owner (an earlier root pull gave it to root): it is
+// copied, so that chown gives the copy to the owner.
+func (r *restorer) wrongOwner(c mount.Cache, fi fs.FileInfo) bool {
+	fo := r.owners[c]
+	if fo == nil || os.Geteuid() != 0 {
+		return false
+	}
+	uid, gid, ok := fsutil.OwnerOf(fi)
+	return ok && (uid != fo.uid || gid != fo.gid)
 }
 
 func ignoreGone(err error) error {

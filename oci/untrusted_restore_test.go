@@ -76,6 +76,21 @@ func TestPullGivesFilesToCacheOwner(t *testing.T) {
 	if n < 20 || someFile == "" {
 		t.Fatalf("only %d entries checked", n)
 	}
+	// A file an earlier root pull left to root is given back on the next
+	// pull, which reuses its content.
+	if err := os.Chown(someFile, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Pull(ctx, dst, s, "k", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FilesWritten != 0 {
+		t.Errorf("re-pull downloaded %d files, want all reused", res.FilesWritten)
+	}
+	if fi, err := os.Lstat(someFile); err != nil || fi.Sys().(*syscall.Stat_t).Uid != buildUID {
+		t.Fatalf("%s after a re-pull: %v, want owner %d", someFile, err, buildUID)
+	}
 	// As the build user: a new entry in a shard dir, and a use-mark
 	// refresh (an explicit mtime needs ownership, like Go's os.Chtimes).
 	shard := filepath.Dir(someFile)
