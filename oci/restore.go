@@ -424,8 +424,8 @@ func (r *restorer) stageLocal() error {
 func (r *restorer) stageKept() (int, error) {
 	var keep []entryKey
 	for k := range r.local {
-		if k.c == mount.GoCache && k.p == "trim.txt" {
-			continue // rewritten by seal
+		if k.c == mount.GoCache && (k.p == goTrimFile || strings.HasPrefix(k.p, goTrimFile+"/")) {
+			continue // rewritten by seal (a directory there is junk Go cannot use)
 		}
 		if !r.shadowed(k) {
 			keep = append(keep, k)

@@ -282,3 +282,24 @@ func TestPullRefusesTrimTxtDir(t *testing.T) {
 		t.Fatal("staging left behind")
 	}
 }
+
+// TestMergePullOverLocalTrimTxtDir: a build that made gocache/trim.txt a
+// directory does not make every merge pull fail; the pull writes Go's trim
+// file there.
+func TestMergePullOverLocalTrimTxtDir(t *testing.T) {
+	ctx := context.Background()
+	src := makeCache(t, testenv.TempDir(t))
+	s := newMemStore()
+	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	dst := newLayout(t)
+	trim := filepath.Join(dst.CacheDir(mount.GoCache), "trim.txt")
+	writeT(t, filepath.Join(trim, "x"), []byte("junk"), 0o644)
+	if _, err := Pull(ctx, dst, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(trim); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("trim.txt after the pull: %v %v", fi, err)
+	}
+}
