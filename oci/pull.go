@@ -18,7 +18,10 @@ import (
 // "Restore"). ref is a tag, a "sha256:..." digest, or empty when only
 // o.RestoreKeys are given. It holds the layout's lock exclusively and first
 // completes or rolls back an interrupted restore.
-func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (*Result, error) {
+func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (_ *Result, err error) {
+	// Paths and index names may be near PATH_MAX and an error may name
+	// several: keep the message to a readable line.
+	defer func() { err = fsutil.BoundedError(err) }()
 	start := time.Now()
 	log := o.log()
 	snap, tag, how, err := Resolve(ctx, s, ref, o.RestoreKeys)
@@ -62,9 +65,7 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 		res.Files, res.Bytes = countFiles(snap.Index)
 	}
 	if err := restore(ctx, l, s, snap, o, res); err != nil {
-		// Paths may be near PATH_MAX and errors name several: keep the
-		// message to a readable line.
-		return nil, fsutil.BoundedError(err)
+		return nil, err
 	}
 	log.Debug("restored snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "files written", res.FilesWritten)
 	return finish(l, s, tag, res, start, "pull")
