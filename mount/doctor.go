@@ -91,6 +91,10 @@ func (l Layout) Doctor(ctx context.Context, o DoctorOptions) []Check {
 func (l Layout) doctorDir(owner Owner, prep string) Check {
 	var missing []string
 	for _, c := range l.Caches() {
+		if err := l.CheckCacheRoot(c); err != nil {
+			return Check{Name: "dir", Status: CheckFail, Message: err.Error(),
+				Fix: "replace the link with a directory holding its files (mv), or move the whole cache dir to the other disk"}
+		}
 		if _, err := os.Stat(l.CacheDir(c)); err != nil {
 			missing = append(missing, l.CacheDir(c))
 		}

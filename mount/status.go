@@ -94,6 +94,11 @@ func (l Layout) Status(ctx context.Context, _ StatusOptions) (*Status, error) {
 func (l Layout) cacheStatus(ctx context.Context, c Cache) (*CacheStatus, error) {
 	dir := l.CacheDir(c)
 	cs := &CacheStatus{Name: c, Path: dir, GuestPath: l.GuestPath(c)}
+	// A linked root is refused, as push and pull refuse it: walking would
+	// count nothing while the shard scans below follow the link.
+	if err := l.CheckCacheRoot(c); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
 	use := func(t time.Time) {
 		if cs.OldestUse == nil || t.Before(*cs.OldestUse) {
 			cs.OldestUse = &t

@@ -225,6 +225,10 @@ func checkConfig(c *Config, m *v1.Manifest) error {
 	return nil
 }
 
+// goTrimFile is GOCACHE's trim.txt, which a restore rewrites (Restore,
+// step 7).
+const goTrimFile = "trim.txt"
+
 // goCacheDataName matches a GOCACHE output file, whose name is the SHA-256
 // of its content.
 var goCacheDataName = regexp.MustCompile(`^[0-9a-f]{2}/([0-9a-f]{64})-d$`)
@@ -254,6 +258,9 @@ func checkIndex(x *Index, c *Config) error {
 		}
 		switch e.Type {
 		case TypeDir:
+			if e.Cache == mount.GoCache && e.Path == goTrimFile {
+				return fmt.Errorf("snapshot index: %s/%s is a directory: a restore writes Go's trim file there", e.Cache, e.Path)
+			}
 		case TypeFile:
 			if e.Layer < 0 || e.Layer >= len(c.Layers) {
 				return fmt.Errorf("snapshot index: %s/%s names layer %d of %d", e.Cache, e.Path, e.Layer, len(c.Layers))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 )
 
@@ -17,7 +18,10 @@ import (
 // "Restore"). ref is a tag, a "sha256:..." digest, or empty when only
 // o.RestoreKeys are given. It holds the layout's lock exclusively and first
 // completes or rolls back an interrupted restore.
-func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (*Result, error) {
+func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (_ *Result, err error) {
+	// Paths and index names may be near PATH_MAX and an error may name
+	// several: keep the message to a readable line.
+	defer func() { err = fsutil.BoundedError(err) }()
 	start := time.Now()
 	log := o.log()
 	snap, tag, how, err := Resolve(ctx, s, ref, o.RestoreKeys)

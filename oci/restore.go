@@ -51,10 +51,37 @@ const layerRetries = 3
 // layerRetryBackoff is the first retry delay, doubled each time.
 var layerRetryBackoff = time.Second
 
+// entryKey names an entry by cache and cache-relative path. A struct, not
+// a joined string, so looking an entry up allocates nothing (a re-pull of a
+// million files makes millions of lookups).
+type entryKey struct {
+	c mount.Cache
+	p string
+}
+
+func (e *Entry) id() entryKey { return entryKey{e.Cache, e.Path} }
+
+// localEntry is a local file or directory; mode is read for directories
+// only (a merge keeps them with their mode), files are stat'ed when they
+// are checked for reuse.
 type localEntry struct {
 	dir  bool
 	mode fs.FileMode
-	size int64
+}
+
+// How a snapshot file is staged.
+const (
+	fetchIt      uint8 = iota // downloaded
+	linkIt                    // present locally with the same content and mode: hard-linked
+	copyWithMode              // same content, another mode: copied with the snapshot's mode
+)
+
+// stagedDir is a staged directory and the mode seal gives it; rel "" is
+// the cache root.
+type stagedDir struct {
+	c    mount.Cache
+	rel  string
+	mode fs.FileMode
 }
 
 // restore builds the new caches from snap in a staging directory and swaps
@@ -68,6 +95,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 	}
 	committed := false
 	defer func() {
+		r.closeRoots()
 		if !committed { // roll back: the caches were never touched
 			_ = fsutil.RemoveAll(r.stage)
 			_ = os.Remove(journalPath(l))
@@ -78,6 +106,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 			return err
 		}
 	}
+	r.closeRoots()
 	if err := r.journal(phaseSwap); err != nil {
 		return err
 	}
@@ -104,29 +133,23 @@ type restorer struct {
 	stage  string        // the staging directory
 	t0     time.Time     // start of the work, for the debug log's elapsed times
 	now    time.Time     // the restore's clock reading: trim.txt and use marks
-	owner  *fileOwner    // the cache dir's owner, who gets what a root pull creates
+	// owners gives, per cache, who gets what a root pull creates: the
+	// owner of the live cache root (prepare gives it to the build user),
+	// or DIR's owner for a cache that does not exist yet.
+	owners map[mount.Cache]*fileOwner
+
+	// Set by stageLocal: the staged cache roots, open, so that staged
+	// entries are named relative to them (stagefs.go).
+	roots map[mount.Cache]*os.File
 
 	// Set by plan.
-	local    map[string]localEntry // local files and directories by Entry.key
-	snapKeys map[string]*Entry     // the snapshot's entries by Entry.key
-	reuse    map[string]bool       // snapshot files present locally with the same content
+	local   map[entryKey]localEntry // local files and directories
+	snapIdx map[entryKey]int        // the snapshot's entries (merge only)
+	reuse   []uint8                 // per snapshot entry: fetchIt, linkIt or copyWithMode
+	reused  int                     // entries not fetchIt
 
 	// Set while staging.
-	dirModes map[string]fs.FileMode // staged directories and their final modes
-	created  []string               // staged paths this pull created (chowned by seal)
-}
-
-// linkJob stages a local file by hard link (or copy) from its live path.
-type linkJob struct{ from, to string }
-
-// newPath is where the entry (c, p) is staged.
-func (r *restorer) newPath(c mount.Cache, p string) string {
-	return filepath.Join(stagedNew(r.l, c), filepath.FromSlash(p))
-}
-
-// livePath is where the entry (c, p) is now.
-func (r *restorer) livePath(c mount.Cache, p string) string {
-	return filepath.Join(r.l.CacheDir(c), filepath.FromSlash(p))
+	dirs []stagedDir // staged directories and their final modes
 }
 
 func (r *restorer) journal(phase string) error {
@@ -140,6 +163,11 @@ func (r *restorer) begin() error {
 		return fmt.Errorf("pull into %s: recipe-mode directories (DIR is GOMODCACHE) cannot be swapped atomically; use a split layout (melcache prepare)", r.l.Dir)
 	}
 	r.caches = restoredCaches(r.l, r.snap, r.o)
+	for _, c := range r.caches {
+		if err := r.l.CheckCacheRoot(c); err != nil {
+			return fmt.Errorf("pull: %w", err)
+		}
+	}
 	r.stage = stagingDir(r.l)
 	if err := fsutil.RemoveAll(r.stage); err != nil {
 		return err
@@ -157,43 +185,155 @@ func (r *restorer) begin() error {
 	crashPoint("pull-journal")
 	r.t0 = time.Now()
 	umask() // read once now, before any goroutine creates files
-	r.owner = dirOwner(r.l.Dir)
+	dirOwn := ownerOf(r.l.Dir)
+	r.owners = map[mount.Cache]*fileOwner{}
+	for _, c := range r.caches {
+		r.owners[c] = dirOwn
+		if o := ownerOf(r.l.CacheDir(c)); o != nil {
+			r.owners[c] = o
+		}
+	}
 	r.now = r.o.now()
 	return nil
 }
 
 // plan lists the local caches and finds the snapshot files already present
-// with the same content: those are reused (hard-linked), the others
-// downloaded.
+// with the same content: those are reused (hard-linked, or copied when only
+// the mode differs), the others downloaded.
 func (r *restorer) plan() error {
-	r.local = map[string]localEntry{}
+	r.local = map[entryKey]localEntry{}
 	for _, c := range r.caches {
 		if err := r.listLocal(c); err != nil {
 			return err
 		}
 	}
-	r.snapKeys = make(map[string]*Entry, len(r.snap.Index.Entries))
-	var candidates []Entry
-	for i := range r.snap.Index.Entries {
-		e := &r.snap.Index.Entries[i]
-		r.snapKeys[e.key()] = e
-		if le, ok := r.local[e.key()]; ok && e.Type == TypeFile && !le.dir && le.size == e.Size {
-			candidates = append(candidates, Entry{Cache: e.Cache, Path: e.Path, Type: TypeFile, Size: e.Size})
+	entries := r.snap.Index.Entries
+	if !r.o.Replace {
+		r.snapIdx = make(map[entryKey]int, len(entries))
+	}
+	r.reuse = make([]uint8, len(entries))
+	var candidates []int
+	for i := range entries {
+		e := &entries[i]
+		if r.snapIdx != nil {
+			r.snapIdx[e.id()] = i
+		}
+		if le, ok := r.local[e.id()]; ok && e.Type == TypeFile && !le.dir {
+			candidates = append(candidates, i)
 		}
 	}
-	if err := hashEntries(r.ctx, r.l, candidates, r.o.jobs(), nil); err != nil {
+	if err := r.checkReuse(candidates); err != nil {
 		return err
 	}
-	r.reuse = map[string]bool{}
-	for _, c := range candidates {
-		if c.SHA256 == r.snapKeys[c.key()].SHA256 {
-			r.reuse[c.key()] = true
+	for _, st := range r.reuse {
+		if st != fetchIt {
+			r.reused++
 		}
 	}
 	return nil
 }
 
-// listLocal adds cache c's files and directories to r.local.
+// checkReuse sets r.reuse for the candidate entries (snapshot files present
+// locally): each local file is opened once, fstat'ed and hashed; an empty
+// one is only lstat'ed. Workers take candidates in turn, so no goroutine or
+// closure is made per file.
+func (r *restorer) checkReuse(candidates []int) error {
+	var next atomic.Int64
+	g, gctx := errgroup.WithContext(r.ctx)
+	for range max(1, min(r.o.jobs(), len(candidates))) {
+		g.Go(func() error {
+			buf := hashBufPool.Get().(*[]byte)
+			defer hashBufPool.Put(buf)
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(candidates) || gctx.Err() != nil {
+					return gctx.Err()
+				}
+				i := candidates[k]
+				st, err := r.reusable(&r.snap.Index.Entries[i], *buf)
+				if err != nil {
+					return err
+				}
+				r.reuse[i] = st
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// emptySHA256 is the SHA-256 of no bytes: an empty local file matches an
+// entry with it without being opened.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// reusable says how the local copy of file entry e can be staged.
+func (r *restorer) reusable(e *Entry, buf []byte) (uint8, error) {
+	live := r.livePath(e.Cache, e.Path)
+	var fi fs.FileInfo
+	if e.Size == 0 {
+		var err error
+		if fi, err = os.Lstat(live); err != nil {
+			return fetchIt, ignoreGone(err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() != 0 || e.SHA256 != emptySHA256 {
+			return fetchIt, nil
+		}
+	} else {
+		f, err := os.OpenFile(live, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			if errors.Is(err, syscall.ELOOP) {
+				return fetchIt, nil // replaced by a link since the walk
+			}
+			return fetchIt, ignoreGone(err)
+		}
+		defer f.Close()
+		if fi, err = f.Stat(); err != nil {
+			return fetchIt, err
+		}
+		if !fi.Mode().IsRegular() || fi.Size() != e.Size {
+			return fetchIt, nil
+		}
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, f, buf); err != nil {
+			return fetchIt, fmt.Errorf("read %s: %w", fsutil.ShortPath(live), err)
+		}
+		var sum [sha256.Size]byte
+		var hx [2 * sha256.Size]byte
+		hex.Encode(hx[:], h.Sum(sum[:0]))
+		if string(hx[:]) != e.SHA256 {
+			return fetchIt, nil
+		}
+	}
+	if fi.Mode().Perm() != fs.FileMode(e.Mode) || r.wrongOwner(e.Cache, fi) {
+		// A link would keep the local mode and owner (it is the same
+		// inode), and changing them would change the live cache before
+		// the swap.
+		return copyWithMode, nil
+	}
+	return linkIt, nil
+}
+
+// wrongOwner reports, for a root pull, whether a local file does not
+// belong to its cache's owner (an earlier root pull gave it to root): it is
+// copied, so that chown gives the copy to the owner.
+func (r *restorer) wrongOwner(c mount.Cache, fi fs.FileInfo) bool {
+	fo := r.owners[c]
+	if fo == nil || os.Geteuid() != 0 {
+		return false
+	}
+	uid, gid, ok := fsutil.OwnerOf(fi)
+	return ok && (uid != fo.uid || gid != fo.gid)
+}
+
+func ignoreGone(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// listLocal adds cache c's files and directories to r.local. Files are not
+// stat'ed here: only those the snapshot also holds need their size, and
+// checkReuse gets it from the descriptor it hashes through.
 func (r *restorer) listLocal(c mount.Cache) error {
 	root := r.l.CacheDir(c)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -206,18 +346,21 @@ func (r *restorer) listLocal(c mount.Cache) error {
 		if p == root {
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
+		rel := filepath.ToSlash(p[len(root)+1:])
+		switch {
+		case d.Type().IsRegular():
+			r.local[entryKey{c, rel}] = localEntry{}
+		case d.IsDir():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			r.local[entryKey{c, rel}] = localEntry{dir: true, mode: fi.Mode().Perm()}
 		}
-		if !fi.IsDir() && !fi.Mode().IsRegular() {
-			return nil
-		}
-		r.local[string(c)+"\x00"+filepath.ToSlash(p[len(root)+1:])] = localEntry{dir: fi.IsDir(), mode: fi.Mode().Perm(), size: fi.Size()}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("scan %s: %w", root, err)
+		return fmt.Errorf("scan %s: %w", fsutil.ShortPath(root), err)
 	}
 	return nil
 }
@@ -227,89 +370,99 @@ func (r *restorer) listLocal(c mount.Cache) error {
 // mode, the local entries the snapshot does not shadow. Directories are
 // writable until seal gives them their final modes.
 func (r *restorer) stageLocal() error {
-	r.dirModes = map[string]fs.FileMode{}
 	for _, c := range r.caches {
 		p := stagedNew(r.l, c)
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return err
 		}
-		// The cache roots keep their mode and owner (prepare may have made
-		// them group-writable for the build user); new ones get 0755 and
-		// the directory's owner.
-		if fi, err := os.Stat(r.l.CacheDir(c)); err == nil {
-			r.dirModes[p] = fi.Mode().Perm()
-		} else {
-			r.created = append(r.created, p)
+		// The cache roots keep their mode (prepare may have made them
+		// group-writable for the build user); new ones get 0755.
+		mode := fs.FileMode(0o755)
+		if fi, err := os.Lstat(r.l.CacheDir(c)); err == nil {
+			mode = fi.Mode().Perm()
 		}
+		r.dirs = append(r.dirs, stagedDir{c, "", mode})
 	}
-	var links []linkJob
-	for _, e := range r.snap.Index.Entries {
-		if e.Type == TypeDir {
-			p := r.newPath(e.Cache, e.Path)
-			if err := os.MkdirAll(p, 0o755); err != nil {
+	if err := r.openRoots(); err != nil {
+		return err
+	}
+	linked, copied := 0, 0
+	for i := range r.snap.Index.Entries {
+		e := &r.snap.Index.Entries[i]
+		switch {
+		case e.Type == TypeDir:
+			if err := r.mkdir(e.Cache, e.Path); err != nil {
 				return err
 			}
-			r.dirModes[p] = fs.FileMode(e.Mode)
-			r.created = append(r.created, p)
-		} else if r.reuse[e.key()] {
-			links = append(links, linkJob{r.livePath(e.Cache, e.Path), r.newPath(e.Cache, e.Path)})
+			r.dirs = append(r.dirs, stagedDir{e.Cache, e.Path, fs.FileMode(e.Mode)})
+		case r.reuse[i] == linkIt:
+			if err := r.link(e.Cache, e.Path); err != nil {
+				return err
+			}
+			linked++
+		case r.reuse[i] == copyWithMode:
+			if err := r.copyFile(e); err != nil {
+				return err
+			}
+			copied++
 		}
 	}
 	if !r.o.Replace {
-		kept, err := r.stageKept()
+		n, err := r.stageKept()
 		if err != nil {
 			return err
 		}
-		links = append(links, kept...)
+		linked += n
 	}
-	for _, lj := range links {
-		if err := linkOrCopy(lj.from, lj.to); err != nil {
-			return err
-		}
-	}
-	r.log.Debug("staged local files", "reused", len(r.reuse), "linked", len(links), "elapsed", time.Since(r.t0))
+	r.log.Debug("staged local files", "reused", r.reused, "linked", linked, "copied", copied, "elapsed", time.Since(r.t0))
 	return nil
 }
 
-// stageKept makes the local directories a merge keeps and returns the links
-// for its local files.
-func (r *restorer) stageKept() ([]linkJob, error) {
-	keys := make([]string, 0, len(r.local))
+// stageKept stages what a merge keeps: the local directories and files the
+// snapshot does not shadow, parents first. It returns how many files it
+// linked.
+func (r *restorer) stageKept() (int, error) {
+	var keep []entryKey
 	for k := range r.local {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // parents before children
-	var links []linkJob
-	for _, k := range keys {
-		cs, p, _ := strings.Cut(k, "\x00")
-		c := mount.Cache(cs)
-		if c == mount.GoCache && p == "trim.txt" {
-			continue // rewritten by seal
+		if k.c == mount.GoCache && (k.p == goTrimFile || strings.HasPrefix(k.p, goTrimFile+"/")) {
+			continue // rewritten by seal (a directory there is junk Go cannot use)
 		}
-		if r.shadowed(c, p) {
+		if !r.shadowed(k) {
+			keep = append(keep, k)
+		}
+	}
+	sort.Slice(keep, func(i, j int) bool { // parents before children
+		if keep[i].c != keep[j].c {
+			return keep[i].c < keep[j].c
+		}
+		return keep[i].p < keep[j].p
+	})
+	n := 0
+	for _, k := range keep {
+		le := r.local[k]
+		if le.dir {
+			if err := r.mkdir(k.c, k.p); err != nil {
+				return n, err
+			}
+			r.dirs = append(r.dirs, stagedDir{k.c, k.p, le.mode})
 			continue
 		}
-		if r.local[k].dir {
-			np := r.newPath(c, p)
-			if err := os.MkdirAll(np, 0o755); err != nil {
-				return nil, err
-			}
-			r.dirModes[np] = r.local[k].mode
-		} else {
-			links = append(links, linkJob{r.livePath(c, p), r.newPath(c, p)})
+		if err := r.link(k.c, k.p); err != nil {
+			return n, err
 		}
+		n++
 	}
-	return links, nil
+	return n, nil
 }
 
-// shadowed reports whether a merge drops the local entry (c, p): the
-// snapshot has the same path, or a file where p needs a directory.
-func (r *restorer) shadowed(c mount.Cache, p string) bool {
-	if _, ok := r.snapKeys[string(c)+"\x00"+p]; ok {
+// shadowed reports whether a merge drops the local entry k: the snapshot
+// has the same path, or a file where k needs a directory.
+func (r *restorer) shadowed(k entryKey) bool {
+	if _, ok := r.snapIdx[k]; ok {
 		return true
 	}
-	for d := path.Dir(p); d != "."; d = path.Dir(d) {
-		if e := r.snapKeys[string(c)+"\x00"+d]; e != nil && e.Type == TypeFile {
+	for d := path.Dir(k.p); d != "."; d = path.Dir(d) {
+		if i, ok := r.snapIdx[entryKey{k.c, d}]; ok && r.snap.Index.Entries[i].Type == TypeFile {
 			return true
 		}
 	}
@@ -328,8 +481,14 @@ func (r *restorer) download() error {
 	// overlapping with the GOCACHE layers' extraction.
 	var modLeft atomic.Int64
 	modLeft.Store(int64(modLayers))
+	modReuse := map[string]bool{} // verifyModules's view of r.reuse
+	for i := range r.snap.Index.Entries {
+		if e := &r.snap.Index.Entries[i]; e.Cache == mount.GoModCache && r.reuse[i] != fetchIt {
+			modReuse[e.key()] = true
+		}
+	}
 	verify := func() error {
-		err := verifyModules(r.ctx, r.l, r.snap, r.reuse, r.newPath, r.o.jobs())
+		err := verifyModules(r.ctx, r.l, r.snap, modReuse, r.newPath, r.o.jobs())
 		r.log.Debug("verified module zips and trees", "elapsed", time.Since(r.t0))
 		return err
 	}
@@ -370,7 +529,7 @@ func (r *restorer) wantedLayers() (want map[int]map[string]*Entry, order []int, 
 	want = map[int]map[string]*Entry{}
 	for i := range r.snap.Index.Entries {
 		e := &r.snap.Index.Entries[i]
-		if e.Type != TypeFile || r.reuse[e.key()] {
+		if e.Type != TypeFile || r.reuse[i] != fetchIt {
 			continue
 		}
 		if want[e.Layer] == nil {
@@ -402,13 +561,9 @@ func (r *restorer) seal() error {
 		return err
 	}
 	// Final directory modes, deepest first (0555 module trees).
-	dirs := make([]string, 0, len(r.dirModes))
-	for p := range r.dirModes {
-		dirs = append(dirs, p)
-	}
-	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-	for _, p := range dirs {
-		if err := os.Chmod(p, r.dirModes[p]); err != nil {
+	sort.SliceStable(r.dirs, func(i, j int) bool { return len(r.dirs[i].rel) > len(r.dirs[j].rel) })
+	for _, d := range r.dirs {
+		if err := r.chmod(d.c, d.rel, d.mode); err != nil {
 			return err
 		}
 	}
@@ -424,58 +579,61 @@ func (r *restorer) seal() error {
 // writes trim.txt = now.
 func (r *restorer) markUsed() error {
 	markTime := r.now.Add(-useMarkAge)
-	for _, e := range r.snap.Index.Entries {
+	for i := range r.snap.Index.Entries {
+		e := &r.snap.Index.Entries[i]
 		if e.Type != TypeFile {
 			continue
 		}
-		p := r.newPath(e.Cache, e.Path)
-		if err := os.Chtimes(p, markTime, markTime); err != nil {
+		if err := r.chtimes(e.Cache, e.Path, markTime); err != nil {
 			return err
-		}
-		if !r.reuse[e.key()] {
-			r.created = append(r.created, p)
 		}
 	}
 	for _, c := range r.caches {
 		if c == mount.GoCache {
-			p := r.newPath(c, "trim.txt")
 			// Go's format (cmd/go/internal/cache): decimal Unix seconds.
-			if err := os.WriteFile(p, []byte(strconv.FormatInt(r.now.Unix(), 10)+"\n"), 0o644); err != nil {
+			if err := r.writeNew(c, "trim.txt", []byte(strconv.FormatInt(r.now.Unix(), 10)+"\n"), 0o644); err != nil {
 				return err
 			}
-			r.created = append(r.created, p)
 		}
 	}
 	r.log.Debug("set use marks", "elapsed", time.Since(r.t0))
 	return nil
 }
 
-// chown: files we create belong to us; a root pull gives new files to the
-// cache dir's owner (the user melange's guest writes as) and every staged
-// directory to the owner of the directory it replaces, or to the cache
-// dir's owner when it is new.
+// chown: files we create belong to us; a root pull gives what it created
+// (downloaded and copied files, trim.txt, new directories) to the owner of
+// their cache root (r.owners), and every staged directory that replaces a
+// local one to that directory's owner. Linked files keep their owner.
 func (r *restorer) chown() error {
-	if r.owner == nil || os.Geteuid() != 0 {
+	if os.Geteuid() != 0 {
 		return nil
 	}
-	mine := func(fo *fileOwner) bool { return fo.uid == 0 && fo.gid == os.Getegid() }
-	if !mine(r.owner) {
-		for _, p := range r.created {
-			if err := os.Lchown(p, r.owner.uid, r.owner.gid); err != nil {
+	mine := func(fo *fileOwner) bool { return fo == nil || fo.uid == 0 && fo.gid == os.Getegid() }
+	for i := range r.snap.Index.Entries {
+		e := &r.snap.Index.Entries[i]
+		if e.Type != TypeFile || r.reuse[i] == linkIt {
+			continue
+		}
+		if fo := r.owners[e.Cache]; !mine(fo) {
+			if err := r.lchown(e.Cache, e.Path, fo); err != nil {
 				return err
 			}
 		}
 	}
-	newRoot := filepath.Join(r.stage, "new") + string(filepath.Separator)
-	for p := range r.dirModes {
-		fo := r.owner
-		if rel, ok := strings.CutPrefix(p, newRoot); ok {
-			if lo := dirOwner(filepath.Join(r.l.Dir, rel)); lo != nil {
-				fo = lo
+	for _, c := range r.caches {
+		if fo := r.owners[c]; c == mount.GoCache && !mine(fo) {
+			if err := r.lchown(c, "trim.txt", fo); err != nil {
+				return err
 			}
 		}
+	}
+	for _, d := range r.dirs {
+		fo := r.owners[d.c]
+		if lo := ownerOf(r.livePath(d.c, d.rel)); lo != nil {
+			fo = lo
+		}
 		if !mine(fo) {
-			if err := os.Lchown(p, fo.uid, fo.gid); err != nil {
+			if err := r.lchown(d.c, d.rel, fo); err != nil {
 				return err
 			}
 		}
@@ -814,38 +972,6 @@ func treeHash(prefix string, lines []string) string {
 	return "h1:" + base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-func linkOrCopy(from, to string) error {
-	err := os.Link(from, to)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EMLINK) {
-		return fmt.Errorf("stage %s: %w", from, err)
-	}
-	src, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	fi, err := src.Stat()
-	if err != nil {
-		return err
-	}
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm()|0o200)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return err
-	}
-	if err := dst.Chmod(fi.Mode().Perm()); err != nil {
-		dst.Close()
-		return err
-	}
-	return dst.Close()
-}
-
 var umaskOnce = sync.OnceValue(func() fs.FileMode {
 	m := unix.Umask(0)
 	unix.Umask(m)
@@ -856,8 +982,9 @@ func umask() fs.FileMode { return umaskOnce() }
 
 type fileOwner struct{ uid, gid int }
 
-func dirOwner(dir string) *fileOwner {
-	fi, err := os.Stat(dir)
+// ownerOf returns the owner of p itself (not of a link's target), or nil.
+func ownerOf(p string) *fileOwner {
+	fi, err := os.Lstat(p)
 	if err != nil {
 		return nil
 	}

@@ -79,7 +79,10 @@ func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, jobs 
 		if root == "" {
 			continue
 		}
-		if _, err := os.Stat(root); os.IsNotExist(err) {
+		if err := l.CheckCacheRoot(c); err != nil {
+			return nil, st, err
+		}
+		if _, err := os.Lstat(root); os.IsNotExist(err) {
 			continue
 		}
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

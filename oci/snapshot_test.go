@@ -447,8 +447,10 @@ func TestRestoreKeys(t *testing.T) {
 }
 
 // TestPullWritesAsDirOwner: melange's guest writes as the host user who owns
-// the cache dir; files a root pull writes must belong to that user too, or
-// Go's use-mark refresh (os.Chtimes) silently fails on them.
+// the cache; files a root pull writes must belong to that user too, or Go's
+// use-mark refresh (os.Chtimes) silently fails on them. Ownership is per
+// cache (issue 11, finding 4): an existing cache root's owner gets its
+// files, a new cache gets the cache dir's owner.
 func TestPullWritesAsDirOwner(t *testing.T) {
 	testenv.RequireRoot(t, "chown to another user")
 	ctx := context.Background()
@@ -461,7 +463,7 @@ func TestPullWritesAsDirOwner(t *testing.T) {
 	if err := os.Chown(dst.Dir, 1000, 1000); err != nil {
 		t.Fatal(err)
 	}
-	// An existing directory keeps its own owner.
+	// An existing cache root keeps its own owner, who gets its files.
 	gc := dst.CacheDir(mount.GoCache)
 	if err := os.MkdirAll(gc, 0o755); err != nil {
 		t.Fatal(err)
@@ -472,15 +474,15 @@ func TestPullWritesAsDirOwner(t *testing.T) {
 	}
 	n := 0
 	for _, c := range dst.Caches() {
+		want := uint32(1000)
+		if c == mount.GoCache {
+			want = 1001
+		}
 		filepath.WalkDir(dst.CacheDir(c), func(p string, d fs.DirEntry, err error) error {
 			fi, _ := os.Lstat(p)
 			st := fi.Sys().(*syscall.Stat_t)
-			if p == gc {
-				if st.Uid != 1001 {
-					t.Errorf("%s owned by %d, want its previous owner 1001", p, st.Uid)
-				}
-			} else if st.Uid != 1000 || st.Gid != 1000 {
-				t.Errorf("%s owned by %d:%d, want 1000:1000", p, st.Uid, st.Gid)
+			if st.Uid != want || st.Gid != want {
+				t.Errorf("%s owned by %d:%d, want %d:%d", p, st.Uid, st.Gid, want, want)
 			}
 			n++
 			return nil
