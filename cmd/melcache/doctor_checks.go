@@ -161,10 +161,12 @@ func checkJournal(l mount.Layout) check {
 	if _, err := os.Stat(l.Dir); err != nil {
 		return check{Name: "journal", Status: mount.CheckSkip, Message: "no cache directory"}
 	}
-	if oci.RecoveryPending(l) {
-		return check{Name: "journal", Status: mount.CheckFail,
-			Message: "an interrupted pull left a journal or staging dir in " + filepath.Join(l.State) + ": the caches may be half swapped",
-			Fix:     "run melcache pull --dir " + l.Dir + " REF (or push): it finishes or rolls back the interrupted restore before anything else"}
+	if p := oci.Pending(l); p != nil {
+		msg := "an interrupted pull left a journal or staging dir in " + filepath.Join(l.State) + ": the caches may be half swapped"
+		if p.Invalid != "" || p.Error != "" {
+			msg = p.Describe() // an unusable journal, or a failed swap being undone
+		}
+		return check{Name: "journal", Status: mount.CheckFail, Message: msg, Fix: restoreFix(l, p)}
 	}
 	return check{Name: "journal", Status: mount.CheckPass, Message: "no interrupted restore"}
 }
@@ -289,4 +291,13 @@ func localGoPackage(ctx context.Context) string {
 		minor = minor[:i] // "26rc1" is go-1.26
 	}
 	return "go-" + parts[0] + "." + minor
+}
+
+// restoreFix is the fix status and doctor give for a pending restore.
+func restoreFix(l mount.Layout, p *oci.PendingRestore) string {
+	if p.Invalid != "" {
+		return "remove " + p.Journal + " and " + p.Staging + " (melcache did not write that journal; check what else the build changed)"
+	}
+	return "run melcache pull --dir " + l.Dir + " REF (or push): it finishes or rolls back the interrupted restore before anything else " +
+		"(verify, prune, clean and mark do too; a swap that cannot finish is undone); if the staging dir stays, remove " + p.Staging + " as its owner or root"
 }

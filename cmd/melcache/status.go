@@ -7,6 +7,7 @@ import (
 
 	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/mount"
+	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
 
@@ -36,10 +37,19 @@ and, after 'melcache mark' (or melcache build), that build's hits and misses.`,
 			if err != nil {
 				return err
 			}
+			// A pending or failed restore is reported, never acted on:
+			// status only reads.
+			pending := oci.Pending(l)
 			if asJSON {
-				return writeJSON(g.stdout, st)
+				return writeJSON(g.stdout, struct {
+					*mount.Status
+					PendingRestore *oci.PendingRestore `json:"pendingRestore,omitempty"`
+				}{st, pending})
 			}
 			printStatus(g, st)
+			if pending != nil {
+				fmt.Fprintf(g.stdout, "pending restore: %s; fix: %s\n", pending.Describe(), restoreFix(l, pending))
+			}
 			return nil
 		},
 	}
