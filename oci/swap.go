@@ -22,18 +22,19 @@ import (
 // is the build's to write, and a planted link must not move a cache (or
 // anything else) out of DIR.
 
-// swapDirs checks the staging tree the swap renames through and returns a
-// root on DIR with the staging paths relative to it. With create the "old"
-// directory is made.
-func swapDirs(l mount.Layout, create bool) (*os.Root, error) {
+// swapDirs checks the staging tree the swap renames through (making the
+// directories that are missing: a swap journal whose staging dir is gone
+// has nothing left to swap in, and an undo moves new trees back into
+// staging/new) and returns a root on DIR, which the staging paths are
+// given relative to.
+func swapDirs(l mount.Layout) (*os.Root, error) {
 	state, err := l.OpenState(false)
 	if err != nil {
 		return nil, fmt.Errorf("restore swap: %w", err)
 	}
 	defer state.Close()
 	for _, d := range []string{stagingName, filepath.Join(stagingName, "new"), filepath.Join(stagingName, "old")} {
-		mk := create && d == filepath.Join(stagingName, "old")
-		if err := l.StateSubdir(state, d, mk); err != nil && !(errors.Is(err, fs.ErrNotExist) && d != stagingName) {
+		if err := l.StateSubdir(state, d, true); err != nil {
 			return nil, fmt.Errorf("restore swap: %w", err)
 		}
 	}
@@ -81,7 +82,7 @@ func lexists(root *os.Root, name string, mustBeDir bool) (bool, error) {
 // can run it again after a crash at any point inside it. It stops at the
 // first rename that fails; the caller undoes the swap (undoSwap).
 func swapIn(l mount.Layout, caches []mount.Cache) error {
-	root, err := swapDirs(l, true)
+	root, err := swapDirs(l)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func swapRename(root *os.Root, l mount.Layout, from, to string) error {
 // inside it, it finishes the undo, so phase "unswap" always recovers to the
 // old caches.
 func swapOut(l mount.Layout, caches []mount.Cache) error {
-	root, err := swapDirs(l, false)
+	root, err := swapDirs(l)
 	if err != nil {
 		return err
 	}
