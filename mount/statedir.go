@@ -103,9 +103,11 @@ func (l Layout) OpenState(create bool) (*os.Root, error) {
 func (l Layout) StateSubdir(root *os.Root, name string, create bool) error {
 	display := filepath.Join(l.State, name)
 	if create {
-		if err := root.Mkdir(name, stateDirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("mkdir %s: %w", display, err)
+		fi, err := fsutil.MkdirIn(root, name, stateDirPerm) // refuses a link
+		if err != nil {
+			return err
 		}
+		return l.checkEntry(fi, display)
 	}
 	fi, err := root.Lstat(name)
 	if err != nil {
