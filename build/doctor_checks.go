@@ -38,10 +38,12 @@ func checkJournal(l mount.Layout) check {
 	if _, err := os.Stat(l.Dir); err != nil {
 		return check{Name: "journal", Status: mount.CheckSkip, Message: "no cache directory"}
 	}
-	if oci.RecoveryPending(l) {
-		return check{Name: "journal", Status: mount.CheckFail,
-			Message: "an interrupted pull left a journal or staging dir in " + filepath.Join(l.State) + ": the caches may be half swapped",
-			Fix:     "run melcache pull --dir " + l.Dir + " REF (or push): it finishes or rolls back the interrupted restore before anything else"}
+	if p := oci.Pending(l); p != nil {
+		msg := "an interrupted pull left a journal or staging dir in " + filepath.Join(l.State) + ": the caches may be half swapped"
+		if p.Invalid != "" || p.Error != "" {
+			msg = p.Describe() // an unusable journal, or a failed swap being undone
+		}
+		return check{Name: "journal", Status: mount.CheckFail, Message: msg, Fix: p.Fix(l)}
 	}
 	return check{Name: "journal", Status: mount.CheckPass, Message: "no interrupted restore"}
 }

@@ -131,7 +131,11 @@ func (l Layout) Caches() []Cache {
 	if l.Mode == Recipe {
 		return []Cache{GoModCache}
 	}
-	return []Cache{GoModCache, GoCache}
+	out := make([]Cache, 0, len(cacheProfiles))
+	for _, p := range cacheProfiles {
+		out = append(out, p.Name)
+	}
+	return out
 }
 
 // Env returns the environment a build inside the mount should use, as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,7 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofrs/flock"
+	"github.com/melcache/melcache/internal/fsutil"
+	"golang.org/x/sys/unix"
 )
 
 // lockRetryInterval is how often a waiting command retries the lock. flock(2)
@@ -86,8 +88,9 @@ type LockOptions struct {
 type Lock struct {
 	layout Layout
 	mode   LockMode
-	fl     *flock.Flock
-	marker string
+	state  *os.Root // the state directory, verified (OpenState)
+	f      *os.File // the flocked lock file; nil once released
+	marker string   // the holder marker, relative to state; "" if none
 }
 
 // Mode returns the mode the lock is held in.
@@ -95,62 +98,135 @@ func (k *Lock) Mode() LockMode { return k.mode }
 
 // Covers reports whether k is held and strong enough for mode.
 func (k *Lock) Covers(mode LockMode) bool {
-	return k != nil && k.fl != nil && (k.mode == Exclusive || mode == Shared)
+	return k != nil && k.f != nil && (k.mode == Exclusive || mode == Shared)
 }
+
+// lockFileMode lets every user open the lock file to flock it: flock(2)
+// needs only a read-only descriptor, so a lock file root created still
+// serves the build user.
+const lockFileMode = 0o644
 
 // Lock acquires the cache directory's lock in the given mode, waiting until
 // ctx is done unless o.NoWait. The state directory is created when missing;
-// the cache directory itself must exist.
+// the cache directory itself must exist. The lock file and the holder
+// marker are opened inside the verified state directory without following
+// links (OpenState): a link planted there is refused, never written
+// through.
 func (l Layout) Lock(ctx context.Context, mode LockMode, o LockOptions) (*Lock, error) {
 	if fi, err := os.Stat(l.Dir); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", l.Dir, err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("lock %s: not a directory", l.Dir)
 	}
-	if err := os.MkdirAll(filepath.Join(l.State, lockHoldersDir), 0o755); err != nil {
+	state, err := l.OpenState(true)
+	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", l.Dir, err)
 	}
-	fl := flock.New(filepath.Join(l.State, lockFileName))
-	try := fl.TryLock
-	tryCtx := fl.TryLockContext
-	if mode == Shared {
-		try, tryCtx = fl.TryRLock, fl.TryRLockContext
+	f, err := fsutil.OpenFileNoFollow(state, lockFileName, os.O_RDONLY|os.O_CREATE, lockFileMode)
+	if err == nil {
+		if fi, serr := f.Stat(); serr == nil {
+			err = l.checkEntry(fi, filepath.Join(l.State, lockFileName))
+		}
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		state.Close()
+		return nil, fmt.Errorf("lock %s: %w", l.Dir, err)
+	}
+	k := &Lock{layout: l, mode: mode, state: state, f: f}
+	if err := k.acquire(ctx, o); err != nil {
+		f.Close()
+		state.Close()
+		return nil, err
+	}
+	k.writeMarker()
+	return k, nil
+}
+
+// acquire flocks k.f, waiting (polling every lockRetryInterval: flock(2)
+// has no timed wait) unless o.NoWait.
+func (k *Lock) acquire(ctx context.Context, o LockOptions) error {
+	how := unix.LOCK_SH
+	if k.mode == Exclusive {
+		how = unix.LOCK_EX
+	}
+	try := func() (bool, error) {
+		err := unix.Flock(int(k.f.Fd()), how|unix.LOCK_NB)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return false, nil
+		}
+		for errors.Is(err, unix.EINTR) {
+			err = unix.Flock(int(k.f.Fd()), how|unix.LOCK_NB)
+		}
+		if err != nil {
+			return false, fmt.Errorf("lock %s: %w", k.f.Name(), err)
+		}
+		return true, nil
 	}
 	ok, err := try()
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", fl.Path(), err)
+	if err != nil || ok {
+		return err
 	}
-	if !ok {
-		holders, _ := l.Holders()
-		if o.NoWait {
-			return nil, &LockedError{Dir: l.Dir, Holders: holders}
+	holders, _ := k.layout.Holders()
+	if o.NoWait {
+		return &LockedError{Dir: k.layout.Dir, Holders: holders}
+	}
+	if o.OnWait != nil {
+		o.OnWait(holders)
+	}
+	t := time.NewTicker(lockRetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for lock on %s: %w", k.layout.Dir, ctx.Err())
+		case <-t.C:
 		}
-		if o.OnWait != nil {
-			o.OnWait(holders)
-		}
-		if ok, err = tryCtx(ctx, lockRetryInterval); err != nil || !ok {
-			if err == nil {
-				err = ctx.Err()
-			}
-			return nil, fmt.Errorf("waiting for lock on %s: %w", l.Dir, err)
+		if ok, err := try(); err != nil || ok {
+			return err
 		}
 	}
-	k := &Lock{layout: l, mode: mode, fl: fl,
-		marker: filepath.Join(l.State, lockHoldersDir, fmt.Sprintf("%d.%s", os.Getpid(), mode))}
-	// The marker only names the holder for waiting commands; failing to write
-	// it must not fail the command.
-	_ = os.WriteFile(k.marker, nil, 0o644)
-	return k, nil
+}
+
+// writeMarker announces the holder in lock.d. The marker only names the
+// holder for waiting commands; failing to write it must not fail the
+// command, so a planted link or a foreign lock.d is ignored (no marker).
+func (k *Lock) writeMarker() {
+	if k.layout.StateSubdir(k.state, lockHoldersDir, true) != nil {
+		return
+	}
+	name := filepath.Join(lockHoldersDir, fmt.Sprintf("%d.%s", os.Getpid(), k.mode))
+	for range 2 {
+		f, err := fsutil.OpenFileNoFollow(k.state, name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			f.Close()
+			k.marker = name
+			return
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return
+		}
+		// A marker of a dead process with our pid, or something planted:
+		// remove the entry itself (never a link's target) and try again.
+		if k.state.Remove(name) != nil {
+			return
+		}
+	}
 }
 
 // Unlock releases the lock. It is safe to call more than once.
 func (k *Lock) Unlock() error {
-	if k == nil || k.fl == nil {
+	if k == nil || k.f == nil {
 		return nil
 	}
-	_ = os.Remove(k.marker)
-	err := k.fl.Close()
-	k.fl = nil
+	if k.marker != "" {
+		_ = k.state.Remove(k.marker)
+	}
+	err := k.f.Close() // closing the descriptor releases the flock
+	k.f = nil
+	k.state.Close()
 	return err
 }
 
@@ -174,11 +250,25 @@ func (l Layout) Acquire(ctx context.Context, held *Lock, mode LockMode, o LockOp
 // Holders lists the live processes that announced holding the lock. Markers
 // left by processes that died are ignored (and removed when possible).
 func (l Layout) Holders() ([]Holder, error) {
-	dir := filepath.Join(l.State, lockHoldersDir)
-	ents, err := os.ReadDir(dir)
+	state, err := l.OpenState(false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
+		return nil, err
+	}
+	defer state.Close()
+	if err := l.StateSubdir(state, lockHoldersDir, false); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	d, err := state.Open(lockHoldersDir)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
 		return nil, err
 	}
 	var hs []Holder
@@ -189,7 +279,8 @@ func (l Layout) Holders() ([]Holder, error) {
 			continue
 		}
 		if !alive(pid) {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+			// Removes the entry, a link included, never its target.
+			_ = state.Remove(filepath.Join(lockHoldersDir, e.Name()))
 			continue
 		}
 		m := Shared

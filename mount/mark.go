@@ -100,7 +100,7 @@ func (l Layout) Mark(ctx context.Context, o MarkOptions) (*MarkRecord, error) {
 	// in the same boot; a crash ends that build, and its rerun marks again,
 	// so the mark need not survive one and the write does not wait for a
 	// directory flush.
-	if err := fsutil.WriteJSON(l.State, markFile, rec, fsutil.WriteOptions{Sync: fsutil.SyncFile, CreateDirs: true}); err != nil {
+	if err := WriteState(l, markFile, rec, fsutil.WriteOptions{Sync: fsutil.SyncFile}); err != nil {
 		return nil, fmt.Errorf("record mark: %w", err)
 	}
 	return rec, nil
@@ -108,7 +108,7 @@ func (l Layout) Mark(ctx context.Context, o MarkOptions) (*MarkRecord, error) {
 
 // LastMark returns the last mark recorded, or nil when there is none.
 func (l Layout) LastMark() (*MarkRecord, error) {
-	return fsutil.ReadJSON[MarkRecord](l.State, markFile)
+	return ReadState[MarkRecord](l, markFile)
 }
 
 // BuildUse is the build cache's use since a mark.

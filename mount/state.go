@@ -34,10 +34,10 @@ type SnapshotRecord struct {
 // was transferred last; losing it to a crash costs a line of status output,
 // so the write does not wait for a flush of the state directory.
 func (l Layout) WriteLastSnapshot(rec SnapshotRecord) error {
-	return fsutil.WriteJSON(l.State, lastSnapshotFile, rec, fsutil.WriteOptions{Sync: fsutil.SyncFile, CreateDirs: true})
+	return WriteState(l, lastSnapshotFile, rec, fsutil.WriteOptions{Sync: fsutil.SyncFile})
 }
 
 // LastSnapshot returns the last snapshot recorded, or nil when none was.
 func (l Layout) LastSnapshot() (*SnapshotRecord, error) {
-	return fsutil.ReadJSON[SnapshotRecord](l.State, lastSnapshotFile)
+	return ReadState[SnapshotRecord](l, lastSnapshotFile)
 }

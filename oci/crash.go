@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"os"
 	"strings"
 )
@@ -10,7 +11,10 @@ import (
 // the first time it reaches that point. Points, in order: pull-journal (stage
 // journal written, nothing staged), pull-extract (10 files extracted),
 // pull-staged (staging complete and synced), pull-swap (first cache renamed),
-// pull-swapped (all renamed, journal still "swap"), pull-cleanup (journal
+// pull-swapped (all renamed, journal still "swap"), pull-unswap (a swap
+// failed: journal "unswap" written, nothing undone yet), pull-unswap-half
+// (in the undo of a cache, its new tree moved back to staging and its old
+// one not yet back: the cache is missing), pull-cleanup (journal
 // "cleanup", old trees not yet removed), pull-record; push-layer (a data
 // layer uploaded), push-manifest (all blobs uploaded, no manifest),
 // push-record (manifest stored, local base not recorded). Kill tests drive the real binary
@@ -30,4 +34,27 @@ func crashPoint(name string) {
 			os.Exit(crashExitCode)
 		}
 	}
+}
+
+// failEnv names a test-only hook: when it lists a point, the step there
+// fails with failErr instead of running, standing for a failure a test
+// cannot cause for real after the checks that precede it. Points:
+// swap-gomodcache, swap-gocache (the swap's first rename of that cache:
+// EBUSY or EACCES met after the preflight).
+const failEnv = "MELCACHE_TEST_FAIL"
+
+// errInjected is the failure failEnv injects.
+var errInjected = errors.New("injected failure (" + failEnv + ")")
+
+func injectedFailure(name string) error {
+	v := os.Getenv(failEnv)
+	if v == "" {
+		return nil
+	}
+	for _, p := range strings.Split(v, ",") {
+		if p == name {
+			return errInjected
+		}
+	}
+	return nil
 }

@@ -517,11 +517,20 @@ func blobDescriptor(mt string, b []byte) v1.Descriptor {
 
 // pushTempDir makes this process's temp dir under the state directory and
 // removes those left by pushes that died.
+// tmp must be a real directory inside the verified state directory: a link
+// planted there (the build can write the state directory) is refused, not
+// written through.
 func pushTempDir(l mount.Layout) (string, error) {
-	root := filepath.Join(l.State, tmpDirName)
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	state, err := l.OpenState(true)
+	if err != nil {
 		return "", err
 	}
+	err = l.StateSubdir(state, tmpDirName, true)
+	state.Close()
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Join(l.State, tmpDirName)
 	if ents, err := os.ReadDir(root); err == nil {
 		for _, e := range ents {
 			if pid, ok := tmpOwner(e.Name()); ok && !processAlive(pid) {

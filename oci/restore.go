@@ -107,12 +107,26 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 		}
 	}
 	r.closeRoots()
+	// Preflight before the journal says "swap": a cache that cannot be
+	// renamed refuses the pull with the caches untouched.
+	if err := preflightSwap(l, r.caches); err != nil {
+		return err
+	}
 	if err := r.journal(phaseSwap); err != nil {
 		return err
 	}
 	committed = true // from here on, recovery rolls forward
 	if err := r.swap(); err != nil {
-		return err
+		// A rename failed after the preflight: put the old caches back
+		// (phase "unswap"), then clean up as a rollback does.
+		j := journal{Phase: phaseSwap, Caches: r.caches, Digest: r.snap.Digest.String()}
+		if uerr := undoSwap(l, j, err); uerr != nil {
+			return uerr
+		}
+		if ferr := finishRestore(l); ferr != nil {
+			r.log.Warn("cannot remove the staging directory", "dir", r.stage, "err", ferr)
+		}
+		return fmt.Errorf("%w; the old caches were put back", err)
 	}
 	return r.cleanup()
 }
@@ -169,10 +183,22 @@ func (r *restorer) begin() error {
 		}
 	}
 	r.stage = stagingDir(r.l)
+	// Removes a link planted at staging, never its target; the new
+	// staging dirs are made inside the verified state dir, not by path.
 	if err := fsutil.RemoveAll(r.stage); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(r.stage, "new"), 0o755); err != nil {
+	state, err := r.l.OpenState(true)
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{stagingName, filepath.Join(stagingName, "new")} {
+		if err = r.l.StateSubdir(state, d, true); err != nil {
+			break
+		}
+	}
+	state.Close()
+	if err != nil {
 		return err
 	}
 	if err := sameDevice(r.l.Dir, r.stage); err != nil {
@@ -657,14 +683,12 @@ func (r *restorer) cleanup() error {
 		return err
 	}
 	crashPoint("pull-cleanup")
-	if err := fsutil.RemoveAll(r.stage); err != nil {
+	err := finishRestore(r.l)
+	if errors.Is(err, errStagingLeft) {
 		r.log.Warn("cannot remove the old caches", "dir", r.stage, "err", err)
 		return nil
 	}
-	if err := os.Remove(journalPath(r.l)); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(r.l.State)
+	return err
 }
 
 // fetchLayer streams one data layer: the compressed bytes are digest-checked

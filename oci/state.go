@@ -43,7 +43,7 @@ func pullRecord(store string) string {
 }
 
 func readRecord(l mount.Layout, name string) (*BaseRecord, error) {
-	return fsutil.ReadJSON[BaseRecord](l.State, name)
+	return mount.ReadState[BaseRecord](l, name)
 }
 
 // writeRecord records r under name.
@@ -53,7 +53,7 @@ func readRecord(l mount.Layout, name string) (*BaseRecord, error) {
 // (an older base, or none), never wrong, so it does not wait for a
 // directory flush.
 func writeRecord(l mount.Layout, name string, r BaseRecord) error {
-	return fsutil.WriteJSON(l.State, name, r, fsutil.WriteOptions{Sync: fsutil.SyncFile, CreateDirs: true})
+	return mount.WriteState(l, name, r, fsutil.WriteOptions{Sync: fsutil.SyncFile})
 }
 
 // recordBase remembers digest as the base for (store, tag); a pull is also

@@ -5,9 +5,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/mount"
-	"github.com/spf13/cobra"
+	"github.com/melcache/melcache/oci"
 )
 
 func init() { addCommand(newStatusCmd) }
@@ -36,10 +38,19 @@ and, after 'melcache mark' (or melcache build), that build's hits and misses.`,
 			if err != nil {
 				return err
 			}
+			// A pending or failed restore is reported, never acted on:
+			// status only reads.
+			pending := oci.Pending(l)
 			if asJSON {
-				return writeJSON(g.stdout, st)
+				return writeJSON(g.stdout, struct {
+					*mount.Status
+					PendingRestore *oci.PendingRestore `json:"pendingRestore,omitempty"`
+				}{st, pending})
 			}
 			printStatus(g, st)
+			if pending != nil {
+				fmt.Fprintf(g.stdout, "pending restore: %s; fix: %s\n", pending.Describe(), pending.Fix(l))
+			}
 			return nil
 		},
 	}

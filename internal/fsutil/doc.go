@@ -31,10 +31,14 @@
 //   - a read (ReadJSON, ReadJSONIn) refuses a link at name with ErrLink,
 //     also one swapped in while the file is opened.
 //
-// Directories named inside name ("snapshots/x.json") may still be links
-// that stay inside the directory (os.Root's rule), and dir itself is opened
-// by path. Hardening those, for DIR/.melcache, lands here once: every state
-// file is read and written through this package. Callers that keep one
-// directory open for several files can open an os.Root once (os.OpenRoot)
-// and use the In forms.
+// The (dir, name) forms also refuse a link at dir's last element and at
+// any directory named inside name ("snapshots" in "snapshots/x.json"):
+// os.Root alone would follow a link that stays inside the directory, and
+// state directories are never links (OpenRootNoFollow, CheckDirsIn). The
+// path forms (WriteFile, WriteFileFunc) follow a link at the directory:
+// their paths are ones a user gave (an OCI layout, a cache root). Package
+// mount reaches DIR/.melcache only through its verified root (mount's
+// OpenState), creating files there with OpenFileNoFollow and MkdirIn.
+// Callers that keep one directory open for several files can open an
+// os.Root once and use the In forms.
 package fsutil

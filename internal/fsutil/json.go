@@ -15,7 +15,7 @@ import (
 // recorded yet). name is resolved as WriteFileAt resolves it, and a link at
 // name is refused (ErrLink), not followed. Errors name the file.
 func ReadJSON[T any](dir, name string) (*T, error) {
-	root, err := os.OpenRoot(dir)
+	root, err := OpenRootNoFollow(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
@@ -28,6 +28,9 @@ func ReadJSON[T any](dir, name string) (*T, error) {
 // ReadJSONIn is ReadJSON for a directory already opened as root.
 func ReadJSONIn[T any](root *os.Root, name string) (*T, error) {
 	display := filepath.Join(root.Name(), name)
+	if err := CheckDirsIn(root, name); err != nil {
+		return nil, fmt.Errorf("read %s: %w", display, err)
+	}
 	b, err := readNoFollow(root, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

@@ -73,8 +73,16 @@ type WriteOptions struct {
 
 // WriteFile replaces the file at path with data, atomically: see
 // WriteFileAt, which it calls with path's directory and base name.
+//
+// Unlike WriteFileAt, it follows a link at path's directory: path is one a
+// user gave (an OCI layout, a cache root), not a state directory.
 func WriteFile(path string, data []byte, o WriteOptions) error {
-	return WriteFileAt(filepath.Dir(path), filepath.Base(path), data, o)
+	root, err := openRoot(filepath.Dir(path), filepath.Base(path), o, true)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return WriteFileIn(root, filepath.Base(path), data, o)
 }
 
 // WriteFileFunc is WriteFile for content that write streams to w (the
@@ -83,7 +91,7 @@ func WriteFile(path string, data []byte, o WriteOptions) error {
 // content (or stays missing); the error is returned, naming path.
 func WriteFileFunc(path string, write func(w io.Writer) error, o WriteOptions) error {
 	dir, name := filepath.Dir(path), filepath.Base(path)
-	root, err := openRoot(dir, name, o)
+	root, err := openRoot(dir, name, o, true)
 	if err != nil {
 		return err
 	}
@@ -96,10 +104,12 @@ func WriteFileFunc(path string, write func(w io.Writer) error, o WriteOptions) e
 // the old owner with o.KeepOwner) and renamed over name; then dir is
 // fsynced when o.Sync asks for it. name may have several elements
 // ("snapshots/x.json"); it is resolved with os.Root, so it never leads out
-// of dir and a link planted at name is replaced, not written through.
+// of dir and a link planted at name is replaced, not written through. A
+// link at dir itself, or at a directory inside name, is refused (ErrLink):
+// dir is a state directory a less trusted user may write to.
 // Errors name the file.
 func WriteFileAt(dir, name string, data []byte, o WriteOptions) error {
-	root, err := openRoot(dir, name, o)
+	root, err := openRoot(dir, name, o, false)
 	if err != nil {
 		return err
 	}
@@ -108,14 +118,29 @@ func WriteFileAt(dir, name string, data []byte, o WriteOptions) error {
 }
 
 // openRoot opens dir for writing name into it, creating it first when o
-// asks for that.
-func openRoot(dir, name string, o WriteOptions) (*os.Root, error) {
-	if o.CreateDirs {
-		if err := os.MkdirAll(dir, dirPerm); err != nil {
+// asks for that. Unless follow, a link at dir is refused, not followed.
+func openRoot(dir, name string, o WriteOptions, follow bool) (*os.Root, error) {
+	if follow {
+		if o.CreateDirs {
+			if err := os.MkdirAll(dir, dirPerm); err != nil {
+				return nil, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+			}
+		}
+		root, err := os.OpenRoot(dir)
+		if err != nil {
 			return nil, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 		}
+		return root, nil
 	}
-	root, err := os.OpenRoot(dir)
+	if o.CreateDirs {
+		// A link at dir is refused below, not created through.
+		if fi, err := os.Lstat(dir); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			if err := os.MkdirAll(dir, dirPerm); err != nil {
+				return nil, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
+			}
+		}
+	}
+	root, err := OpenRootNoFollow(dir)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", filepath.Join(dir, name), err)
 	}
@@ -148,8 +173,16 @@ func writeInRoot(root *os.Root, name string, write func(io.Writer) error, o Writ
 	if dir == "" {
 		dir = "."
 	}
+	// Directories inside root are never links: os.Root would follow one
+	// that stays inside it.
+	if err := CheckDirsIn(root, name); err != nil {
+		return err
+	}
 	if o.CreateDirs {
 		if err := root.MkdirAll(dir, dirPerm); err != nil {
+			return err
+		}
+		if err := CheckDirsIn(root, name); err != nil {
 			return err
 		}
 	}
