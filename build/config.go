@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/melcache/melcache/envinject"
@@ -55,6 +56,17 @@ type Config struct {
 	Offline bool
 	// Set are extra variables for the build's environment.
 	Set []envinject.Var
+}
+
+// SourceDir is where the build's relative files are resolved
+// ({hash:FILE}, --preload's sources, a git-checkout of a relative path), as
+// melange resolves them: melange's --source-dir when given, else the
+// config's directory (melange's default for --source-dir, pkg/cli/build.go).
+func (c Config) SourceDir() string {
+	if c.MelangeArgs.SourceDir != "" {
+		return c.MelangeArgs.SourceDir
+	}
+	return filepath.Dir(c.Config)
 }
 
 // Options are how Run talks to its surroundings.

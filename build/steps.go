@@ -118,7 +118,7 @@ func (b *run) finishInterruptedRestore(ctx context.Context) error {
 // preload downloads the modules the config builds. A toolchain the build
 // cannot use is bad input: the build cannot succeed.
 func (b *run) preload(ctx context.Context) error {
-	res, err := b.cfg.Layout.Preload(ctx, mount.PreloadOptions{Config: b.cfg.Config, Lock: b.lock, Log: b.log})
+	res, err := b.cfg.Layout.Preload(ctx, mount.PreloadOptions{Config: b.cfg.Config, SourceDir: b.cfg.SourceDir(), Lock: b.lock, Log: b.log})
 	var te *mount.ToolchainError
 	switch {
 	case errors.As(err, &te):

@@ -31,6 +31,10 @@ type PreloadOptions struct {
 	// git-checkout step the sources are the config's directory, as for
 	// `melange build` (--source-dir defaults to it).
 	Config string
+	// SourceDir is melange's --source-dir for Config: the sources when the
+	// config has no git-checkout step, and the base of a git-checkout
+	// repository given as a relative path. "" means Config's directory.
+	SourceDir string
 	// Env is the environment of the go and git commands; nil means
 	// os.Environ(). GOPROXY, GOPRIVATE, GONOPROXY, GONOSUMDB, GOSUMDB,
 	// GOINSECURE, GOFLAGS and GOTOOLCHAIN are taken from it as they are;
@@ -123,7 +127,7 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 	res := &PreloadResult{ModCache: modcache}
 	var src preloadSource
 	if o.Config != "" {
-		src, err = p.fromConfig(ctx, o.Config)
+		src, err = p.fromConfig(ctx, o.Config, o.SourceDir)
 		if src.cleanup != nil {
 			defer src.cleanup()
 		}

@@ -23,7 +23,12 @@ func (src *preloadSource) setBuildGo(cfg *envinject.Config) {
 }
 
 // fromConfig finds the sources and modroots of a melange config.
-func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource, error) {
+// sourceDir is melange's --source-dir, "" for its default (the config's
+// directory).
+func (p *preloader) fromConfig(ctx context.Context, file, sourceDir string) (preloadSource, error) {
+	if sourceDir == "" {
+		sourceDir = filepath.Dir(file)
+	}
 	cfg, err := envinject.ReadConfig(file)
 	if err != nil {
 		return preloadSource{}, fmt.Errorf("preload: %w", err)
@@ -45,13 +50,13 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 	}
 	destination := "."
 	if checkout == nil {
-		// Without a fetch step melange builds the config's directory (its
-		// --source-dir default).
-		dir, err := filepath.Abs(filepath.Dir(file))
+		// Without a fetch step melange builds its --source-dir (by
+		// default the config's directory).
+		dir, err := filepath.Abs(sourceDir)
 		if err != nil {
 			return src, err
 		}
-		src.root, src.label = dir, filepath.Dir(file)
+		src.root, src.label = dir, sourceDir
 	} else {
 		with := map[string]string{}
 		for k, v := range checkout.With {
@@ -66,6 +71,15 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 		}
 		if with["destination"] != "" {
 			destination = with["destination"]
+		}
+		if r := with["repository"]; isLocalRelative(r) {
+			// melange clones in the workspace, where the source dir's
+			// files are: a relative local repository is one of them.
+			abs, err := filepath.Abs(filepath.Join(sourceDir, r))
+			if err != nil {
+				return src, err
+			}
+			with["repository"] = abs
 		}
 		dir, co, err := p.clone(ctx, file, checkout.Line, with)
 		src.cleanup = func() { os.RemoveAll(dir) }
@@ -130,6 +144,19 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 		}
 	}
 	return src, nil
+}
+
+// isLocalRelative reports whether a git-checkout repository is a relative
+// local path (not a URL, not scp-like host:path, not absolute).
+func isLocalRelative(repo string) bool {
+	if repo == "" || filepath.IsAbs(repo) || strings.Contains(repo, "://") {
+		return false
+	}
+	// git reads "host:path" as ssh unless a slash comes before the colon.
+	if i := strings.IndexByte(repo, ':'); i >= 0 && !strings.Contains(repo[:i], "/") {
+		return false
+	}
+	return true
 }
 
 // guestRelative maps a go/build modroot, seen from the step's working

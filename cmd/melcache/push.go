@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/melcache/melcache/build"
@@ -79,7 +80,15 @@ func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s 
 	return t.Store, t.Tag, t.Digest, nil
 }
 
-func (f *snapshotFlags) keyOptions() oci.KeyOptions { return oci.KeyOptions{Config: f.config} }
+// keyOptions expand --key and --restore-keys: {hash:FILE} is relative to
+// --config's directory when one is given, else to the current directory.
+func (f *snapshotFlags) keyOptions() oci.KeyOptions {
+	o := oci.KeyOptions{Config: f.config}
+	if f.config != "" {
+		o.Dir = filepath.Dir(f.config)
+	}
+	return o
+}
 
 // progress returns bars on a terminal stderr unless --json or --quiet; the
 // caller must Wait on it after the transfer.
