@@ -37,6 +37,9 @@ type Config struct {
 	Push string
 	// Key is the tag template for Pull and Push references without a tag.
 	Key string
+	// Go pins the Go version {go} and the snapshot's goVersion use (--go);
+	// "" reads it from Config and the apk repositories (GoResolver).
+	Go string
 	// Insecure allows plain HTTP and unverified TLS to a non-loopback
 	// registry; CACert is a PEM file of extra trusted CAs.
 	Insecure bool

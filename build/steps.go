@@ -149,7 +149,9 @@ func (b *run) mark(ctx context.Context) error {
 // build's result stands) unless Strict.
 func (b *run) pushDelta(ctx context.Context, s oci.Store, tag string) error {
 	o := oci.Options{Lock: b.lock, Log: b.log, LockOptions: b.o.LockOptions}
-	o.GoVersion, _ = oci.GoPackage(b.cfg.Config)
+	// The snapshot records the Go version when it can be known; an
+	// unknown one is "" (doctor then cannot compare), not a failed push.
+	o.GoVersion, _ = b.goVer.Version(ctx)
 	wait := b.progress(&o)
 	res, err := oci.Push(ctx, b.cfg.Layout, s, tag, o)
 	wait()

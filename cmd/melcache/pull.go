@@ -75,7 +75,11 @@ func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error 
 	}
 	// Prefixes are templates too, but not cut to a tag: a prefix
 	// may end in '-'.
-	keys, err := build.ExpandRestoreKeys(f.restoreKeys, f.keyOptions())
+	ko, err := f.keyOptions(ctx)
+	if err != nil {
+		return err
+	}
+	keys, err := build.ExpandRestoreKeys(f.restoreKeys, ko)
 	if err != nil {
 		return err
 	}
@@ -90,7 +94,7 @@ func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error 
 	if err != nil {
 		return err
 	}
-	o := f.options(g)
+	o := f.options(ctx, g)
 	o.Replace, o.RestoreKeys = f.replace, keys
 	if o.Only, err = oci.ParseOnly(f.only); err != nil {
 		return usageErrorf("%v", err)

@@ -26,6 +26,8 @@ type snapshotFlags struct {
 	json     bool
 	key      string
 	config   string
+	goVer    *build.GoResolver
+	goPin    string
 	noWait   bool
 	only     string
 }
@@ -39,8 +41,9 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
 	c.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&f.json, "json", false, "print a JSON summary")
-	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config), {hash:FILE}")
-	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (environment.contents.packages)")
+	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config or --go), {hash:FILE} (relative to --config's directory)")
+	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (its Go package and repositories)")
+	c.Flags().StringVar(&f.goPin, "go", "", goFlagUsage)
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail instead of waiting when the cache directory is locked")
 	c.Flags().StringVar(&f.only, "only", "", "only this cache: gomodcache or gocache (a partial snapshot; a pull leaves the other cache untouched)")
 }
@@ -65,11 +68,33 @@ const (
 	caCertUsage = "PEM file of CA certificates to trust for the registry, besides the system roots"
 )
 
+// goFlagUsage describes --go, the way to pin {go} when the config's go
+// package is unpinned and no apk index can be read.
+const goFlagUsage = "the Go minor version the build uses, for {go} and the snapshot (e.g. 1.26; default: the config's go package, else the apk index)"
+
+// goResolver is the one Go version resolver of the command: an apk index
+// is read at most once. A bad --go is a usage error.
+func (f *snapshotFlags) goResolver() (*build.GoResolver, error) {
+	if f.goVer == nil {
+		if f.goPin != "" {
+			if _, err := build.ParseGoVersion(f.goPin); err != nil {
+				return nil, usageErrorf("%v", err)
+			}
+		}
+		f.goVer = build.NewGoResolver(build.GoVersionOptions{Pin: f.goPin, Config: f.config})
+	}
+	return f.goVer, nil
+}
+
 // openRef parses REF (empty: the embedded store), opens its store and works
 // out the tag from REF or --key. digest is set for a digest-pinned REF.
 func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s oci.Store, tag, digest string, err error) {
+	ko, err := f.keyOptions(ctx)
+	if err != nil {
+		return nil, "", "", err
+	}
 	t, err := build.OpenRef(ctx, arg, build.RefOptions{Insecure: f.insecure, CACert: f.caCert, Log: g.log,
-		Key: f.key, KeyOptions: f.keyOptions()})
+		Key: f.key, KeyOptions: ko})
 	var ue *build.UsageError
 	if errors.As(err, &ue) {
 		return nil, "", "", usageErrorf("%v", ue.Err)
@@ -82,12 +107,16 @@ func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s 
 
 // keyOptions expand --key and --restore-keys: {hash:FILE} is relative to
 // --config's directory when one is given, else to the current directory.
-func (f *snapshotFlags) keyOptions() oci.KeyOptions {
-	o := oci.KeyOptions{Config: f.config}
+func (f *snapshotFlags) keyOptions(ctx context.Context) (oci.KeyOptions, error) {
+	r, err := f.goResolver()
+	if err != nil {
+		return oci.KeyOptions{}, err
+	}
+	o := oci.KeyOptions{Config: f.config, Go: r.KeyFunc(ctx)}
 	if f.config != "" {
 		o.Dir = filepath.Dir(f.config)
 	}
-	return o
+	return o, nil
 }
 
 // progress returns bars on a terminal stderr unless --json or --quiet; the
@@ -96,13 +125,14 @@ func (f *snapshotFlags) progress(g *globals) *progressBars {
 	return newTransferBars(g, f.json)
 }
 
-func (f *snapshotFlags) options(g *globals) oci.Options {
+func (f *snapshotFlags) options(ctx context.Context, g *globals) oci.Options {
 	o := oci.Options{Jobs: f.jobs, Compact: f.compact, Log: g.log,
 		LockOptions: mount.LockOptions{NoWait: f.noWait, OnWait: func(hs []mount.Holder) {
 			g.log.Info("waiting for the cache directory lock", "holders", fmt.Sprint(hs))
 		}}}
-	if f.config != "" {
-		o.GoVersion, _ = oci.GoPackage(f.config)
+	if r, err := f.goResolver(); err == nil && (f.config != "" || f.goPin != "") {
+		// Recorded when known; an unknown version is "", not a failure.
+		o.GoVersion, _ = r.Version(ctx)
 	}
 	return o
 }
@@ -168,7 +198,7 @@ func newPushCmd(g *globals) *cobra.Command {
 			if tag == "" {
 				tag = build.DefaultTag
 			}
-			o := f.options(g)
+			o := f.options(ctx, g)
 			if o.Only, err = oci.ParseOnly(f.only); err != nil {
 				return usageErrorf("%v", err)
 			}
