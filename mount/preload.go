@@ -112,6 +112,7 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 		return nil, errors.New("preload: give either a source directory or a melange config")
 	}
 	p := newPreloader(o)
+	p.skip = []string{l.Dir} // the cache dir may be inside the sources
 	modcache := l.CacheDir(GoModCache)
 	if err := os.MkdirAll(modcache, 0o755); err != nil {
 		return nil, fmt.Errorf("preload: create module cache %s: %w", modcache, err)
@@ -148,7 +149,7 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 			return nil, fmt.Errorf("preload: source %s is not a directory", o.Source)
 		}
 		src = preloadSource{root: abs, label: o.Source}
-		if src.modDirs, err = findModules(abs); err != nil {
+		if src.modDirs, err = findModules(abs, p.skip...); err != nil {
 			return nil, err
 		}
 	}
@@ -200,6 +201,7 @@ type preloader struct {
 	now     func() time.Time
 	cfgEnv  map[string]string // the config's environment.environment, if any
 	workDir string            // a neutral directory for version queries
+	skip    []string          // directories a module search never enters
 }
 
 func newPreloader(o PreloadOptions) *preloader {

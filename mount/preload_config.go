@@ -139,7 +139,7 @@ func (p *preloader) fromConfig(ctx context.Context, file, sourceDir string) (pre
 	if len(src.modDirs) == 0 {
 		// No go/build step (go/install, or hand-written runs:): preload
 		// every module of the sources.
-		if src.modDirs, err = findModules(src.root); err != nil {
+		if src.modDirs, err = findModules(src.root, p.skip...); err != nil {
 			return src, err
 		}
 	}
