@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -147,6 +149,24 @@ func splitDigits(s string) (int, string) {
 	return n, s[i:]
 }
 
+// plainNetError drops net/http's "Get URL:" and net's "dial tcp ADDR:"
+// prefixes, which repeat what the message already names.
+func plainNetError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se.Err
+	}
+	return err
+}
+
 // indexReader reads an apk repository's index for one architecture.
 type indexReader struct {
 	arch   string
@@ -161,7 +181,7 @@ func (ir indexReader) goVersion(ctx context.Context, repo string) (string, error
 		return ir.remote(ctx, strings.TrimSuffix(repo, "/")+"/"+ir.arch+"/"+apkIndexFile)
 	}
 	if strings.Contains(repo, "://") {
-		return "", errors.New("not a local directory or an http(s) URL")
+		return "", fmt.Errorf("%s: not a local directory or an http(s) URL", repo)
 	}
 	var firstErr error
 	for _, p := range []string{filepath.Join(repo, ir.arch, apkIndexFile), filepath.Join(repo, apkIndexFile)} {
@@ -182,26 +202,22 @@ func (ir indexReader) goVersion(ctx context.Context, repo string) (string, error
 	return "", firstErr
 }
 
-func (ir indexReader) remote(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func (ir indexReader) remote(ctx context.Context, u string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", err
 	}
 	resp, err := ir.client.Do(req)
 	if err != nil {
-		var ue interface{ Unwrap() error }
-		if errors.As(err, &ue) && ue.Unwrap() != nil {
-			err = ue.Unwrap() // drop net/http's repeated "Get URL:"
-		}
-		return "", fmt.Errorf("%s: %w", url, err)
+		return "", fmt.Errorf("%s: %w", u, plainNetError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", url, resp.Status)
+		return "", fmt.Errorf("%s: %s", u, resp.Status)
 	}
 	v, err := readAPKIndexGo(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", url, err)
+		return "", fmt.Errorf("%s: %w", u, err)
 	}
 	return v, nil
 }

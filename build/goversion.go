@@ -109,7 +109,7 @@ func (r *GoResolver) fromIndexes(ctx context.Context, repos []string) (string, s
 		v, err := ir.goVersion(ctx, repo)
 		switch {
 		case err != nil:
-			problems = append(problems, fmt.Sprintf("%s: %v", repo, err))
+			problems = append(problems, err.Error()) // names the file or URL
 		case v != "":
 			best = maxAPKVersion(best, v)
 		}
