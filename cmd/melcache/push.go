@@ -28,11 +28,13 @@ type snapshotFlags struct {
 	config   string
 	goVer    *build.GoResolver
 	goPin    string
+	isPush   bool // push records the Go version in the snapshot
 	noWait   bool
 	only     string
 }
 
 func (f *snapshotFlags) register(c *cobra.Command, push bool) {
+	f.isPush = push
 	c.Flags().StringVar(&f.dir, "dir", mount.DefaultDir, "cache directory (melange's --cache-dir)")
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", 0, "parallel hashing and transfers (0: number of CPUs)")
 	if push {
@@ -130,7 +132,7 @@ func (f *snapshotFlags) options(ctx context.Context, g *globals) oci.Options {
 		LockOptions: mount.LockOptions{NoWait: f.noWait, OnWait: func(hs []mount.Holder) {
 			g.log.Info("waiting for the cache directory lock", "holders", fmt.Sprint(hs))
 		}}}
-	if r, err := f.goResolver(); err == nil && (f.config != "" || f.goPin != "") {
+	if r, err := f.goResolver(); err == nil && f.isPush && (f.config != "" || f.goPin != "") {
 		// Recorded when known; an unknown version is "", not a failure.
 		o.GoVersion, _ = r.Version(ctx)
 	}
