@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/melcache/melcache/envinject"
@@ -36,6 +37,9 @@ type Config struct {
 	Push string
 	// Key is the tag template for Pull and Push references without a tag.
 	Key string
+	// Go pins the Go version {go} and the snapshot's goVersion use (--go);
+	// "" reads it from Config and the apk repositories (GoResolver).
+	Go string
 	// Insecure allows plain HTTP and unverified TLS to a non-loopback
 	// registry; CACert is a PEM file of extra trusted CAs.
 	Insecure bool
@@ -55,6 +59,17 @@ type Config struct {
 	Offline bool
 	// Set are extra variables for the build's environment.
 	Set []envinject.Var
+}
+
+// SourceDir is where the build's relative files are resolved
+// ({hash:FILE}, --preload's sources, a git-checkout of a relative path), as
+// melange resolves them: melange's --source-dir when given, else the
+// config's directory (melange's default for --source-dir, pkg/cli/build.go).
+func (c Config) SourceDir() string {
+	if c.MelangeArgs.SourceDir != "" {
+		return c.MelangeArgs.SourceDir
+	}
+	return filepath.Dir(c.Config)
 }
 
 // Options are how Run talks to its surroundings.

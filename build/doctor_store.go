@@ -86,22 +86,39 @@ func checkSnapshotGo(ctx context.Context, l mount.Layout, raw, config string, so
 	}
 	have, from := "", ""
 	if config != "" {
-		if p, err := oci.GoPackage(config); err == nil && p != "" {
-			have, from = p, config
+		if v, err := oci.PinnedGoVersion(config); err == nil {
+			have, from = v, config
 		}
 	}
 	if have == "" {
-		if v := localGoPackage(ctx); v != "" {
+		if v := localGoVersion(ctx); v != "" {
 			have, from = v, "go env GOVERSION"
 		}
 	}
-	msg := fmt.Sprintf("last snapshot %s (%s, Go %s)", rec.Ref, snap.Config.Arch, orUnknown(snap.Config.GoVersion))
-	if snap.Config.GoVersion != "" && have != "" && snap.Config.GoVersion != have {
+	// Snapshots before issue 12 recorded the package name (go-1.26, or an
+	// unpinned "go", which says nothing): compare minor versions.
+	snapGo := snapshotGoVersion(snap.Config.GoVersion)
+	msg := fmt.Sprintf("last snapshot %s (%s, Go %s)", rec.Ref, snap.Config.Arch, orUnknown(snapGo))
+	if snapGo != "" && have != "" && snapGo != have {
 		return check{Name: "snapshot", Status: mount.CheckWarn,
-			Message: fmt.Sprintf("%s: this build uses %s (from %s), so the restored build cache never hits", msg, have, from),
+			Message: fmt.Sprintf("%s: this build uses Go %s (from %s), so the restored build cache never hits", msg, have, from),
 			Fix:     "key snapshots by Go version (--key 'go-{go}-{arch}-...' with --config), and share modules across versions with push/pull --only gomodcache"}
 	}
 	return check{Name: "snapshot", Status: mount.CheckPass, Message: msg}
+}
+
+// snapshotGoVersion is a snapshot config's goVersion as a minor version:
+// "1.26" as written now, "go-1.26" as older snapshots wrote it; "" for
+// an unknown or unpinned ("go") one.
+func snapshotGoVersion(v string) string {
+	if v == "" || v == "go" {
+		return ""
+	}
+	m, err := ParseGoVersion(v)
+	if err != nil {
+		return ""
+	}
+	return m
 }
 
 func orUnknown(s string) string {
@@ -111,9 +128,9 @@ func orUnknown(s string) string {
 	return s
 }
 
-// localGoPackage returns the local Go as melange's package name
-// ("go1.26.3" gives "go-1.26"), "" when there is no go command.
-func localGoPackage(ctx context.Context) string {
+// localGoVersion returns the local Go's minor version ("go1.26.3" gives
+// "1.26"), "" when there is no go command.
+func localGoVersion(ctx context.Context) string {
 	cmd := exec.CommandContext(ctx, "go", "env", "GOVERSION")
 	cmd.Dir = os.TempDir()
 	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOWORK=off")
@@ -130,5 +147,5 @@ func localGoPackage(ctx context.Context) string {
 	if i := strings.IndexFunc(minor, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
 		minor = minor[:i] // "26rc1" is go-1.26
 	}
-	return "go-" + parts[0] + "." + minor
+	return parts[0] + "." + minor
 }

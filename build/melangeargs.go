@@ -19,6 +19,9 @@ type MelangeArgs struct {
 	SourceDir string
 	// EnvFiles are the --env-file values, in order (melange v0.43+).
 	EnvFiles []string
+	// Repositories are the --repository-append (-r) values, in order,
+	// comma-separated lists split: where an unpinned go comes from.
+	Repositories []string
 }
 
 // ParseMelangeArgs reads the flags of `melange build` (pkg/cli/build.go,
@@ -52,8 +55,15 @@ func ParseMelangeArgs(args []string) (MelangeArgs, error) {
 			val, _, _ = strings.Cut(val, ",")
 		}
 		*dst = val
-		if name == "--env-file" {
+		switch name {
+		case "--env-file":
 			m.EnvFiles = append(m.EnvFiles, val)
+		case "--repository-append", "-r":
+			for _, r := range strings.Split(val, ",") {
+				if r = strings.TrimSpace(r); r != "" {
+					m.Repositories = append(m.Repositories, r)
+				}
+			}
 		}
 		if name != "--cache-dir" {
 			m.Args = append(m.Args, tokens...)
@@ -74,8 +84,8 @@ func (m *MelangeArgs) field(name string) *string {
 		return &m.Arch
 	case "--source-dir":
 		return &m.SourceDir
-	case "--env-file":
-		return new(string) // collected in EnvFiles
+	case "--env-file", "--repository-append", "-r":
+		return new(string) // collected in EnvFiles, Repositories
 	}
 	return nil
 }

@@ -120,9 +120,11 @@ func (b *run) openRef(ctx context.Context, arg, flag string) (oci.Store, string,
 	return t.Store, t.Tag, nil
 }
 
-// keyOptions expand key templates; {arch} comes from melange's --arch.
+// keyOptions expand key templates; {arch} comes from melange's --arch and
+// {hash:FILE} reads FILE from the build's source dir, as melange would.
 func (b *run) keyOptions() oci.KeyOptions {
-	return oci.KeyOptions{Arch: b.cfg.MelangeArgs.Arch, Config: b.cfg.Config}
+	return oci.KeyOptions{Arch: b.cfg.MelangeArgs.Arch, Config: b.cfg.Config, Dir: b.cfg.SourceDir(),
+		Go: b.goVer.KeyFunc(b.ctx)}
 }
 
 // describeMiss is the notice for a pull that found no snapshot.

@@ -31,6 +31,7 @@ type run struct {
 	lock     *mount.Lock     // held shared from the mark to the push
 	markTime time.Time       // zero when the mark failed
 	tmp      string          // temporary dir for the env-file or rewritten config
+	goVer    *GoResolver     // the Go version the build uses, read once
 	report   Report
 }
 
@@ -58,6 +59,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 		opts.Runner = ExecRunner{Log: opts.Log}
 	}
 	b := &run{cfg: cfg, o: opts, log: opts.log(), ctx: ctx}
+	b.goVer = NewGoResolver(GoVersionOptions{Pin: cfg.Go, Config: cfg.Config,
+		Repositories: cfg.MelangeArgs.Repositories, Arch: cfg.MelangeArgs.Arch})
 	b.report = Report{Config: cfg.Config, Dir: cfg.Layout.Dir, Melange: cfg.Melange, ExitCode: -1}
 	err := b.run(ctx)
 	return &b.report, err
@@ -107,6 +110,11 @@ func (b *run) checkInput(ctx context.Context) (ep endpoints, err error) {
 	}
 	if _, err := envinject.EffectiveCaches(b.src, nil); err != nil {
 		return ep, configError(b.cfg.Config, err)
+	}
+	if b.cfg.Go != "" {
+		if _, err := ParseGoVersion(b.cfg.Go); err != nil {
+			return ep, err
+		}
 	}
 	if ep.pullStore, ep.pullRef, err = b.openRef(ctx, b.cfg.Pull, "--pull"); err != nil {
 		return ep, err

@@ -118,7 +118,7 @@ func (b *run) finishInterruptedRestore(ctx context.Context) error {
 // preload downloads the modules the config builds. A toolchain the build
 // cannot use is bad input: the build cannot succeed.
 func (b *run) preload(ctx context.Context) error {
-	res, err := b.cfg.Layout.Preload(ctx, mount.PreloadOptions{Config: b.cfg.Config, Lock: b.lock, Log: b.log})
+	res, err := b.cfg.Layout.Preload(ctx, mount.PreloadOptions{Config: b.cfg.Config, SourceDir: b.cfg.SourceDir(), Lock: b.lock, Log: b.log})
 	var te *mount.ToolchainError
 	switch {
 	case errors.As(err, &te):
@@ -149,7 +149,9 @@ func (b *run) mark(ctx context.Context) error {
 // build's result stands) unless Strict.
 func (b *run) pushDelta(ctx context.Context, s oci.Store, tag string) error {
 	o := oci.Options{Lock: b.lock, Log: b.log, LockOptions: b.o.LockOptions}
-	o.GoVersion, _ = oci.GoPackage(b.cfg.Config)
+	// The snapshot records the Go version when it can be known; an
+	// unknown one is "" (doctor then cannot compare), not a failed push.
+	o.GoVersion, _ = b.goVer.Version(ctx)
 	wait := b.progress(&o)
 	res, err := oci.Push(ctx, b.cfg.Layout, s, tag, o)
 	wait()

@@ -31,6 +31,10 @@ type PreloadOptions struct {
 	// git-checkout step the sources are the config's directory, as for
 	// `melange build` (--source-dir defaults to it).
 	Config string
+	// SourceDir is melange's --source-dir for Config: the sources when the
+	// config has no git-checkout step, and the base of a git-checkout
+	// repository given as a relative path. "" means Config's directory.
+	SourceDir string
 	// Env is the environment of the go and git commands; nil means
 	// os.Environ(). GOPROXY, GOPRIVATE, GONOPROXY, GONOSUMDB, GOSUMDB,
 	// GOINSECURE, GOFLAGS and GOTOOLCHAIN are taken from it as they are;
@@ -111,6 +115,7 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 		return nil, errors.New("preload: give either a source directory or a melange config")
 	}
 	p := newPreloader(o)
+	p.skip = []string{l.Dir} // the cache dir may be inside the sources
 	modcache := l.CacheDir(GoModCache)
 	if err := os.MkdirAll(modcache, 0o755); err != nil {
 		return nil, fmt.Errorf("preload: create module cache %s: %w", modcache, err)
@@ -130,7 +135,7 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 	res := &PreloadResult{ModCache: modcache}
 	var src preloadSource
 	if o.Config != "" {
-		src, err = p.fromConfig(ctx, o.Config)
+		src, err = p.fromConfig(ctx, o.Config, o.SourceDir)
 		if src.cleanup != nil {
 			defer src.cleanup()
 		}
@@ -151,7 +156,7 @@ func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, 
 			return nil, fmt.Errorf("preload: source %s is not a directory", o.Source)
 		}
 		src = preloadSource{root: abs, label: o.Source}
-		if src.modDirs, err = findModules(abs); err != nil {
+		if src.modDirs, err = findModules(abs, p.skip...); err != nil {
 			return nil, err
 		}
 	}
@@ -203,6 +208,7 @@ type preloader struct {
 	now     func() time.Time
 	cfgEnv  map[string]string // the config's environment.environment, if any
 	workDir string            // a neutral directory for version queries
+	skip    []string          // directories a module search never enters
 }
 
 func newPreloader(o PreloadOptions) *preloader {

@@ -23,7 +23,12 @@ func (src *preloadSource) setBuildGo(cfg *envinject.Config) {
 }
 
 // fromConfig finds the sources and modroots of a melange config.
-func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource, error) {
+// sourceDir is melange's --source-dir, "" for its default (the config's
+// directory).
+func (p *preloader) fromConfig(ctx context.Context, file, sourceDir string) (preloadSource, error) {
+	if sourceDir == "" {
+		sourceDir = filepath.Dir(file)
+	}
 	cfg, err := envinject.ReadConfig(file)
 	if err != nil {
 		return preloadSource{}, fmt.Errorf("preload: %w", err)
@@ -43,7 +48,7 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 			checkout = &steps[i]
 		}
 	}
-	destination, err := p.fetchSource(ctx, file, subst, checkout, &src)
+	destination, err := p.fetchSource(ctx, file, sourceDir, subst, checkout, &src)
 	if err != nil {
 		return src, err
 	}
@@ -94,7 +99,7 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 	if len(src.modDirs) == 0 {
 		// No go/build step (go/install, or hand-written runs:): preload
 		// every module of the sources.
-		if src.modDirs, err = findModules(src.root); err != nil {
+		if src.modDirs, err = findModules(src.root, p.skip...); err != nil {
 			return src, err
 		}
 	}
@@ -102,18 +107,20 @@ func (p *preloader) fromConfig(ctx context.Context, file string) (preloadSource,
 }
 
 // fetchSource sets src.root and src.label to the sources a config builds:
-// the config's directory (melange's --source-dir default) without a
-// git-checkout step, else a clone of its repository (src.checkout, and
+// sourceDir (melange's --source-dir, by default the config's directory)
+// without a git-checkout step, else a clone of its repository (a relative
+// local repository is read from sourceDir, as melange clones in the
+// workspace where the source dir's files are) (src.checkout, and
 // src.cleanup removes it). It returns the checkout's destination under
 // /home/build ("." by default).
-func (p *preloader) fetchSource(ctx context.Context, file string, subst map[string]string, checkout *envinject.StepAt, src *preloadSource) (destination string, err error) {
+func (p *preloader) fetchSource(ctx context.Context, file, sourceDir string, subst map[string]string, checkout *envinject.StepAt, src *preloadSource) (destination string, err error) {
 	destination = "."
 	if checkout == nil {
-		dir, err := filepath.Abs(filepath.Dir(file))
+		dir, err := filepath.Abs(sourceDir)
 		if err != nil {
 			return destination, err
 		}
-		src.root, src.label = dir, filepath.Dir(file)
+		src.root, src.label = dir, sourceDir
 		return destination, nil
 	}
 	with := map[string]string{}
@@ -130,6 +137,13 @@ func (p *preloader) fetchSource(ctx context.Context, file string, subst map[stri
 	if with["destination"] != "" {
 		destination = with["destination"]
 	}
+	if r := with["repository"]; isLocalRelative(r) {
+		abs, err := filepath.Abs(filepath.Join(sourceDir, r))
+		if err != nil {
+			return destination, err
+		}
+		with["repository"] = abs
+	}
 	dir, co, err := p.clone(ctx, file, checkout.Line, with)
 	src.cleanup = func() { os.RemoveAll(dir) }
 	if err != nil {
@@ -141,6 +155,19 @@ func (p *preloader) fetchSource(ctx context.Context, file string, subst map[stri
 		src.label += "@" + co.Ref
 	}
 	return destination, nil
+}
+
+// isLocalRelative reports whether a git-checkout repository is a relative
+// local path (not a URL, not scp-like host:path, not absolute).
+func isLocalRelative(repo string) bool {
+	if repo == "" || filepath.IsAbs(repo) || strings.Contains(repo, "://") {
+		return false
+	}
+	// git reads "host:path" as ssh unless a slash comes before the colon.
+	if i := strings.IndexByte(repo, ':'); i >= 0 && !strings.Contains(repo[:i], "/") {
+		return false
+	}
+	return true
 }
 
 // guestRelative maps a go/build modroot, seen from the step's working

@@ -61,8 +61,13 @@ func skipDir(name string) bool {
 }
 
 // findModules lists the main modules of the tree at root: those its
-// top-level go.work uses, else every directory holding a go.mod.
-func findModules(root string) ([]string, error) {
+// top-level go.work uses, else every directory holding a go.mod. The walk
+// stays within the source's own modules: besides what skipDir names, it
+// never enters a cache (skip, a cache dir holding melcache's state, a Go
+// module cache), whose go.mod files are other modules' (issue 12:
+// `preload --source .` walked into ./melange-cache and tried to download
+// the dependencies of every cached module).
+func findModules(root string, skip ...string) ([]string, error) {
 	if b, err := os.ReadFile(filepath.Join(root, "go.work")); err == nil {
 		wf, err := modfile.ParseWork(filepath.Join(root, "go.work"), b, nil)
 		if err != nil {
@@ -77,12 +82,18 @@ func findModules(root string) ([]string, error) {
 		}
 		return dirs, nil
 	}
+	skipAbs := map[string]bool{}
+	for _, d := range skip {
+		if a, err := filepath.Abs(d); err == nil {
+			skipAbs[filepath.Clean(a)] = true
+		}
+	}
 	var dirs []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && p != root && skipDir(d.Name()) {
+		if d.IsDir() && p != root && (skipDir(d.Name()) || skipAbs[filepath.Clean(p)] || isCacheTree(p, d.Name())) {
 			return filepath.SkipDir
 		}
 		if !d.IsDir() && d.Name() == "go.mod" {
@@ -98,6 +109,22 @@ func findModules(root string) ([]string, error) {
 	}
 	sort.Strings(dirs)
 	return dirs, nil
+}
+
+// isCacheTree reports a directory that holds caches, not sources: a cache
+// dir with melcache's state (StateName), a Go module cache (its
+// cache/download), or an extracted module version (module@version: '@'
+// is never part of an import path).
+func isCacheTree(dir, name string) bool {
+	if strings.Contains(name, "@") {
+		return true
+	}
+	for _, marker := range []string{StateName, filepath.Join("cache", "download")} {
+		if fi, err := os.Lstat(filepath.Join(dir, marker)); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // readModules parses each module's go.mod.

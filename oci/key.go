@@ -25,8 +25,13 @@ const keyHashHex = 16
 type KeyOptions struct {
 	// Arch is melange's architecture name; "" means HostArch().
 	Arch string
-	// Config is a melange YAML file; {go} needs it.
+	// Config is a melange YAML file; {go} is the Go version it pins when
+	// Go is nil.
 	Config string
+	// Go returns the Go minor version the build uses ("1.26"); it is
+	// called only when the template has {go}. nil means the version
+	// Config's Go package pins (build.GoResolver also reads apk indexes).
+	Go func() (string, error)
 	// Dir is where relative {hash:FILE} paths are resolved; "" means the
 	// working directory.
 	Dir string
@@ -67,10 +72,13 @@ func keyValue(name, arg string, o KeyOptions) (string, error) {
 		}
 		return HostArch(), nil
 	case "go":
-		if o.Config == "" {
-			return "", errors.New("{go} needs --config YAML (the melange file whose environment.contents.packages installs Go)")
+		if o.Go != nil {
+			return o.Go()
 		}
-		return GoPackage(o.Config)
+		if o.Config == "" {
+			return "", errors.New("{go} needs --config YAML (the melange file that installs Go) or --go VERSION")
+		}
+		return PinnedGoVersion(o.Config)
 	case "hash":
 		if arg == "" {
 			return "", errors.New("{hash:FILE} needs a file")
@@ -111,6 +119,24 @@ func SanitizeTag(s string) string {
 		t = t[:maxTagBytes]
 	}
 	return t
+}
+
+// PinnedGoVersion returns the Go minor version ("1.26") the Go package of a
+// melange YAML pins (go-1.26, go~1.26, go=1.26.8-r0). An unpinned "go" is
+// an error saying how to pin it; build.GoResolver reads it from the apk
+// repositories instead.
+func PinnedGoVersion(path string) (string, error) {
+	cfg, err := envinject.ReadConfig(path)
+	if err != nil {
+		return "", err
+	}
+	if cfg.Go == nil {
+		return "", fmt.Errorf("%s: installs no go package (go or go-1.NN) in environment.contents.packages and uses no go/build or go/install step", path)
+	}
+	if cfg.Go.Version == "" {
+		return "", fmt.Errorf("%s:%d:%d: %s pins no Go version: give --go VERSION (e.g. --go 1.26) or install go-1.NN", path, cfg.Go.Line, cfg.Go.Col, cfg.Go.Spec)
+	}
+	return cfg.Go.Version, nil
 }
 
 // GoPackage returns the name of the Go package a melange YAML builds with,

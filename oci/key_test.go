@@ -19,7 +19,7 @@ func TestExpandKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "gocache-aarch64-go-1.26-" + sha([]byte("x v1 h1:abc\n"))[:16]; got != want {
+	if want := "gocache-aarch64-1.26-" + sha([]byte("x v1 h1:abc\n"))[:16]; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	if got, _ := ExpandKey(strings.Repeat("a", 200), KeyOptions{}); len(got) != 128 {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -206,6 +208,15 @@ func ParseRef(s string, o RefOptions) (Ref, error) {
 	if err != nil {
 		return Ref{}, fmt.Errorf("invalid reference %q: %v; %s", s, err, refSyntax)
 	}
+	// go-containerregistry checks characters only: "ghcr.io//bad" or
+	// "ghcr.io/-x" would go to the network and come back as a registry's
+	// puzzling answer. Refuse them here, naming the reference.
+	if err := checkRegistry(repo.RegistryStr()); err != nil {
+		return Ref{}, fmt.Errorf("invalid reference %q: %v; %s", s, err, refSyntax)
+	}
+	if err := checkRepository(repo.RepositoryStr()); err != nil {
+		return Ref{}, fmt.Errorf("invalid reference %q: %v; %s", s, err, refSyntax)
+	}
 	if o.Insecure || IsLoopbackHost(registryHost(repo.RegistryStr())) {
 		// name.Insecure lets ggcr fall back to plain HTTP. Set only where
 		// our rule allows it; ggcr alone would fall back for private
@@ -225,6 +236,55 @@ func registryHost(hostport string) string {
 		return h
 	}
 	return hostport
+}
+
+// repoComponent is one path component of a repository name, as the OCI
+// distribution spec writes it: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*.
+var repoComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
+
+// hostLabel is one DNS label of a registry host name (letters, digits,
+// inner hyphens).
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$`)
+
+// checkRepository enforces the distribution spec's repository grammar:
+// "/"-separated components, none empty, each starting and ending with a
+// lowercase letter or digit, separated inside by '.', '_', '__' or '-'s.
+func checkRepository(repo string) error {
+	for i, c := range strings.Split(repo, "/") {
+		switch {
+		case c == "" && i == 0:
+			return fmt.Errorf("repository %q starts with '/' (an empty path component after the host)", repo)
+		case c == "":
+			return fmt.Errorf("repository %q has an empty path component", repo)
+		case !repoComponent.MatchString(c):
+			return fmt.Errorf("repository %q: component %q is not allowed (lowercase letters and digits, separated by '.', '_', '__' or '-')", repo, c)
+		}
+	}
+	return nil
+}
+
+// checkRegistry checks a registry's host[:port]: DNS labels or an IP
+// address, and a port from 1 to 65535.
+func checkRegistry(hostport string) error {
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("registry %q: port %q is not a number from 1 to 65535", hostport, port)
+		}
+	}
+	if net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return nil
+	}
+	for _, l := range strings.Split(host, ".") {
+		if !hostLabel.MatchString(l) {
+			return fmt.Errorf("registry %q: %q is not a valid host name", hostport, host)
+		}
+	}
+	return nil
 }
 
 // maxTagLen is the OCI distribution spec's limit on tag length.

@@ -22,6 +22,10 @@ func TestParseRef(t *testing.T) {
 		{in: "ghcr.io/org/cache:t1@" + dg, kind: RefRegistry, str: "ghcr.io/org/cache:t1@" + dg, tag: "t1", digest: dg},
 		{in: "docker://127.0.0.1:5000/cache:t", kind: RefRegistry, str: "127.0.0.1:5000/cache:t", tag: "t"},
 		{in: "localhost:5000/a/b/c:x", kind: RefRegistry, str: "localhost:5000/a/b/c:x", tag: "x"},
+		{in: "ghcr.io/a.b-c__d--e_f/x9:T_1.a-b", kind: RefRegistry, str: "ghcr.io/a.b-c__d--e_f/x9:T_1.a-b", tag: "T_1.a-b"},
+		{in: "[::1]:5000/c", kind: RefRegistry, str: "[::1]:5000/c"},
+		{in: "My-Registry.example.com/c", kind: RefRegistry, str: "My-Registry.example.com/c"},
+		{in: "busybox", kind: RefRegistry, str: "index.docker.io/library/busybox"},
 		{in: "oci:/tmp/lay", kind: RefLayout, str: "oci:/tmp/lay", path: "/tmp/lay"},
 		{in: "oci:/tmp/lay:v1", kind: RefLayout, str: "oci:/tmp/lay:v1", path: "/tmp/lay", tag: "v1"},
 		{in: "oci:/tmp/lay@" + dg, kind: RefLayout, path: "/tmp/lay", digest: dg},
@@ -45,7 +49,11 @@ func TestParseRef(t *testing.T) {
 		t.Errorf("relative layout: %+v, %v", r, err)
 	}
 	// Bad references name the input.
-	for _, bad := range []string{"oci:", "oci:/x:", "oci:/x:-bad", "127.0.0.1:5000/x:bad tag", "Host/UPPER", "127.0.0.1:5000/x@sha256:short", "127.0.0.1:5000/x:" + strings.Repeat("a", 129)} {
+	for _, bad := range []string{"oci:", "oci:/x:", "oci:/x:-bad", "127.0.0.1:5000/x:bad tag", "Host/UPPER", "127.0.0.1:5000/x@sha256:short", "127.0.0.1:5000/x:" + strings.Repeat("a", 129),
+		// issue 12: malformed names go-containerregistry lets through.
+		"ghcr.io//bad", "ghcr.io/a//b", "ghcr.io/bad/", "/bad", "ghcr.io/-a", "ghcr.io/a-", "ghcr.io/a..b", "ghcr.io/a___b",
+		"ghcr.io/_a", "ghcr.io/a/.b", "ghcr.io/a.-b", "ghcr.io/Upper", "ghcr.io:99999/a", "ghcr.io:0/a", "gh_cr.io/a", "-ghcr.io/a",
+		"ghcr.io/a:", "ghcr.io/a:.t", "ghcr.io/a:t@", "ghcr.io/a:t!"} {
 		_, err := ParseRef(bad, RefOptions{})
 		if err == nil {
 			t.Errorf("ParseRef(%q) succeeded, want error", bad)

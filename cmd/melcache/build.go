@@ -16,6 +16,7 @@ type buildFlags struct {
 	restoreKeys   []string
 	push          string
 	key           string
+	goVersion     string
 	melange       string
 	strict        bool
 	rewrite       bool
@@ -94,7 +95,8 @@ func newBuildCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&f.pull, "pull", "", "restore this snapshot first: HOST/REPO[:TAG], oci:PATH[:TAG]")
 	c.Flags().StringSliceVar(&f.restoreKeys, "restore-keys", nil, "tag prefixes to fall back to when the pull tag is missing (templates; repeat or comma-separate)")
 	c.Flags().StringVar(&f.push, "push", "", "push the delta after a successful build: HOST/REPO[:TAG], oci:PATH[:TAG]")
-	c.Flags().StringVar(&f.key, "key", "", "tag template for --pull and --push REFs without a tag: {arch}, {go}, {hash:FILE}")
+	c.Flags().StringVar(&f.key, "key", "", "tag template for --pull and --push REFs without a tag: {arch}, {go}, {hash:FILE} (FILE relative to the source dir)")
+	c.Flags().StringVar(&f.goVersion, "go", "", goFlagUsage)
 	c.Flags().StringVar(&f.melange, "melange", "", "melange binary (default $MELANGE, then melange from PATH)")
 	c.Flags().BoolVar(&f.strict, "strict", false, "fail on a cache problem instead of warning and building cold")
 	c.Flags().BoolVar(&f.rewrite, "rewrite", false, "pass melange a temporary rewritten copy of CONFIG instead of an env-file")

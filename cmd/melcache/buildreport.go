@@ -71,7 +71,7 @@ func buildConfig(f *buildFlags, args []string) (build.Config, error) {
 		return build.Config{}, err
 	}
 	cfg := build.Config{Layout: l, Config: args[0], Melange: bin, MelangeArgs: ma,
-		Pull: f.pull, RestoreKeys: f.restoreKeys, Push: f.push, Key: f.key, Insecure: f.insecure, CACert: f.caCert,
+		Pull: f.pull, RestoreKeys: f.restoreKeys, Push: f.push, Key: f.key, Go: f.goVersion, Insecure: f.insecure, CACert: f.caCert,
 		Strict: f.strict, PushOnFailure: f.pushOnFailure, Preload: f.preload, Rewrite: f.rewrite, Force: f.force, Offline: f.offline}
 	for _, s := range f.set {
 		v, err := envinject.ParseVar(s)

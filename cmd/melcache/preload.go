@@ -17,7 +17,10 @@ build that follows can run with no network at all (melange's bubblewrap runner
 with the network unshared, or GOPROXY=off).
 
 With --source, every go.mod under the directory is preloaded (or the modules
-its go.work uses). With a melange config, its git-checkout step (repository,
+its go.work uses); the search skips vendor/ and testdata/, the cache dir
+itself and any dir holding melcache's .melcache state (./melange-cache), Go
+module caches and extracted module@version trees: their go.mod files belong
+to other modules. With a melange config, its git-checkout step (repository,
 tag with ${{package.version}} substituted, expected-commit) is cloned into a
 temporary directory and, in the modroot of each go/build step, only the
 modules its packages (and tags) import are downloaded (go list -deps): a

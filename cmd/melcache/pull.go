@@ -1,6 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
 	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
@@ -21,7 +26,13 @@ present are reused, only layers holding missing files are downloaded, every
 file is verified, and the new state is swapped in atomically: an interrupted
 pull leaves the old caches, and the next command finishes or rolls it back.
 Restored entries are marked used two hours ago and trim.txt is reset, so Go
-keeps them.`
+keeps them.
+
+With --missing-ok, a store that holds no matching snapshot yet (no such tag,
+no restore-key match, an empty or missing repository or layout) is the first
+run of a key: pull prints one notice, changes nothing and exits 0, so a
+set -e CI script goes on to build cold and push. Every other failure still
+exits 1.`
 
 // pullExample are the examples in the help of `melcache pull`.
 const pullExample = `  melcache pull ghcr.io/acme/gocache:main
@@ -29,6 +40,8 @@ const pullExample = `  melcache pull ghcr.io/acme/gocache:main
       --restore-keys 'go-{go}-{arch}-' ghcr.io/acme/gocache
   melcache pull oci:/srv/cache-layout:nightly --replace
   melcache pull --require-digest ghcr.io/acme/gocache@sha256:4f1c...   # pinned
+  melcache pull --missing-ok --key 'go-{go}-{arch}' --config pkg.yaml \
+      --restore-keys 'go-{go}-' ghcr.io/acme/gocache      # first CI run: exit 0
   melcache pull                                   # embedded store, tag latest
   melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`
 
@@ -46,6 +59,7 @@ func newPullCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&fl.replace, "replace", false, "make the caches exactly the snapshot (default: merge)")
 	c.Flags().BoolVar(&fl.requireDigest, "require-digest", false, "refuse a REF without @sha256:<digest> (pin the exact snapshot; see docs/security.md)")
 	c.Flags().StringSliceVar(&fl.restoreKeys, "restore-keys", nil, "tag prefixes to fall back to, in order (repeat or comma-separate)")
+	c.Flags().BoolVar(&fl.missingOK, "missing-ok", false, "exit 0 with a notice when no snapshot matches (a first run): nothing is restored")
 	return c
 }
 
@@ -55,6 +69,7 @@ type pullFlags struct {
 	replace       bool
 	requireDigest bool
 	restoreKeys   []string
+	missingOK     bool
 }
 
 // runPull runs the command with its flags and prints the result.
@@ -75,7 +90,11 @@ func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error 
 	}
 	// Prefixes are templates too, but not cut to a tag: a prefix
 	// may end in '-'.
-	keys, err := build.ExpandRestoreKeys(f.restoreKeys, f.keyOptions())
+	ko, err := f.keyOptions(ctx)
+	if err != nil {
+		return err
+	}
+	keys, err := build.ExpandRestoreKeys(f.restoreKeys, ko)
 	if err != nil {
 		return err
 	}
@@ -90,7 +109,7 @@ func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error 
 	if err != nil {
 		return err
 	}
-	o := f.options(g)
+	o := f.options(ctx, g)
 	o.Replace, o.RestoreKeys = f.replace, keys
 	if o.Only, err = oci.ParseOnly(f.only); err != nil {
 		return usageErrorf("%v", err)
@@ -99,8 +118,38 @@ func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error 
 	o.Progress = p
 	res, err := oci.Pull(ctx, l, s, ref, o)
 	p.Wait()
+	if f.missingOK && errors.Is(err, oci.ErrNotFound) {
+		return printMissing(g, f.json, s, ref, keys)
+	}
 	if err != nil {
 		return err
 	}
 	return printResult(g.stdout, f.json, res)
+}
+
+// missingResult is pull --missing-ok --json's output when nothing matched.
+type missingResult struct {
+	Missing     bool     `json:"missing"`
+	Store       string   `json:"store"`
+	Tag         string   `json:"tag,omitempty"`
+	RestoreKeys []string `json:"restoreKeys,omitempty"`
+}
+
+// printMissing reports a pull that found no snapshot under --missing-ok:
+// one notice line on stderr (and the JSON object with --json).
+func printMissing(g *globals, asJSON bool, s oci.Store, ref string, keys []string) error {
+	what := "no snapshot " + ref
+	if ref == "" {
+		what = "no snapshot"
+	}
+	if len(keys) > 0 {
+		what += " and none matching --restore-keys " + strings.Join(keys, ",")
+	}
+	fmt.Fprintf(g.stderr, "melcache: %s in %s: nothing restored (--missing-ok); the build starts cold\n", what, s)
+	if !asJSON {
+		return nil
+	}
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(missingResult{Missing: true, Store: s.String(), Tag: ref, RestoreKeys: keys})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -26,11 +27,15 @@ type snapshotFlags struct {
 	json     bool
 	key      string
 	config   string
+	goVer    *build.GoResolver
+	goPin    string
+	isPush   bool // push records the Go version in the snapshot
 	noWait   bool
 	only     string
 }
 
 func (f *snapshotFlags) register(c *cobra.Command, push bool) {
+	f.isPush = push
 	c.Flags().StringVar(&f.dir, "dir", mount.DefaultDir, "cache directory (melange's --cache-dir)")
 	c.Flags().IntVarP(&f.jobs, "jobs", "j", 0, "parallel hashing and transfers (0: number of CPUs)")
 	if push {
@@ -39,8 +44,9 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
 	c.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
 	c.Flags().BoolVar(&f.json, "json", false, "print a JSON summary")
-	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config), {hash:FILE}")
-	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (environment.contents.packages)")
+	c.Flags().StringVar(&f.key, "key", "", "tag template: {arch}, {go} (needs --config or --go), {hash:FILE} (relative to --config's directory)")
+	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (its Go package and repositories)")
+	c.Flags().StringVar(&f.goPin, "go", "", goFlagUsage)
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail instead of waiting when the cache directory is locked")
 	c.Flags().StringVar(&f.only, "only", "", "only this cache: gomodcache or gocache (a partial snapshot; a pull leaves the other cache untouched)")
 }
@@ -65,11 +71,33 @@ const (
 	caCertUsage = "PEM file of CA certificates to trust for the registry, besides the system roots"
 )
 
+// goFlagUsage describes --go, the way to pin {go} when the config's go
+// package is unpinned and no apk index can be read.
+const goFlagUsage = "the Go minor version the build uses, for {go} and the snapshot (e.g. 1.26; default: the config's go package, else the apk index)"
+
+// goResolver is the one Go version resolver of the command: an apk index
+// is read at most once. A bad --go is a usage error.
+func (f *snapshotFlags) goResolver() (*build.GoResolver, error) {
+	if f.goVer == nil {
+		if f.goPin != "" {
+			if _, err := build.ParseGoVersion(f.goPin); err != nil {
+				return nil, usageErrorf("%v", err)
+			}
+		}
+		f.goVer = build.NewGoResolver(build.GoVersionOptions{Pin: f.goPin, Config: f.config})
+	}
+	return f.goVer, nil
+}
+
 // openRef parses REF (empty: the embedded store), opens its store and works
 // out the tag from REF or --key. digest is set for a digest-pinned REF.
 func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s oci.Store, tag, digest string, err error) {
+	ko, err := f.keyOptions(ctx)
+	if err != nil {
+		return nil, "", "", err
+	}
 	t, err := build.OpenRef(ctx, arg, build.RefOptions{Insecure: f.insecure, CACert: f.caCert, Log: g.log,
-		Key: f.key, KeyOptions: f.keyOptions()})
+		Key: f.key, KeyOptions: ko})
 	var ue *build.UsageError
 	if errors.As(err, &ue) {
 		return nil, "", "", usageErrorf("%v", ue.Err)
@@ -80,7 +108,19 @@ func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s 
 	return t.Store, t.Tag, t.Digest, nil
 }
 
-func (f *snapshotFlags) keyOptions() oci.KeyOptions { return oci.KeyOptions{Config: f.config} }
+// keyOptions expand --key and --restore-keys: {hash:FILE} is relative to
+// --config's directory when one is given, else to the current directory.
+func (f *snapshotFlags) keyOptions(ctx context.Context) (oci.KeyOptions, error) {
+	r, err := f.goResolver()
+	if err != nil {
+		return oci.KeyOptions{}, err
+	}
+	o := oci.KeyOptions{Config: f.config, Go: r.KeyFunc(ctx)}
+	if f.config != "" {
+		o.Dir = filepath.Dir(f.config)
+	}
+	return o, nil
+}
 
 // progress returns bars on a terminal stderr unless --json or --quiet; the
 // caller must Wait on it after the transfer.
@@ -88,11 +128,12 @@ func (f *snapshotFlags) progress(g *globals) *progressBars {
 	return newTransferBars(g, f.json)
 }
 
-func (f *snapshotFlags) options(g *globals) oci.Options {
+func (f *snapshotFlags) options(ctx context.Context, g *globals) oci.Options {
 	o := oci.Options{Jobs: f.jobs, Compact: f.compact, Log: g.log,
 		LockOptions: lockWaitOptions(g, f.dir, f.noWait)}
-	if f.config != "" {
-		o.GoVersion, _ = oci.GoPackage(f.config)
+	if r, err := f.goResolver(); err == nil && f.isPush && (f.config != "" || f.goPin != "") {
+		// Recorded when known; an unknown version is "", not a failure.
+		o.GoVersion, _ = r.Version(ctx)
 	}
 	return o
 }
@@ -158,7 +199,7 @@ func newPushCmd(g *globals) *cobra.Command {
 			if tag == "" {
 				tag = build.DefaultTag
 			}
-			o := f.options(g)
+			o := f.options(ctx, g)
 			if o.Only, err = oci.ParseOnly(f.only); err != nil {
 				return usageErrorf("%v", err)
 			}
