@@ -54,6 +54,9 @@ With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
 			if keepLast == 0 && age == 0 {
 				return usageErrorf("give --keep-last N, --max-age DURATION or both: with no rule every snapshot would go")
 			}
+			if keepLast == 0 && age < oci.MinMaxAge {
+				return usageErrorf("--max-age %q alone removes every snapshot; give at least %v, or add --keep-last N", maxAge, oci.MinMaxAge)
+			}
 			ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: insecure})
 			if err != nil {
 				return usageErrorf("%v", err)
