@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,8 +26,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
-	"golang.org/x/mod/module"
-	"golang.org/x/mod/sumdb/dirhash"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -718,100 +715,6 @@ func (l *strictLimit) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.n -= int64(n)
 	return n, err
-}
-
-// verifyModules checks downloaded module zips against their .ziphash and
-// module trees with downloaded files against the .ziphash of their version.
-func verifyModules(ctx context.Context, l mount.Layout, snap *Snapshot, reuse map[string]bool,
-	newPath func(mount.Cache, string) string, jobs int) error {
-	zips := map[string]bool{}
-	trees := map[string]bool{}
-	for _, e := range snap.Index.Entries {
-		if e.Cache != mount.GoModCache || e.Type != TypeFile || reuse[e.key()] {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(e.Path, "cache/download/"); ok {
-			if strings.HasSuffix(rest, ".zip") && strings.Contains(rest, "/@v/") {
-				zips[e.Path] = true
-			}
-			continue
-		}
-		parts := strings.Split(e.Path, "/")
-		for i, p := range parts {
-			if strings.Contains(p, "@") {
-				trees[strings.Join(parts[:i+1], "/")] = true
-				break
-			}
-		}
-	}
-	g, _ := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, jobs))
-	for z := range zips {
-		g.Go(func() error {
-			want, err := os.ReadFile(newPath(mount.GoModCache, strings.TrimSuffix(z, ".zip")+".ziphash"))
-			if err != nil {
-				return nil // no .ziphash: Go itself will not trust the zip
-			}
-			got, err := dirhash.HashZip(newPath(mount.GoModCache, z), dirhash.Hash1)
-			if err != nil {
-				return verifyErrorf("module zip %s: %v", z, err)
-			}
-			if got != strings.TrimSpace(string(want)) {
-				return verifyErrorf("module zip %s hashes to %s, its .ziphash says %s", z, got, strings.TrimSpace(string(want)))
-			}
-			return nil
-		})
-	}
-	// Trees are checked from the index: every file written was verified
-	// against its index SHA-256 and every reused file matched it, so the
-	// dirhash (a SHA-256 over "sha256  name" lines) needs no second read.
-	treeFiles := map[string][]string{}
-	for _, e := range snap.Index.Entries {
-		if e.Cache != mount.GoModCache || e.Type != TypeFile {
-			continue
-		}
-		for t := range trees {
-			if strings.HasPrefix(e.Path, t+"/") {
-				treeFiles[t] = append(treeFiles[t], e.SHA256+"  "+e.Path[len(t)+1:])
-				break
-			}
-		}
-	}
-	for t := range trees {
-		i := strings.LastIndex(t, "@")
-		escMod, escVer := t[:i], t[i+1:]
-		mod, err1 := module.UnescapePath(escMod)
-		ver, err2 := module.UnescapeVersion(escVer)
-		if err1 != nil || err2 != nil {
-			continue // not a module tree Go made
-		}
-		want, err := os.ReadFile(newPath(mount.GoModCache, "cache/download/"+escMod+"/@v/"+escVer+".ziphash"))
-		if err != nil {
-			continue
-		}
-		got := treeHash(mod+"@"+ver, treeFiles[t])
-		if got != strings.TrimSpace(string(want)) {
-			return verifyErrorf("module tree %s hashes to %s, its .ziphash says %s", t, got, strings.TrimSpace(string(want)))
-		}
-	}
-	return g.Wait()
-}
-
-// treeHash is dirhash.Hash1 of a tree whose files are given as
-// "SHA256HEX  relative/path" lines: h1: over sorted "sha  prefix/path" lines.
-func treeHash(prefix string, lines []string) string {
-	type fl struct{ name, sum string }
-	fs := make([]fl, 0, len(lines))
-	for _, l := range lines {
-		sum, name, _ := strings.Cut(l, "  ")
-		fs = append(fs, fl{prefix + "/" + name, sum})
-	}
-	sort.Slice(fs, func(i, j int) bool { return fs[i].name < fs[j].name })
-	h := sha256.New()
-	for _, f := range fs {
-		fmt.Fprintf(h, "%s  %s\n", f.sum, f.name)
-	}
-	return "h1:" + base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
 func linkOrCopy(from, to string) error {
