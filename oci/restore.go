@@ -507,8 +507,10 @@ func (r *restorer) cleanup() error {
 }
 
 // fetchLayer streams one data layer: the compressed bytes are digest-checked
-// while they are decompressed and the wanted files written. It retries a
-// transfer cut mid-stream, skipping files already written.
+// while they are decompressed and the wanted files written. It downloads
+// the layer again, skipping files already written, only when the transfer
+// itself failed transiently and the store has not already retried it to
+// exhaustion (retryLayer); a local write error or bad content is final.
 func fetchLayer(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo, want map[string]*Entry,
 	dst func(*Entry) string, written *atomic.Int64, o Options) (int64, error) {
 	done := map[string]bool{}
@@ -525,8 +527,7 @@ func fetchLayer(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo
 			}
 			return total, nil
 		}
-		var ve *VerifyError
-		if errors.As(err, &ve) || ctx.Err() != nil || attempt >= layerRetries {
+		if !retryLayer(err) || ctx.Err() != nil || attempt >= layerRetries {
 			return total, err
 		}
 		o.log().Warn("layer download failed; retrying", "layer", desc.Digest.String(), "attempt", attempt+1, "err", err)
@@ -540,16 +541,17 @@ func fetchLayer(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo
 }
 
 func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo, want map[string]*Entry,
-	dst func(*Entry) string, done map[string]bool, written *atomic.Int64, o Options) (int64, error) {
+	dst func(*Entry) string, done map[string]bool, written *atomic.Int64, o Options) (n int64, err error) {
 	rc, err := s.ReadBlob(ctx, desc.Digest)
 	if err != nil {
-		return 0, fmt.Errorf("%s: read layer %s: %w", s, desc.Digest, err)
+		return 0, &transferError{err: fmt.Errorf("%s: read layer %s: %w", s, desc.Digest, err), cause: err}
 	}
 	defer rc.Close()
 	add, finish := startProgress(o.Progress, "pull "+string(info.Cache)+" "+short(desc.Digest), desc.Size)
 	defer finish()
 	dh := sha256.New()
 	cr := &countReader{r: io.TeeReader(io.LimitReader(bufio.NewReaderSize(rc, readBufSize), desc.Size+1), dh), add: add}
+	defer func() { err = classifyLayerErr(err, cr) }()
 	zr, err := newDecoder(cr)
 	if err != nil {
 		return 0, err
@@ -590,6 +592,11 @@ func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info Layer
 			return cr.n, verifyErrorf("%s: layer %s: %s is %d bytes, the index says %d", s, desc.Digest, hdr.Name, hdr.Size, e.Size)
 		}
 		if err := writeFile(dst(e), tr, e, *buf, fh); err != nil {
+			var pe *fs.PathError
+			if !errors.As(err, &pe) {
+				// Not the file: the layer's bytes ran out or broke.
+				return cr.n, corruptOr(err, cr, dh, desc, "%s: layer %s: %s", s, desc.Digest, hdr.Name)
+			}
 			return cr.n, wrapRead(err, "%s: layer %s: %s", s, desc.Digest, hdr.Name)
 		}
 		done[hdr.Name] = true

@@ -327,7 +327,11 @@ func (b *buildRun) openRef(ctx context.Context, arg, flag string) (oci.Store, st
 		}
 		tag = ref.Digest
 	}
-	s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: b.f.insecure, CACert: b.f.caCert, Logger: b.g.log})
+	so, err := storeOptions(b.f.insecure, b.f.caCert, b.g.log)
+	if err != nil {
+		return nil, "", err
+	}
+	s, _, err := oci.OpenStore(ctx, ref, so)
 	if err != nil {
 		var ph *oci.PlainHTTPError
 		if errors.As(err, &ph) {

@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/melcache/melcache/mount"
-	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
 
@@ -99,11 +98,15 @@ It changes nothing. Exit status 1 when any check fails.`,
 			if config != "" || source != "" {
 				checks = append(checks, checkToolchain(ctx, config, source, m.envFiles))
 			}
+			so, err := storeOptions(insecure, caCert, g.log)
+			if err != nil {
+				return err
+			}
 			if len(args) == 1 {
-				checks = append(checks, checkStore(ctx, args[0], oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})...)
+				checks = append(checks, checkStore(ctx, args[0], so)...)
 			}
 			if _, err := os.Stat(l.Dir); err == nil {
-				checks = append(checks, checkSnapshotGo(ctx, l, argOr(args), config, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log}))
+				checks = append(checks, checkSnapshotGo(ctx, l, argOr(args), config, so))
 			}
 			failed := false
 			for _, c := range checks {

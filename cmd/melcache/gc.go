@@ -64,7 +64,11 @@ With --dry-run, gc exits 3 when it would delete something, 0 when not.`,
 			if ref.Tag != "" || ref.Digest != "" {
 				return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
 			}
-			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
+			so, err := storeOptions(insecure, caCert, g.log)
+			if err != nil {
+				return err
+			}
+			s, _, err := oci.OpenStore(ctx, ref, so)
 			if err != nil {
 				return err
 			}

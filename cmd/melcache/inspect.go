@@ -32,7 +32,11 @@ compaction drops), then the chain of base snapshots this one is a delta of.`,
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
-			s, tag, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
+			so, err := storeOptions(insecure, caCert, g.log)
+			if err != nil {
+				return err
+			}
+			s, tag, err := oci.OpenStore(ctx, ref, so)
 			if err != nil {
 				return err
 			}

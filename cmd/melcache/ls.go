@@ -34,7 +34,11 @@ for the embedded store), newest first: tag, creation date, compressed size
 			if ref.Tag != "" || ref.Digest != "" {
 				return usageErrorf("ls takes a repository, not a tag or digest: %s (see melcache inspect)", args[0])
 			}
-			s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: g.log})
+			so, err := storeOptions(insecure, caCert, g.log)
+			if err != nil {
+				return err
+			}
+			s, _, err := oci.OpenStore(ctx, ref, so)
 			if err != nil {
 				return err
 			}

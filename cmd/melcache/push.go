@@ -74,7 +74,11 @@ func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s 
 	if err != nil {
 		return nil, "", "", usageErrorf("%v", err)
 	}
-	s, tag, err = oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
+	so, err := storeOptions(f.insecure, f.caCert, g.log)
+	if err != nil {
+		return nil, "", "", err
+	}
+	s, tag, err = oci.OpenStore(ctx, ref, so)
 	if err != nil {
 		return nil, "", "", err
 	}
