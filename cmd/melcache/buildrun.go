@@ -534,7 +534,7 @@ func configError(path string, err error) error {
 func (b *buildRun) runMelange(argv []string) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = nil
-	cmd.Stdout, cmd.Stderr = b.g.stdout, b.g.stderr
+	cmd.Stdout, cmd.Stderr = b.g.rawStdout(), b.g.stderr // melange's own log, colours and all
 	if b.f.json {
 		cmd.Stdout = b.g.stderr // stdout holds the JSON report only
 	}

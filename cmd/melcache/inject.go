@@ -34,8 +34,10 @@ type injectFlags struct {
 func newInjectCmd(g *globals) *cobra.Command {
 	f := &injectFlags{}
 	cmd := &cobra.Command{
-		Use:   "inject [flags] [FILE|DIR|-]...",
-		Short: "Point Go's caches at /var/cache/melange in melange YAML, with a minimal diff",
+		// stdout is the user's own YAML, rewritten: passed as is.
+		Annotations: map[string]string{rawStdout: "true"},
+		Use:         "inject [flags] [FILE|DIR|-]...",
+		Short:       "Point Go's caches at /var/cache/melange in melange YAML, with a minimal diff",
 		Long: `inject sets GOMODCACHE and GOCACHE in the top-level environment.environment
 of melange configs, creating the maps when missing, so Go's module and build
 caches live in the directory melange mounts with --cache-dir.

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/melcache/melcache/internal/safetext"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
@@ -59,14 +60,17 @@ compaction drops), then the chain of base snapshots this one is a delta of.`,
 				name += ":" + tag
 			}
 			fmt.Fprintf(w, "snapshot  %s@%s\n", name, r.Digest)
-			fmt.Fprintf(w, "created   %s\n", r.Annotations[oci.AnnotationCreated])
-			fmt.Fprintf(w, "arch      %s   go %s   format v%d\n", r.Config.Arch, orDash(r.Config.GoVersion), r.Config.FormatVersion)
+			// Snapshot strings are escaped field by field (tabs and
+			// newlines too, which would break the layout); the
+			// command's stdout escapes the rest.
+			fmt.Fprintf(w, "created   %s\n", safetext.Text(r.Annotations[oci.AnnotationCreated]))
+			fmt.Fprintf(w, "arch      %s   go %s   format v%d\n", safetext.Text(r.Config.Arch), safetext.Text(orDash(r.Config.GoVersion)), r.Config.FormatVersion)
 			fmt.Fprintf(w, "content   %d files, %d directories, %s\n", r.IndexFiles, r.IndexDirs, humanBytes(r.Config.Size))
 			fmt.Fprintf(w, "index     %s (%s)\n", r.Index.Digest, humanBytes(r.Index.Size))
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "LAYER\tCACHE\tGEN\tFILES\tRESTORES\tZSTD\tTAR\tDIGEST")
 			for i, l := range r.Layers {
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d files, %s\t%s\t%s\t%s\n", i, l.Cache, l.Generation, l.Files,
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d files, %s\t%s\t%s\t%s\n", i, safetext.Text(string(l.Cache)), l.Generation, l.Files,
 					l.LiveFiles, humanBytes(l.LiveBytes), humanBytes(l.Compressed), humanBytes(l.Size), l.Digest)
 			}
 			if err := tw.Flush(); err != nil {
@@ -78,7 +82,7 @@ compaction drops), then the chain of base snapshots this one is a delta of.`,
 					fmt.Fprintf(w, "  %s  (no longer in the store)\n", c.Digest)
 					continue
 				}
-				fmt.Fprintf(w, "  %s  %s  %s\n", c.Digest, c.Created.Format(time.RFC3339), orDash(c.Key))
+				fmt.Fprintf(w, "  %s  %s  %s\n", c.Digest, c.Created.Format(time.RFC3339), safetext.Text(orDash(c.Key)))
 			}
 			return nil
 		},

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/melcache/melcache/internal/safetext"
 	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
@@ -59,10 +60,10 @@ for the embedded store), newest first: tag, creation date, compressed size
 			fmt.Fprintln(tw, "TAG\tCREATED\tSIZE\tLAYERS\tFILES\tDIGEST")
 			for _, l := range ls {
 				if l.Error != "" {
-					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tnot a snapshot: %s\n", l.Tag, l.Error)
+					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tnot a snapshot: %s\n", safetext.Text(l.Tag), safetext.Text(l.Error))
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", l.Tag, l.Created.Format(time.RFC3339), humanBytes(l.Size), l.Layers, l.Files, l.Digest)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", safetext.Text(l.Tag), l.Created.Format(time.RFC3339), humanBytes(l.Size), l.Layers, l.Files, l.Digest)
 			}
 			return tw.Flush()
 		},
