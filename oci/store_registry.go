@@ -221,6 +221,7 @@ func (r *localReader) Close() error { return r.rc.Close() }
 // after the registry had everything.
 func (s *RegistryStore) WriteBlob(ctx context.Context, d v1.Hash, size int64, open func() (io.ReadCloser, error)) (bool, error) {
 	const op = "pushing blob to"
+	stalls := 0
 	for n := 1; ; n++ {
 		ok, err := s.hasBlob(ctx, d, true)
 		if err != nil {
@@ -246,7 +247,10 @@ func (s *RegistryStore) WriteBlob(ctx context.Context, d v1.Hash, size int64, op
 				return false, nil
 			}
 		}
-		if !a.failed.Load() || a.local.Load() || n >= s.policy.Attempts || ctx.Err() != nil {
+		if isStall(err) {
+			stalls++
+		}
+		if !a.failed.Load() || a.local.Load() || n >= s.policy.Attempts || stalls >= s.policy.Stalls || ctx.Err() != nil {
 			return false, s.fail(op, fmt.Errorf("blob %s: %w", d, err))
 		}
 		wait := s.policy.delay(n)

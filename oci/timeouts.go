@@ -58,7 +58,8 @@ type Timeouts struct {
 	// request was sent.
 	ResponseHeader time.Duration
 	// IdleRead bounds the time one read of a response body waits for a
-	// byte.
+	// byte, and the time an upload's body waits for the connection to
+	// take its last chunk.
 	IdleRead time.Duration
 }
 
@@ -105,8 +106,8 @@ type TimeoutError struct {
 	Registry string
 	// What names the request: "blob sha256:…", "manifest TAG" or a path.
 	What string
-	// Waiting is what did not come: "a connection", "response headers",
-	// "data".
+	// Waiting is what did not come: "connection", "response headers",
+	// "data", "upload progress".
 	Waiting string
 	// Limit is the timeout that was reached, and Env the variable that
 	// changes it.
@@ -152,10 +153,26 @@ type timeoutTransport struct {
 
 func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
-	resp, err := t.inner.RoundTrip(req.WithContext(ctx))
+	out := req.WithContext(ctx)
+	var up *idleUpload
+	if req.Body != nil && req.Body != http.NoBody {
+		up = &idleUpload{rc: req.Body, cancel: cancel}
+		up.timer = time.AfterFunc(t.t.IdleRead, up.fire)
+		up.timer.Stop()
+		up.limit = t.t.IdleRead
+		out.Body = up
+	}
+	resp, err := t.inner.RoundTrip(out)
+	if up != nil {
+		up.timer.Stop()
+	}
 	if err != nil {
 		cancel()
 		var ne net.Error
+		if req.Context().Err() == nil && up != nil && up.stalled() {
+			return nil, &TimeoutError{Registry: req.URL.Host, What: requestWhat(req), Waiting: "upload progress",
+				Limit: t.t.IdleRead, Env: EnvIdleReadTimeout, Err: err}
+		}
 		if req.Context().Err() == nil && errors.As(err, &ne) && ne.Timeout() && !isStall(err) {
 			te := &TimeoutError{Registry: req.URL.Host, What: requestWhat(req), Waiting: "response headers",
 				Limit: t.t.ResponseHeader, Env: EnvResponseHeaderTimeout, Err: err}
@@ -220,4 +237,56 @@ func (b *idleBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
 	return err
+}
+
+// idleUpload bounds the silence of a request body's transfer: between two
+// reads of the body the transport is writing the last chunk to the
+// connection, and a registry that stopped reading blocks that write for
+// ever. The time spent inside a read (the caller's source, say a slow
+// disk) does not count.
+type idleUpload struct {
+	rc     io.ReadCloser
+	cancel context.CancelFunc
+	timer  *time.Timer
+	limit  time.Duration
+
+	mu    sync.Mutex
+	fired bool
+	done  bool
+}
+
+func (u *idleUpload) fire() {
+	u.mu.Lock()
+	u.fired = !u.done
+	u.mu.Unlock()
+	if u.fired {
+		u.cancel()
+	}
+}
+
+func (u *idleUpload) stalled() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.fired
+}
+
+func (u *idleUpload) Read(p []byte) (int, error) {
+	u.timer.Stop()
+	n, err := u.rc.Read(p)
+	if err == nil {
+		u.timer.Reset(u.limit) // until the transport asks for more
+	} else {
+		u.mu.Lock()
+		u.done = true
+		u.mu.Unlock()
+	}
+	return n, err
+}
+
+func (u *idleUpload) Close() error {
+	u.timer.Stop()
+	u.mu.Lock()
+	u.done = true
+	u.mu.Unlock()
+	return u.rc.Close()
 }

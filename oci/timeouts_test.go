@@ -134,3 +134,56 @@ func TestTimeoutsFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// uploadStallServer lacks every blob and takes uploads whose PATCH bodies
+// it stops reading after 64 KB: a registry that stalls mid-upload.
+type uploadStallServer struct {
+	quit chan struct{} // closed when the test ends
+
+	mu      sync.Mutex
+	patches int
+}
+
+func (u *uploadStallServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/v2/":
+	case r.Method == http.MethodHead:
+		http.NotFound(w, r)
+	case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/"):
+		w.Header().Set("Location", "/v2/x/blobs/uploads/u1")
+		w.WriteHeader(http.StatusAccepted)
+	case r.Method == http.MethodPatch:
+		u.mu.Lock()
+		u.patches++
+		u.mu.Unlock()
+		io.CopyN(io.Discard, r.Body, 64<<10)
+		// The server cancels no context while a body is unread.
+		<-u.quit
+	default:
+		http.Error(w, "unexpected", http.StatusBadRequest)
+	}
+}
+
+// TestStallUpload: a registry that stops reading an upload's body fails
+// the push after defaultStallAttempts stalled uploads, naming the limit,
+// where the write would otherwise block for ever.
+func TestStallUpload(t *testing.T) {
+	us := &uploadStallServer{quit: make(chan struct{})}
+	srv := httptest.NewServer(us)
+	t.Cleanup(func() { close(us.quit); srv.CloseClientConnections(); srv.Close() })
+	host := strings.TrimPrefix(srv.URL, "http://")
+	s := openTestRegistry(t, host, "x", StoreOptions{Timeouts: Timeouts{IdleRead: 200 * time.Millisecond},
+		Retry: RetryPolicy{BaseDelay: time.Millisecond}})
+	// Larger than the loopback socket buffers, so the writes block.
+	b := randomBlob(t, 64<<20)
+	_, err := s.WriteBlob(context.Background(), b.d, int64(len(b.data)), func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b.data)), nil
+	})
+	var te *TimeoutError
+	if !errors.As(err, &te) || te.Waiting != "upload progress" || !strings.Contains(err.Error(), "registry "+host+" stalled") {
+		t.Fatalf("push to a registry that stopped reading = %v, want an upload TimeoutError naming it", err)
+	}
+	if us.patches != defaultStallAttempts {
+		t.Errorf("%d uploads, want %d", us.patches, defaultStallAttempts)
+	}
+}
