@@ -44,6 +44,9 @@ type Config struct {
 	// registry; CACert is a PEM file of extra trusted CAs.
 	Insecure bool
 	CACert   string
+	// Timeouts bound a silent registry (oci.Timeouts; zero fields take the
+	// defaults).
+	Timeouts oci.Timeouts
 
 	// Strict makes a cache problem fail the build instead of a warning.
 	Strict bool

@@ -15,6 +15,7 @@ type RefOptions struct {
 	// Insecure and CACert are as in oci.StoreOptions.
 	Insecure bool
 	CACert   string
+	Timeouts oci.Timeouts
 	Log      *slog.Logger
 	// Key is a tag template (oci.ExpandKey) for a reference without a tag.
 	Key        string
@@ -55,7 +56,7 @@ func OpenRef(ctx context.Context, raw string, o RefOptions) (Target, error) {
 			return Target{}, usageErrorf("%s already names a tag or digest; --key sets the tag: give the repository only", raw)
 		}
 	}
-	s, tag, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: o.Insecure, CACert: o.CACert, Logger: o.Log})
+	s, tag, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: o.Insecure, CACert: o.CACert, Logger: o.Log, Timeouts: o.Timeouts})
 	if err != nil {
 		return Target{}, err
 	}
@@ -94,7 +95,7 @@ func (b *run) openRef(ctx context.Context, arg, flag string) (oci.Store, string,
 	if arg == "" {
 		return nil, "", nil
 	}
-	t, err := OpenRef(ctx, arg, RefOptions{Insecure: b.cfg.Insecure, CACert: b.cfg.CACert, Log: b.log,
+	t, err := OpenRef(ctx, arg, RefOptions{Insecure: b.cfg.Insecure, CACert: b.cfg.CACert, Timeouts: b.cfg.Timeouts, Log: b.log,
 		Key: b.cfg.Key, KeyOptions: b.keyOptions(), KeepTag: true})
 	var ue *UsageError
 	var ph *oci.PlainHTTPError

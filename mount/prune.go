@@ -24,6 +24,13 @@ const (
 	// what Go's next trim would remove, so prune never surprises a user
 	// who knows Go's rule.
 	DefaultUnusedFor = goTrimLimit + goMtimeInterval
+	// MinUnusedFor is the shortest UnusedFor Prune accepts. Go refreshes
+	// an entry's use mark only when it is more than goMtimeInterval old,
+	// so an entry used a minute ago can carry a mark up to an hour old
+	// (and a restored one is two hours old): any shorter limit cannot
+	// tell used entries from unused ones and removes them all, which is
+	// Clean's job, not Prune's.
+	MinUnusedFor = goMtimeInterval
 )
 
 // PruneOptions configure Prune. With neither MaxSize nor UnusedFor set, Prune
@@ -76,6 +83,9 @@ func (l Layout) Prune(ctx context.Context, o PruneOptions) (*PruneResult, error)
 	}
 	if o.MaxSize < 0 || o.UnusedFor < 0 {
 		return nil, fmt.Errorf("prune: negative limit")
+	}
+	if o.UnusedFor > 0 && o.UnusedFor < MinUnusedFor {
+		return nil, fmt.Errorf("prune: unused-for %v is below Go's %v use-mark interval: every entry looks unused and would go (use Clean to empty a cache)", o.UnusedFor, MinUnusedFor)
 	}
 	if o.MaxSize == 0 && o.UnusedFor == 0 {
 		o.UnusedFor = DefaultUnusedFor

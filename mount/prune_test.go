@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,23 @@ func TestMarkAndUse(t *testing.T) {
 	}
 	if u == nil || u.Hits != 1 || u.Misses != 1 {
 		t.Fatalf("use = %+v, want 1 hit 1 miss", u)
+	}
+}
+
+// TestPruneShortUnusedFor (issue 11, finding 12a): a limit below Go's
+// hourly use-mark refresh cannot tell used entries from unused ones, so
+// Prune refuses it instead of emptying the cache.
+func TestPruneShortUnusedFor(t *testing.T) {
+	l, err := New(filepath.Join(testenv.TempDir(t), "mc"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Prepare(context.Background(), PrepareOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{time.Nanosecond, MinUnusedFor - 1} {
+		if _, err := l.Prune(context.Background(), PruneOptions{UnusedFor: d}); err == nil || !strings.Contains(err.Error(), "use-mark interval") {
+			t.Errorf("Prune UnusedFor %v: %v, want a refusal", d, err)
+		}
 	}
 }

@@ -36,6 +36,14 @@ type GCOptions struct {
 	Log *slog.Logger
 }
 
+// MinMaxAge is the shortest MaxAge GC accepts as its only rule. A
+// snapshot's created time is when its build pushed it, and builds push
+// every few minutes to hours: an age rule shorter than an hour keeps
+// nothing a CI fleet produces (with 1ns it keeps nothing at all), so alone
+// it is the "remove everything" the keep rules exist to prevent. Together
+// with KeepLast, which always keeps something, any MaxAge is fine.
+const MinMaxAge = time.Hour
+
 // DefaultBlobGrace is how old an unreferenced layout blob must be before GC
 // removes it when no snapshot GC deleted referenced it: a push writes its
 // blobs before its manifest, so a young orphan may belong to a push still
@@ -99,6 +107,9 @@ func GC(ctx context.Context, s Store, o GCOptions) (*GCResult, error) {
 	}
 	if o.KeepLast == 0 && o.MaxAge == 0 {
 		return nil, errors.New("gc: give --keep-last N, --max-age DURATION or both: with no rule every snapshot would go")
+	}
+	if o.KeepLast == 0 && o.MaxAge < MinMaxAge {
+		return nil, fmt.Errorf("gc: --max-age %v alone removes every snapshot (snapshots are pushed more than that apart); give at least %v, or add --keep-last N", o.MaxAge, MinMaxAge)
 	}
 	now := time.Now
 	if o.Now != nil {

@@ -138,3 +138,20 @@ func TestGCDeleteRefused(t *testing.T) {
 		t.Fatalf("err = %v, want ErrDeleteUnsupported naming ghcr.io's retention", err)
 	}
 }
+
+// TestGCShortMaxAgeAlone (issue 11, finding 12a): an age rule too short to
+// keep anything is refused when it is the only rule, and deletes nothing.
+func TestGCShortMaxAgeAlone(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	s, _ := gcStore(t, now)
+	for _, age := range []time.Duration{time.Nanosecond, time.Second, MinMaxAge - 1} {
+		if _, err := GC(ctx, s, GCOptions{MaxAge: age, Now: func() time.Time { return now }}); err == nil || !strings.Contains(err.Error(), "removes every snapshot") {
+			t.Errorf("GC MaxAge %v: %v, want a refusal", age, err)
+		}
+	}
+	tags, _ := s.Tags(ctx)
+	if len(tags) != 6 {
+		t.Fatalf("refused GC changed the store: tags %v", tags)
+	}
+}

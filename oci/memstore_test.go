@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -73,7 +74,7 @@ type cutReader struct {
 
 func (c *cutReader) Read(p []byte) (int, error) {
 	if c.n <= 0 {
-		return 0, fmt.Errorf("connection reset by peer")
+		return 0, fmt.Errorf("read tcp: %w", syscall.ECONNRESET) // as a real reset reads
 	}
 	if int64(len(p)) > c.n {
 		p = p[:c.n]

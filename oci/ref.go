@@ -329,6 +329,9 @@ type StoreOptions struct {
 	CACert string
 	// Retry tunes retries of transient registry failures.
 	Retry RetryPolicy
+	// Timeouts bound a silent registry (TimeoutsFromEnv reads them from
+	// the environment); zero fields mean the defaults.
+	Timeouts Timeouts
 	// Logger receives retries and resumes at debug level; nil discards.
 	Logger *slog.Logger
 }

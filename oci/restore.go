@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,8 +26,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
-	"golang.org/x/mod/module"
-	"golang.org/x/mod/sumdb/dirhash"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -692,8 +689,10 @@ func (r *restorer) cleanup() error {
 }
 
 // fetchLayer streams one data layer: the compressed bytes are digest-checked
-// while they are decompressed and the wanted files written. It retries a
-// transfer cut mid-stream, skipping files already written.
+// while they are decompressed and the wanted files written. It downloads
+// the layer again, skipping files already written, only when the transfer
+// itself failed transiently and the store has not already retried it to
+// exhaustion (retryLayer); a local write error or bad content is final.
 func fetchLayer(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo, want map[string]*Entry,
 	dst func(*Entry) string, written *atomic.Int64, o Options) (int64, error) {
 	done := map[string]bool{}
@@ -710,8 +709,7 @@ func fetchLayer(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo
 			}
 			return total, nil
 		}
-		var ve *VerifyError
-		if errors.As(err, &ve) || ctx.Err() != nil || attempt >= layerRetries {
+		if !retryLayer(err) || ctx.Err() != nil || attempt >= layerRetries {
 			return total, err
 		}
 		o.log().Warn("layer download failed; retrying", "layer", desc.Digest.String(), "attempt", attempt+1, "err", err)
@@ -725,16 +723,17 @@ func fetchLayer(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo
 }
 
 func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info LayerInfo, want map[string]*Entry,
-	dst func(*Entry) string, done map[string]bool, written *atomic.Int64, o Options) (int64, error) {
+	dst func(*Entry) string, done map[string]bool, written *atomic.Int64, o Options) (n int64, err error) {
 	rc, err := s.ReadBlob(ctx, desc.Digest)
 	if err != nil {
-		return 0, fmt.Errorf("%s: read layer %s: %w", s, desc.Digest, err)
+		return 0, &transferError{err: fmt.Errorf("%s: read layer %s: %w", s, desc.Digest, err), cause: err}
 	}
 	defer rc.Close()
 	add, finish := startProgress(o.Progress, "pull "+string(info.Cache)+" "+short(desc.Digest), desc.Size)
 	defer finish()
 	dh := sha256.New()
 	cr := &countReader{r: io.TeeReader(io.LimitReader(bufio.NewReaderSize(rc, readBufSize), desc.Size+1), dh), add: add}
+	defer func() { err = classifyLayerErr(err, cr) }()
 	zr, err := newDecoder(cr)
 	if err != nil {
 		return 0, err
@@ -775,6 +774,11 @@ func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info Layer
 			return cr.n, verifyErrorf("%s: layer %s: %s is %d bytes, the index says %d", s, desc.Digest, hdr.Name, hdr.Size, e.Size)
 		}
 		if err := writeFile(dst(e), tr, e, *buf, fh); err != nil {
+			var pe *fs.PathError
+			if !errors.As(err, &pe) {
+				// Not the file: the layer's bytes ran out or broke.
+				return cr.n, corruptOr(err, cr, dh, desc, "%s: layer %s: %s", s, desc.Digest, hdr.Name)
+			}
 			return cr.n, wrapRead(err, "%s: layer %s: %s", s, desc.Digest, hdr.Name)
 		}
 		done[hdr.Name] = true
@@ -902,98 +906,36 @@ func (l *strictLimit) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// verifyModules checks downloaded module zips against their .ziphash and
-// module trees with downloaded files against the .ziphash of their version.
-func verifyModules(ctx context.Context, l mount.Layout, snap *Snapshot, reuse map[string]bool,
-	newPath func(mount.Cache, string) string, jobs int) error {
-	zips := map[string]bool{}
-	trees := map[string]bool{}
-	for _, e := range snap.Index.Entries {
-		if e.Cache != mount.GoModCache || e.Type != TypeFile || reuse[e.key()] {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(e.Path, "cache/download/"); ok {
-			if strings.HasSuffix(rest, ".zip") && strings.Contains(rest, "/@v/") {
-				zips[e.Path] = true
-			}
-			continue
-		}
-		parts := strings.Split(e.Path, "/")
-		for i, p := range parts {
-			if strings.Contains(p, "@") {
-				trees[strings.Join(parts[:i+1], "/")] = true
-				break
-			}
-		}
+func linkOrCopy(from, to string) error {
+	err := os.Link(from, to)
+	if err == nil {
+		return nil
 	}
-	g, _ := errgroup.WithContext(ctx)
-	g.SetLimit(max(1, jobs))
-	for z := range zips {
-		g.Go(func() error {
-			want, err := os.ReadFile(newPath(mount.GoModCache, strings.TrimSuffix(z, ".zip")+".ziphash"))
-			if err != nil {
-				return nil // no .ziphash: Go itself will not trust the zip
-			}
-			got, err := dirhash.HashZip(newPath(mount.GoModCache, z), dirhash.Hash1)
-			if err != nil {
-				return verifyErrorf("module zip %s: %v", z, err)
-			}
-			if got != strings.TrimSpace(string(want)) {
-				return verifyErrorf("module zip %s hashes to %s, its .ziphash says %s", z, got, strings.TrimSpace(string(want)))
-			}
-			return nil
-		})
+	if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EMLINK) {
+		return fmt.Errorf("stage %s: %w", from, err)
 	}
-	// Trees are checked from the index: every file written was verified
-	// against its index SHA-256 and every reused file matched it, so the
-	// dirhash (a SHA-256 over "sha256  name" lines) needs no second read.
-	treeFiles := map[string][]string{}
-	for _, e := range snap.Index.Entries {
-		if e.Cache != mount.GoModCache || e.Type != TypeFile {
-			continue
-		}
-		for t := range trees {
-			if strings.HasPrefix(e.Path, t+"/") {
-				treeFiles[t] = append(treeFiles[t], e.SHA256+"  "+e.Path[len(t)+1:])
-				break
-			}
-		}
+	src, err := os.Open(from)
+	if err != nil {
+		return err
 	}
-	for t := range trees {
-		i := strings.LastIndex(t, "@")
-		escMod, escVer := t[:i], t[i+1:]
-		mod, err1 := module.UnescapePath(escMod)
-		ver, err2 := module.UnescapeVersion(escVer)
-		if err1 != nil || err2 != nil {
-			continue // not a module tree Go made
-		}
-		want, err := os.ReadFile(newPath(mount.GoModCache, "cache/download/"+escMod+"/@v/"+escVer+".ziphash"))
-		if err != nil {
-			continue
-		}
-		got := treeHash(mod+"@"+ver, treeFiles[t])
-		if got != strings.TrimSpace(string(want)) {
-			return verifyErrorf("module tree %s hashes to %s, its .ziphash says %s", t, got, strings.TrimSpace(string(want)))
-		}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
 	}
-	return g.Wait()
-}
-
-// treeHash is dirhash.Hash1 of a tree whose files are given as
-// "SHA256HEX  relative/path" lines: h1: over sorted "sha  prefix/path" lines.
-func treeHash(prefix string, lines []string) string {
-	type fl struct{ name, sum string }
-	fs := make([]fl, 0, len(lines))
-	for _, l := range lines {
-		sum, name, _ := strings.Cut(l, "  ")
-		fs = append(fs, fl{prefix + "/" + name, sum})
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm()|0o200)
+	if err != nil {
+		return err
 	}
-	sort.Slice(fs, func(i, j int) bool { return fs[i].name < fs[j].name })
-	h := sha256.New()
-	for _, f := range fs {
-		fmt.Fprintf(h, "%s  %s\n", f.sum, f.name)
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
 	}
-	return "h1:" + base64.StdEncoding.EncodeToString(h.Sum(nil))
+	if err := dst.Chmod(fi.Mode().Perm()); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
 }
 
 var umaskOnce = sync.OnceValue(func() fs.FileMode {

@@ -58,11 +58,11 @@ func NewRegistryStore(repo name.Repository, o StoreOptions) (*RegistryStore, err
 	base := o.Transport
 	if base == nil {
 		var err error
-		if base, err = newBaseTransport(o.Insecure, o.CACert); err != nil {
+		if base, err = newBaseTransport(o.Insecure, o.CACert, o.Timeouts); err != nil {
 			return nil, err
 		}
 	}
-	s.tr = newTransport(base, o.Insecure, s.policy, s.log)
+	s.tr = newTransport(base, o.Insecure, s.policy, o.Timeouts, s.log)
 	opts := []remote.Option{
 		remote.WithTransport(s.tr),
 		remote.WithAuthFromKeychain(s.keychain),
@@ -221,6 +221,7 @@ func (r *localReader) Close() error { return r.rc.Close() }
 // after the registry had everything.
 func (s *RegistryStore) WriteBlob(ctx context.Context, d v1.Hash, size int64, open func() (io.ReadCloser, error)) (bool, error) {
 	const op = "pushing blob to"
+	stalls := 0
 	for n := 1; ; n++ {
 		ok, err := s.hasBlob(ctx, d, true)
 		if err != nil {
@@ -246,7 +247,10 @@ func (s *RegistryStore) WriteBlob(ctx context.Context, d v1.Hash, size int64, op
 				return false, nil
 			}
 		}
-		if !a.failed.Load() || a.local.Load() || n >= s.policy.Attempts || ctx.Err() != nil {
+		if isStall(err) {
+			stalls++
+		}
+		if !a.failed.Load() || a.local.Load() || n >= s.policy.Attempts || stalls >= s.policy.Stalls || ctx.Err() != nil {
 			return false, s.fail(op, fmt.Errorf("blob %s: %w", d, err))
 		}
 		wait := s.policy.delay(n)
@@ -285,6 +289,7 @@ type resumingReader struct {
 	total      int64 // blob size once known, -1 before
 	resumes    int
 	noProgress int   // resumes since the last byte arrived
+	stalls     int   // downloads that ended in a timeout
 	cause      error // why the stream last broke
 	err        error // sticky: the reader gave up
 }
@@ -394,6 +399,9 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		}
 		r.body.Close()
 		r.body, r.cause = nil, err
+		if isStall(err) {
+			r.stalls++
+		}
 		if n > 0 {
 			return n, nil // resume on the next Read
 		}
@@ -406,8 +414,8 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 func (r *resumingReader) resume() error {
 	r.resumes++
 	r.noProgress++
-	if r.resumes > maxBlobResumes || r.noProgress > r.s.policy.Attempts {
-		r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s cut at byte %d, gave up after %d resumes: %w", r.d, r.off, r.resumes-1, r.cause))
+	if r.resumes > maxBlobResumes || r.noProgress > r.s.policy.Attempts || r.stalls >= r.s.policy.Stalls {
+		r.err = r.s.fail("pulling blob from", &exhaustedError{err: fmt.Errorf("blob %s cut at byte %d, gave up after %d resumes: %w", r.d, r.off, r.resumes-1, r.cause)})
 		return r.err
 	}
 	wait := r.s.policy.delay(r.noProgress)
@@ -419,6 +427,9 @@ func (r *resumingReader) resume() error {
 	if err := r.open(); err != nil {
 		if retryableErr(err) {
 			r.cause = err
+			if isStall(err) {
+				r.stalls++
+			}
 			return nil
 		}
 		r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s resuming at byte %d: %w", r.d, r.off, err))

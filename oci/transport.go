@@ -56,6 +56,10 @@ type RetryPolicy struct {
 	BaseDelay time.Duration
 	// MaxDelay caps one back-off.
 	MaxDelay time.Duration
+	// Stalls caps the attempts per request (or downloads of one blob)
+	// that may end in a timeout (see Timeouts): each costs a whole
+	// timeout, so a stalled registry gets fewer chances.
+	Stalls int
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -67,6 +71,9 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	}
 	if p.MaxDelay <= 0 {
 		p.MaxDelay = defaultRetryMaxDelay
+	}
+	if p.Stalls <= 0 {
+		p.Stalls = defaultStallAttempts
 	}
 	if p.MaxDelay < p.BaseDelay {
 		p.MaxDelay = p.BaseDelay
@@ -117,7 +124,16 @@ func retryableStatus(code int) bool {
 // or a timeout. Refused connections, DNS and TLS failures are not: they do
 // not heal in seconds, and retrying them only delays a clear error.
 func retryableErr(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var ex *exhaustedError
+	if err == nil || errors.As(err, &ex) {
+		return false
+	}
+	// Before the context checks: a stall is reported by cancelling the
+	// request, and net/http's header timeout matches DeadlineExceeded.
+	if isStall(err) {
+		return true
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
@@ -130,6 +146,14 @@ func retryableErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// exhaustedError is a transient failure that was already retried as often
+// as the policy allows: no layer above retries it again (issue 11, finding
+// 7: retries at two levels multiplied into minutes of re-downloads).
+type exhaustedError struct{ err error }
+
+func (e *exhaustedError) Error() string { return e.err.Error() }
+func (e *exhaustedError) Unwrap() error { return e.err }
 
 // streamAttempt is attached to a context by WriteBlob so the retry
 // transport can tell it that a request whose body it cannot replay (a blob
@@ -160,6 +184,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// (ggcr sets GetBody on it all the same). WriteBlob restarts such an
 	// upload in a new session instead.
 	replayable := req.Method != http.MethodPatch && (req.Body == nil || req.Body == http.NoBody || req.GetBody != nil)
+	stalls := 0
 	for n := 1; ; n++ {
 		if n > 1 && req.GetBody != nil {
 			body, err := req.GetBody()
@@ -180,9 +205,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, err
 		}
-		if n >= t.policy.Attempts {
+		if isStall(err) {
+			stalls++
+		}
+		if n >= t.policy.Attempts || stalls >= t.policy.Stalls {
 			if err != nil {
-				return nil, fmt.Errorf("%w (gave up after %d attempts)", err, n)
+				return nil, &exhaustedError{err: fmt.Errorf("%w (gave up after %d attempts)", err, n)}
 			}
 			return resp, nil // the caller turns the status into an error
 		}
@@ -264,13 +292,9 @@ func (t *policyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.inner.RoundTrip(req)
 }
 
-// Connection tuning for the base transport, as ggcr's remote.DefaultTransport.
+// Connection tuning for the base transport, as ggcr's remote.DefaultTransport
+// (the timeouts are in timeouts.go).
 const (
-	// dialTimeout bounds connection setup; a registry that does not
-	// accept a TCP connection in 30 s is down, not slow.
-	dialTimeout = 30 * time.Second
-	// tlsHandshakeTimeout bounds the TLS handshake likewise.
-	tlsHandshakeTimeout = 10 * time.Second
 	// idleConnTimeout keeps connections for the next layer of a push.
 	idleConnTimeout = 90 * time.Second
 	// maxIdleConnsPerHost lets parallel layer transfers (--jobs) reuse
@@ -281,16 +305,19 @@ const (
 // newBaseTransport returns the HTTP transport under the policy and retry
 // layers. insecure also skips TLS verification, as crane --insecure does:
 // the user has opted out of transport security for this registry. caCert,
-// when set, is a PEM file of CAs trusted on top of the system roots.
-func newBaseTransport(insecure bool, caCert string) (http.RoundTripper, error) {
+// when set, is a PEM file of CAs trusted on top of the system roots; to
+// bounds connection setup and the wait for response headers.
+func newBaseTransport(insecure bool, caCert string, to Timeouts) (http.RoundTripper, error) {
+	to = to.withDefaults()
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: to.Connect, KeepAlive: 30 * time.Second}).DialContext,
+		ResponseHeaderTimeout: to.ResponseHeader,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
 		IdleConnTimeout:       idleConnTimeout,
-		TLSHandshakeTimeout:   tlsHandshakeTimeout,
+		TLSHandshakeTimeout:   to.Connect,
 		ExpectContinueTimeout: time.Second,
 	}
 	if insecure {
@@ -321,14 +348,17 @@ func certPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// newTransport stacks policy and retries over base (nil: a fresh HTTP
-// transport): policy first, so a refused request is never retried.
-func newTransport(base http.RoundTripper, insecure bool, p RetryPolicy, log *slog.Logger) http.RoundTripper {
+// newTransport stacks policy, retries and timeouts over base (nil: a fresh
+// HTTP transport): policy first, so a refused request is never retried, and
+// timeouts right above base, so each attempt gets its own limits.
+func newTransport(base http.RoundTripper, insecure bool, p RetryPolicy, to Timeouts, log *slog.Logger) http.RoundTripper {
+	to = to.withDefaults()
 	if base == nil {
-		base, _ = newBaseTransport(insecure, "") // no CA file: cannot fail
+		base, _ = newBaseTransport(insecure, "", to) // no CA file: cannot fail
 	}
 	return &policyTransport{
 		insecure: insecure,
-		inner:    &retryTransport{inner: base, policy: p.withDefaults(), log: log},
+		inner: &retryTransport{inner: &timeoutTransport{inner: base, t: to},
+			policy: p.withDefaults(), log: log},
 	}
 }

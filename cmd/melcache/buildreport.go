@@ -23,7 +23,7 @@ func runBuild(cmd *cobra.Command, g *globals, f *buildFlags, args []string) erro
 	if err != nil {
 		return err
 	}
-	stdout := g.stdout
+	stdout := g.rawStdout() // melange's own log, colours and all
 	if f.json {
 		stdout = g.stderr // stdout holds the JSON report only
 	}
@@ -70,7 +70,11 @@ func buildConfig(f *buildFlags, args []string) (build.Config, error) {
 	if err != nil {
 		return build.Config{}, err
 	}
-	cfg := build.Config{Layout: l, Config: args[0], Melange: bin, MelangeArgs: ma,
+	to, err := netTimeouts()
+	if err != nil {
+		return build.Config{}, err
+	}
+	cfg := build.Config{Layout: l, Timeouts: to, Config: args[0], Melange: bin, MelangeArgs: ma,
 		Pull: f.pull, RestoreKeys: f.restoreKeys, Push: f.push, Key: f.key, Go: f.goVersion, Insecure: f.insecure, CACert: f.caCert,
 		Strict: f.strict, PushOnFailure: f.pushOnFailure, Preload: f.preload, Rewrite: f.rewrite, Force: f.force, Offline: f.offline}
 	for _, s := range f.set {

@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 
+	"github.com/spf13/cobra"
+
 	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/mount"
-	"github.com/melcache/melcache/oci"
-	"github.com/spf13/cobra"
 )
 
 func init() { addCommand(newDoctorCmd) }
@@ -84,7 +84,12 @@ func runDoctor(cmd *cobra.Command, g *globals, f *doctorFlags, args []string) er
 	}
 	o := build.DoctorOptions{Dir: f.dir, DirGiven: cmd.Flags().Changed("dir"), Recipe: f.recipe,
 		Config: f.config, Source: f.source, Ref: argOr(args), MelangeArgs: after,
-		Store: oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log}}
+	}
+	so, err := storeOptions(f.insecure, f.caCert, g.log)
+	if err != nil {
+		return err
+	}
+	o.Store = so
 	if f.owner != "" {
 		ow, err := mount.ParseOwner(f.owner)
 		if err != nil {

@@ -118,6 +118,9 @@ func runGC(cmd *cobra.Command, g *globals, f *gcFlags, args []string) error {
 	if f.keepLast == 0 && age == 0 {
 		return usageErrorf("give --keep-last N, --max-age DURATION or both: with no rule every snapshot would go")
 	}
+	if f.keepLast == 0 && age < oci.MinMaxAge {
+		return usageErrorf("--max-age %q alone removes every snapshot; give at least %v, or add --keep-last N", f.maxAge, oci.MinMaxAge)
+	}
 	ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: f.insecure})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -125,7 +128,11 @@ func runGC(cmd *cobra.Command, g *globals, f *gcFlags, args []string) error {
 	if ref.Tag != "" || ref.Digest != "" {
 		return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
 	}
-	s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
+	so, err := storeOptions(f.insecure, f.caCert, g.log)
+	if err != nil {
+		return err
+	}
+	s, _, err := oci.OpenStore(ctx, ref, so)
 	if err != nil {
 		return err
 	}

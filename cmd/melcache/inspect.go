@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/melcache/melcache/build"
+	"github.com/melcache/melcache/internal/safetext"
 	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/oci"
 )
@@ -59,7 +60,11 @@ type inspectFlags struct {
 // runInspect runs the command with its flags and prints the result.
 func runInspect(cmd *cobra.Command, g *globals, f *inspectFlags, args []string) error {
 	ctx := cmd.Context()
-	t, err := build.OpenRef(ctx, argOr(args), build.RefOptions{Insecure: f.insecure, CACert: f.caCert, Log: g.log})
+	to, err := netTimeouts()
+	if err != nil {
+		return err
+	}
+	t, err := build.OpenRef(ctx, argOr(args), build.RefOptions{Insecure: f.insecure, CACert: f.caCert, Timeouts: to, Log: g.log})
 	if err != nil {
 		return err
 	}
@@ -85,14 +90,16 @@ func runInspect(cmd *cobra.Command, g *globals, f *inspectFlags, args []string) 
 		name += ":" + tag
 	}
 	fmt.Fprintf(w, "snapshot  %s@%s\n", name, r.Digest)
-	fmt.Fprintf(w, "created   %s\n", r.Annotations[oci.AnnotationCreated])
-	fmt.Fprintf(w, "arch      %s   go %s   format v%d\n", r.Config.Arch, orDash(r.Config.GoVersion), r.Config.FormatVersion)
+	// Snapshot strings are escaped field by field (tabs and newlines too,
+	// which would break the layout); the command's stdout escapes the rest.
+	fmt.Fprintf(w, "created   %s\n", safetext.Text(r.Annotations[oci.AnnotationCreated]))
+	fmt.Fprintf(w, "arch      %s   go %s   format v%d\n", safetext.Text(r.Config.Arch), safetext.Text(orDash(r.Config.GoVersion)), r.Config.FormatVersion)
 	fmt.Fprintf(w, "content   %d files, %d directories, %s\n", r.IndexFiles, r.IndexDirs, units.FormatSize(r.Config.Size))
 	fmt.Fprintf(w, "index     %s (%s)\n", r.Index.Digest, units.FormatSize(r.Index.Size))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LAYER\tCACHE\tGEN\tFILES\tRESTORES\tZSTD\tTAR\tDIGEST")
 	for i, l := range r.Layers {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d files, %s\t%s\t%s\t%s\n", i, l.Cache, l.Generation, l.Files,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d files, %s\t%s\t%s\t%s\n", i, safetext.Text(string(l.Cache)), l.Generation, l.Files,
 			l.LiveFiles, units.FormatSize(l.LiveBytes), units.FormatSize(l.Compressed), units.FormatSize(l.Size), l.Digest)
 	}
 	if err := tw.Flush(); err != nil {
@@ -104,7 +111,7 @@ func runInspect(cmd *cobra.Command, g *globals, f *inspectFlags, args []string) 
 			fmt.Fprintf(w, "  %s  (no longer in the store)\n", c.Digest)
 			continue
 		}
-		fmt.Fprintf(w, "  %s  %s  %s\n", c.Digest, c.Created.Format(time.RFC3339), orDash(c.Key))
+		fmt.Fprintf(w, "  %s  %s  %s\n", c.Digest, c.Created.Format(time.RFC3339), safetext.Text(orDash(c.Key)))
 	}
 	return nil
 }

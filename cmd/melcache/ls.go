@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/melcache/melcache/internal/safetext"
 	"github.com/melcache/melcache/internal/units"
 	"github.com/melcache/melcache/oci"
 )
@@ -57,7 +58,11 @@ func runLs(cmd *cobra.Command, g *globals, f *lsFlags, args []string) error {
 	if ref.Tag != "" || ref.Digest != "" {
 		return usageErrorf("ls takes a repository, not a tag or digest: %s (see melcache inspect)", args[0])
 	}
-	s, _, err := oci.OpenStore(ctx, ref, oci.StoreOptions{Insecure: f.insecure, CACert: f.caCert, Logger: g.log})
+	so, err := storeOptions(f.insecure, f.caCert, g.log)
+	if err != nil {
+		return err
+	}
+	s, _, err := oci.OpenStore(ctx, ref, so)
 	if err != nil {
 		return err
 	}
@@ -78,10 +83,10 @@ func runLs(cmd *cobra.Command, g *globals, f *lsFlags, args []string) error {
 	fmt.Fprintln(tw, "TAG\tCREATED\tSIZE\tLAYERS\tFILES\tDIGEST")
 	for _, l := range ls {
 		if l.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tnot a snapshot: %s\n", l.Tag, l.Error)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\tnot a snapshot: %s\n", safetext.Text(l.Tag), safetext.Text(l.Error))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", l.Tag, l.Created.Format(time.RFC3339), units.FormatSize(l.Size), l.Layers, l.Files, l.Digest)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", safetext.Text(l.Tag), l.Created.Format(time.RFC3339), units.FormatSize(l.Size), l.Layers, l.Files, l.Digest)
 	}
 	return tw.Flush()
 }

@@ -76,8 +76,10 @@ func runPrune(cmd *cobra.Command, g *globals, f *pruneFlags, args []string) erro
 		if o.UnusedFor, err = units.ParseDuration(f.unusedFor); err != nil {
 			return usageErrorf("--unused-for: %v", err)
 		}
-		if o.UnusedFor == 0 {
-			return usageErrorf("--unused-for: %q removes everything; use melcache clean for that", f.unusedFor)
+		if o.UnusedFor < mount.MinUnusedFor {
+			// Go refreshes use marks hourly: below that every entry
+			// looks unused.
+			return usageErrorf("--unused-for: %q removes everything (Go refreshes use marks only every %v, so nothing younger looks used); use melcache clean for that", f.unusedFor, mount.MinUnusedFor)
 		}
 	}
 	l, err := f.layout()

@@ -23,14 +23,6 @@ import (
 func hostileLayout(t *testing.T, dir string, entries []map[string]any, members []tar.Header, bodies []string,
 	editConfig func(map[string]any), editManifest func(map[string]any)) {
 	t.Helper()
-	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
-	put := func(b []byte) (string, int64) {
-		h := sha256.Sum256(b)
-		d := "sha256:" + hex.EncodeToString(h[:])
-		os.WriteFile(filepath.Join(dir, "blobs", "sha256", hex.EncodeToString(h[:])), b, 0o644)
-		return d, int64(len(b))
-	}
-	enc, _ := zstd.NewWriter(nil)
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
 	for i, h := range members {
@@ -41,7 +33,24 @@ func hostileLayout(t *testing.T, dir string, entries []map[string]any, members [
 		tw.Write([]byte(bodies[i]))
 	}
 	tw.Close()
-	layer := enc.EncodeAll(tb.Bytes(), nil)
+	layoutFromTar(t, dir, entries, tb.Bytes(), editConfig, editManifest)
+}
+
+// layoutFromTar writes an OCI layout holding one snapshot under tag "bad"
+// whose index is entries and whose one data layer is the zstd of tarBytes,
+// taken as given (it may be truncated or otherwise malformed).
+func layoutFromTar(t *testing.T, dir string, entries []map[string]any, tarBytes []byte,
+	editConfig func(map[string]any), editManifest func(map[string]any)) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755)
+	put := func(b []byte) (string, int64) {
+		h := sha256.Sum256(b)
+		d := "sha256:" + hex.EncodeToString(h[:])
+		os.WriteFile(filepath.Join(dir, "blobs", "sha256", hex.EncodeToString(h[:])), b, 0o644)
+		return d, int64(len(b))
+	}
+	enc, _ := zstd.NewWriter(nil)
+	layer := enc.EncodeAll(tarBytes, nil)
 	ld, ls := put(layer)
 	ib, _ := json.Marshal(map[string]any{"formatVersion": 1, "entries": entries})
 	iz := enc.EncodeAll(ib, nil)
@@ -55,7 +64,7 @@ func hostileLayout(t *testing.T, dir string, entries []map[string]any, members [
 	}
 	cfg := map[string]any{"formatVersion": 1, "arch": oci.HostArch(), "files": files, "size": size,
 		"index":  map[string]any{"digest": id, "size": len(ib)},
-		"layers": []map[string]any{{"digest": ld, "cache": "gocache", "generation": 1, "files": files, "size": tb.Len()}}}
+		"layers": []map[string]any{{"digest": ld, "cache": "gocache", "generation": 1, "files": files, "size": len(tarBytes)}}}
 	if editConfig != nil {
 		editConfig(cfg)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/melcache/melcache/internal/safetext"
 	"github.com/spf13/cobra"
 )
 
@@ -29,7 +30,26 @@ type globals struct {
 	verbose        bool
 	quiet          bool
 	log            *slog.Logger
+	// safeOut is g.stdout's escaping wrapper once a command runs (nil
+	// for commands marked rawStdout): see run.
+	safeOut *safetext.Writer
 }
+
+// rawStdout returns stdout without the escaping wrapper, for output that is
+// the user's own (melange's log).
+func (g *globals) rawStdout() io.Writer {
+	if g.safeOut != nil {
+		return g.safeOut.Unwrap()
+	}
+	return g.stdout
+}
+
+// rawStdout marks a command (in its Annotations) whose stdout is the
+// user's own content passed through — melange's log, rewritten YAML — and
+// so is not escaped. Every other command's stdout goes through
+// safetext.Writer: what it prints may come from a snapshot or a registry
+// (issue 11, finding 11).
+const rawStdout = "melcache/raw-stdout"
 
 // newRoot builds the command tree.
 func newRoot(g *globals) *cobra.Command {
@@ -59,6 +79,10 @@ Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do.`,
 				level = slog.LevelWarn
 			}
 			g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			if cmd.Annotations[rawStdout] == "" && g.safeOut == nil {
+				g.safeOut = safetext.NewWriter(g.stdout)
+				g.stdout = g.safeOut
+			}
 		},
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log details to stderr")
@@ -92,6 +116,9 @@ func run(ctx context.Context, g *globals, args []string) int {
 	root := newRoot(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
+	if g.safeOut != nil {
+		g.safeOut.Flush()
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -106,7 +133,9 @@ func run(ctx context.Context, g *globals, args []string) int {
 		code = exitUsage
 		err = fmt.Errorf("%w\nrun '%s --help' for usage", err, cmd.CommandPath())
 	}
-	fmt.Fprintf(g.stderr, "melcache: %v\n", err)
+	// Errors quote tags, paths and annotations from snapshots and
+	// registries: escaped, as stdout is (newlines kept for the usage hint).
+	fmt.Fprintf(g.stderr, "melcache: %s\n", safetext.Lines(err.Error()))
 	return code
 }
 
