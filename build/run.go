@@ -186,6 +186,9 @@ func (b *run) melange(ctx context.Context, config string, extra []string) (int, 
 			b.warn(fmt.Sprintf("counting cache hits: %v", err))
 		} else {
 			b.report.Hits, b.report.Misses = &use.Hits, &use.Misses
+			b.report.CompileActions, b.report.ModuleIndex = &use.CompileActions, &use.ModuleIndex
+			b.report.Executables, b.report.OtherEntries = &use.Executables, &use.Other
+			b.report.CacheWasEmpty = use.EmptyBefore
 		}
 	}
 	return code, nil
