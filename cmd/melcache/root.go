@@ -7,10 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -82,7 +80,7 @@ Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do.`,
 func Main() int {
 	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyInterrupt(context.Background())
 	defer stop()
 	return run(ctx, g, os.Args[1:])
 }
@@ -94,6 +92,9 @@ func run(ctx context.Context, g *globals, args []string) int {
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
+	}
+	if code, ok := interruptExit(ctx, g, cmd.Name(), err); ok {
+		return code
 	}
 	code := exitCode(err)
 	var ee *exitError
