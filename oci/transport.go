@@ -182,7 +182,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if n >= t.policy.Attempts {
 			if err != nil {
-				return nil, fmt.Errorf("%w (gave up after %d attempts)", err, n)
+				return nil, &gaveUpError{err: err, attempts: n}
 			}
 			return resp, nil // the caller turns the status into an error
 		}

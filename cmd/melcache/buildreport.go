@@ -121,7 +121,7 @@ func printBuildUse(w *tabwriter.Writer, r *build.Report) {
 	c := r.CompileActions
 	line := fmt.Sprintf("%d run, %d reused", c.Run, c.Reused)
 	switch {
-	case r.CacheWasEmpty:
+	case r.CacheWasEmpty && c.Run > 0:
 		line += " (first build into an empty cache)"
 	case c.Run == 0 && c.Reused > 0:
 		line += " (nothing compiled: every package came from the cache)"
