@@ -42,7 +42,9 @@ melcache prepares the directory (gomodcache/ and gocache/, owned by the user who
 runs melange), rewrites melange YAML so Go uses both caches, snapshots them as
 OCI artifacts with incremental layers, and restores them safely elsewhere.
 
-Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do.`,
+Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do,
+130 interrupted by SIGINT, 143 by SIGTERM (build: melange's status once it
+has started).`,
 		Example: `  melcache prepare                      # ./melange-cache, as melange build uses by default
   melcache status --json
   melange build --cache-dir ./melange-cache pkg.yaml`,
