@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -81,8 +82,10 @@ func ClassifyOutput(r io.Reader) OutputClass {
 // bytes of its "-d". An "-a" entry that does not parse is an error; an
 // output that is missing (trimmed, or never written) is OutputOther.
 func ClassifyAction(gocache, path string) (OutputClass, error) {
-	name := filepath.Base(path)
-	id := name[:max(0, len(name)-len(actionSuffix))]
+	id, ok := strings.CutSuffix(filepath.Base(path), actionSuffix)
+	if !ok {
+		return OutputOther, fmt.Errorf("%s: not an action (%q) entry", path, actionSuffix)
+	}
 	a, err := readActionEntry(goCacheEntry{path: path, id: id})
 	if err != nil {
 		return OutputOther, fmt.Errorf("%s: %w", path, err)

@@ -69,6 +69,9 @@ func TestClassifyAction(t *testing.T) {
 	if _, err := ClassifyAction(gc, bad); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("malformed -a entry: err %v, want one naming %s", err, bad)
 	}
+	if _, err := ClassifyAction(gc, strings.TrimSuffix(bad, "-a")+"-d"); err == nil {
+		t.Errorf("an output (-d) given as an action entry: no error")
+	}
 }
 
 // TestUseClasses: Use counts each class apart, and tells a first build into

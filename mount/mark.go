@@ -32,6 +32,13 @@ import (
 // links: counting it would report a miss for every warm build that links a
 // fresh binary, as every melange build does. A real miss still counts,
 // through the entry of the package archive the action produced.
+//
+// Hits and misses are then split by the class of the entry's output
+// (ClassifyOutput): only compiled package archives are compile actions.
+// Module-index entries are keyed on file mtimes and rewritten whenever a
+// GOROOT is extracted anew, as apk does in every melange build, with
+// nothing compiled; they and the other bookkeeping entries are counted
+// apart.
 const (
 	// goMtimeInterval is Go's "refresh at most hourly" rule.
 	goMtimeInterval = time.Hour
