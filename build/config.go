@@ -157,8 +157,19 @@ type Report struct {
 	Preloaded *int `json:"preloaded,omitempty"`
 	// Hits and Misses are GOCACHE use marks since the pre-build mark
 	// (mount.Layout.Use); nil when the mark failed.
+	// They count every class of entry; most are bookkeeping.
 	Hits   *int `json:"hits,omitempty"`
 	Misses *int `json:"misses,omitempty"`
+	// CompileActions are the packages compiled (Run) and taken from the
+	// cache (Reused): what the cache saved. ModuleIndex, Executables and
+	// OtherEntries are Go's bookkeeping entries, not compiles
+	// (mount.BuildUse). All nil when the mark failed.
+	CompileActions *mount.ActionUse `json:"compileActions,omitempty"`
+	ModuleIndex    *mount.ActionUse `json:"moduleIndex,omitempty"`
+	Executables    *mount.ActionUse `json:"executables,omitempty"`
+	OtherEntries   *mount.ActionUse `json:"otherEntries,omitempty"`
+	// CacheWasEmpty says the build cache held nothing before the build.
+	CacheWasEmpty bool `json:"cacheWasEmpty,omitempty"`
 	// ModulesDownloaded counts module zips that appeared in gomodcache
 	// during the build: modules the cache did not have.
 	ModulesDownloaded int `json:"modulesDownloaded"`

@@ -77,7 +77,7 @@ func Doctor(ctx context.Context, o DoctorOptions) (*DoctorReport, error) {
 	checks = append(checks, l.Doctor(ctx, mount.DoctorOptions{Owner: o.Owner})...)
 	checks = append(checks, checkJournal(l), checkRunner(m, getenv))
 	if o.Config != "" {
-		checks = append(checks, checkConfig(o.Config, m.EnvFiles)...)
+		checks = append(checks, checkConfig(o.Config, m.EnvFiles, lastBuildOf(l, o.Config))...)
 	}
 	if o.Config != "" || o.Source != "" {
 		checks = append(checks, checkToolchain(ctx, o.Config, o.Source, m.EnvFiles))

@@ -45,27 +45,49 @@ func readEnvFiles(paths []string) ([]envinject.Var, error) {
 
 // checkConfig reports the caches a build of the config really uses (YAML
 // over --env-file over melange's and Go's defaults) and inject's findings.
-func checkConfig(path string, envFiles []string) []check {
+// With rec, the record of the last `melcache build` of this config, the
+// config is evaluated as that build ran it: with its env-file (the YAML
+// still wins over it) or its rewritten copy, then the user's env-files.
+func checkConfig(path string, envFiles []string, rec *mount.BuildRecord) []check {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return []check{{Name: "config", Status: mount.CheckFail, Message: err.Error(), Fix: "give --config a readable melange YAML"}}
+	}
+	var out []check
+	final, pre := src, []envinject.Var(nil)
+	if rec != nil {
+		envFiles = append(append([]string(nil), rec.UserEnvFiles...), envFiles...)
+		if final, pre, err = asBuilt(src, rec); err != nil {
+			return []check{{Name: "config", Status: mount.CheckFail, Message: fmt.Sprintf("%s: %v", path, err), Fix: "fix the YAML"}}
+		}
+		how := "its env-file " + strings.Join(rec.EnvVars, " ") + ", which the YAML's environment overrides"
+		if rec.Rewrite {
+			how = "a rewritten copy (--rewrite)"
+		}
+		out = append(out, check{Name: "config", Status: mount.CheckPass,
+			Message: fmt.Sprintf("evaluated as melcache build ran it at %s: %s", rec.Time.UTC().Format("2006-01-02T15:04:05Z"), how)})
 	}
 	vars, err := readEnvFiles(envFiles)
 	if err != nil {
 		return []check{{Name: "config", Status: mount.CheckFail, Message: err.Error(), Fix: "fix the --env-file"}}
 	}
-	c, err := envinject.EffectiveCaches(src, vars)
+	c, err := envinject.EffectiveCaches(final, append(pre, vars...))
 	if err != nil {
 		return []check{{Name: "config", Status: mount.CheckFail, Message: fmt.Sprintf("%s: %v", path, err), Fix: "fix the YAML"}}
 	}
 	injectFix := "melcache inject -w " + path + " (or melcache inject --env-file FILE " + path + " and pass melange --env-file FILE)"
-	var out []check
+	if rec != nil {
+		injectFix = "the YAML's environment wins over melcache build's env-file: melcache build --rewrite --force " + path + ", or remove the setting from the YAML"
+	}
 	for _, s := range []struct {
 		name string
 		set  envinject.Setting
 	}{{"GOMODCACHE", c.GoModCache}, {"GOCACHE", c.GoCache}} {
 		where := s.set.From
-		if s.set.From == envinject.FromYAML {
+		switch {
+		case s.set.From == envinject.FromYAML && rec != nil && rec.Rewrite:
+			where = "melcache build's rewritten copy of " + path
+		case s.set.From == envinject.FromYAML:
 			where = fmt.Sprintf("%s:%d:%d", path, s.set.Line, s.set.Col)
 		}
 		msg := fmt.Sprintf("%s=%s (from %s)", s.name, s.set.Value, where)
@@ -84,6 +106,45 @@ func checkConfig(path string, envFiles []string) []check {
 		}
 	}
 	return out
+}
+
+// asBuilt returns the config and the env-file variables melange got from
+// the build rec records.
+func asBuilt(src []byte, rec *mount.BuildRecord) ([]byte, []envinject.Var, error) {
+	if !rec.Rewrite {
+		vars := make([]envinject.Var, 0, len(rec.EnvVars))
+		for _, kv := range rec.EnvVars {
+			v, err := envinject.ParseVar(kv)
+			if err != nil {
+				return nil, nil, fmt.Errorf("last build record: %w", err)
+			}
+			vars = append(vars, v)
+		}
+		return src, vars, nil
+	}
+	opts := envinject.Options{Offline: rec.Offline, Force: rec.Force}
+	for _, kv := range rec.Set {
+		v, err := envinject.ParseVar(kv)
+		if err != nil {
+			return nil, nil, fmt.Errorf("last build record: %w", err)
+		}
+		opts.Set = append(opts.Set, v)
+	}
+	res, err := envinject.Inject(src, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return res.Out, nil, nil
+}
+
+// lastBuildOf returns the record of the last melcache build in l when it
+// built config, else nil.
+func lastBuildOf(l mount.Layout, config string) *mount.BuildRecord {
+	rec, err := l.LastBuildRecord()
+	if err != nil || rec == nil || rec.Config != absPath(config) {
+		return nil
+	}
+	return rec
 }
 
 // checkToolchain compares go.mod's go line with the Go the build uses.

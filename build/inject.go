@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/melcache/melcache/envinject"
+	"github.com/melcache/melcache/mount"
 )
 
 // envFileName is the env-file Run writes in its temporary directory.
@@ -30,6 +31,14 @@ func (b *run) inject() (config string, extra []string, err error) {
 		return "", nil, &UsageError{Err: err}
 	}
 	final, envVars := b.src, vars
+	b.record = mount.BuildRecord{Config: absPath(b.cfg.Config), Rewrite: b.cfg.Rewrite,
+		Offline: b.cfg.Offline, Force: b.cfg.Force}
+	for _, v := range b.cfg.Set {
+		b.record.Set = append(b.record.Set, v.String())
+	}
+	for _, f := range b.cfg.MelangeArgs.EnvFiles {
+		b.record.UserEnvFiles = append(b.record.UserEnvFiles, absPath(f))
+	}
 	if b.cfg.Rewrite {
 		res, err := envinject.Inject(b.src, opts)
 		if err != nil {
@@ -50,6 +59,10 @@ func (b *run) inject() (config string, extra []string, err error) {
 			return "", nil, err
 		}
 		extra = append(extra, "--env-file", envFile)
+		b.record.EnvFile = envFile
+		for _, v := range vars {
+			b.record.EnvVars = append(b.record.EnvVars, v.String())
+		}
 	}
 	caches, err := envinject.EffectiveCaches(final, envVars)
 	if err != nil {

@@ -130,5 +130,11 @@ func (b *run) keyOptions() oci.KeyOptions {
 
 // describeMiss is the notice for a pull that found no snapshot.
 func describeMiss(ref string, s oci.Store, keys []string) string {
-	return fmt.Sprintf("no snapshot for %s in %s (restore keys %q): building cold", ref, s, keys)
+	switch {
+	case len(keys) == 0:
+		return fmt.Sprintf("no snapshot for %s in %s: building cold", ref, s)
+	case ref == "":
+		return fmt.Sprintf("no snapshot in %s matches the restore keys %s: building cold", s, strings.Join(keys, " "))
+	}
+	return fmt.Sprintf("no snapshot for %s in %s, nor one matching the restore keys %s: building cold", ref, s, strings.Join(keys, " "))
 }

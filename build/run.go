@@ -25,13 +25,14 @@ type run struct {
 	o   Options
 	log *slog.Logger
 
-	ctx      context.Context // cancelled when the caller is interrupted
-	src      []byte          // the config's bytes
-	cacheOK  bool            // the cache dir is prepared and usable
-	lock     *mount.Lock     // held shared from the mark to the push
-	markTime time.Time       // zero when the mark failed
-	tmp      string          // temporary dir for the env-file or rewritten config
-	goVer    *GoResolver     // the Go version the build uses, read once
+	ctx      context.Context   // cancelled when the caller is interrupted
+	src      []byte            // the config's bytes
+	cacheOK  bool              // the cache dir is prepared and usable
+	lock     *mount.Lock       // held shared from the mark to the push
+	markTime time.Time         // zero when the mark failed
+	tmp      string            // temporary dir for the env-file or rewritten config
+	goVer    *GoResolver       // the Go version the build uses, read once
+	record   mount.BuildRecord // how melange is pointed at the caches, for doctor
 	report   Report
 }
 
@@ -180,6 +181,7 @@ func (b *run) melange(ctx context.Context, config string, extra []string) (int, 
 	b.report.Command = argv
 	b.log.Info("running melange", "command", joinArgs(argv))
 	t0 := b.o.now()
+	b.recordBuild(t0)
 	code, err := b.o.Runner.Run(ctx, argv)
 	b.report.BuildSeconds = b.o.now().Sub(t0).Seconds()
 	b.report.ExitCode = code
@@ -194,6 +196,9 @@ func (b *run) melange(ctx context.Context, config string, extra []string) (int, 
 			b.warn(fmt.Sprintf("counting cache hits: %v", err))
 		} else {
 			b.report.Hits, b.report.Misses = &use.Hits, &use.Misses
+			b.report.CompileActions, b.report.ModuleIndex = &use.CompileActions, &use.ModuleIndex
+			b.report.Executables, b.report.OtherEntries = &use.Executables, &use.Other
+			b.report.CacheWasEmpty = use.EmptyBefore
 		}
 	}
 	return code, nil
@@ -215,6 +220,19 @@ func (b *run) push(ctx context.Context, ep endpoints, code int) error {
 		return nil
 	}
 	return b.pushDelta(context.WithoutCancel(ctx), ep.pushStore, ep.pushTag)
+}
+
+// recordBuild writes how melange is pointed at the caches in the cache
+// dir's state, for doctor. A failure to write it costs doctor's view of this
+// build only: a warning.
+func (b *run) recordBuild(t time.Time) {
+	if !b.cacheOK {
+		return
+	}
+	b.record.Time = t
+	if err := b.cfg.Layout.WriteBuildRecord(b.record); err != nil {
+		b.warn(fmt.Sprintf("recording the build for doctor: %v", err))
+	}
 }
 
 // warn reports a warning at once and keeps it for the report.

@@ -73,8 +73,29 @@ func (b *run) pull(ctx context.Context, s oci.Store, ref string, keys []string) 
 		b.o.notice(describeMiss(ref, s, keys))
 		return nil
 	}
-	return b.cacheProblem("pull from "+s.String(), err)
+	return b.cacheProblem("pull from "+s.String(), sayStoreOnce(s, err))
 }
+
+// sayStoreOnce drops the store's name from the start of err's message
+// ("listing tags of STORE: ...", "STORE: ..."), for a caller that names
+// the store itself: "pull from STORE: pulling from STORE" says it twice.
+func sayStoreOnce(s oci.Store, err error) error {
+	msg, name := err.Error(), s.String()+": "
+	i := strings.Index(msg, name)
+	if i < 0 || strings.Contains(msg[:i], ":") {
+		return err
+	}
+	return &storeError{msg: msg[i+len(name):], err: err}
+}
+
+// storeError is a store's error with its name said by the caller.
+type storeError struct {
+	msg string
+	err error
+}
+
+func (e *storeError) Error() string { return e.msg }
+func (e *storeError) Unwrap() error { return e.err }
 
 // progress sets o.Progress when the caller asked for progress and returns
 // the function that waits for its display to finish.
@@ -157,9 +178,9 @@ func (b *run) pushDelta(ctx context.Context, s oci.Store, tag string) error {
 	wait()
 	if err != nil {
 		if b.cfg.Strict {
-			return fmt.Errorf("push to %s (--strict): %w", s, err)
+			return fmt.Errorf("push to %s (--strict): %w", s, sayStoreOnce(s, err))
 		}
-		b.warn(fmt.Sprintf("push to %s: %v; the build's result stands", s, err))
+		b.warn(fmt.Sprintf("push to %s: %v; the build's result stands", s, sayStoreOnce(s, err)))
 		return nil
 	}
 	b.report.Push = res

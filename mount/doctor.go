@@ -216,20 +216,25 @@ func doctorLock(st *Status) Check {
 		Fix:     "let it finish, or stop that process if it hangs (ps -p PID)"}
 }
 
-// doctorMissRatio: a build whose misses outnumber its hits this many times
-// over reused little of the cache.
+// doctorMissRatio: a build into a non-empty cache that compiled this many
+// times more packages than it reused got little from the cache.
 const doctorMissRatio = 1
 
 func doctorLastBuild(st *Status) Check {
 	u := st.LastBuild
 	if u == nil {
 		return Check{Name: "last-build", Status: CheckSkip,
-			Message: "no build recorded: run melcache mark before melange build (melcache build does) to count hits and misses"}
+			Message: "no build recorded: run melcache mark before melange build (melcache build does) to count compile actions"}
 	}
-	msg := fmt.Sprintf("last build (since %s): %d hits, %d misses", u.Since.UTC().Format("2006-01-02T15:04:05Z"), u.Hits, u.Misses)
-	if u.Misses > doctorMissRatio*u.Hits && u.Misses > 0 {
+	msg := fmt.Sprintf("last build (since %s): %s", u.Since.UTC().Format("2006-01-02T15:04:05Z"), u.Summary())
+	c := u.CompileActions
+	switch {
+	case u.EmptyBefore && c.Run > 0:
+		return Check{Name: "last-build", Status: CheckPass,
+			Message: msg + ": a first build into an empty cache compiles everything; the next one reuses it"}
+	case c.Run > doctorMissRatio*c.Reused && c.Run > 0:
 		return Check{Name: "last-build", Status: CheckWarn,
-			Message: msg + ": misses dominate, so the cache was mostly not reused",
+			Message: msg + ": most packages were compiled again, so the cache was mostly not reused",
 			Fix:     "the cache keys changed: check that -trimpath is used every time (melange's go/build does; toggling it rebuilds everything), the Go version (go version) matches the one that filled the cache, and GOFLAGS, CGO_ENABLED, tags and GOARCH are the same"}
 	}
 	return Check{Name: "last-build", Status: CheckPass, Message: msg}

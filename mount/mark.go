@@ -32,6 +32,13 @@ import (
 // links: counting it would report a miss for every warm build that links a
 // fresh binary, as every melange build does. A real miss still counts,
 // through the entry of the package archive the action produced.
+//
+// Hits and misses are then split by the class of the entry's output
+// (ClassifyOutput): only compiled package archives are compile actions.
+// Module-index entries are keyed on file mtimes and rewritten whenever a
+// GOROOT is extracted anew, as apk does in every melange build, with
+// nothing compiled; they and the other bookkeeping entries are counted
+// apart.
 const (
 	// goMtimeInterval is Go's "refresh at most hourly" rule.
 	goMtimeInterval = time.Hour
@@ -115,17 +122,66 @@ func (l Layout) LastMark() (*MarkRecord, error) {
 type BuildUse struct {
 	// Since is the mark's time T.
 	Since time.Time `json:"since"`
-	// Hits counts "-a" entries used after T that existed before it.
-	Hits int `json:"hits"`
-	// Misses counts "-a" entries written after T. Entries recording an
+	// Hits counts "-a" entries used after T that existed before it, of
+	// every class; Misses those written after T. Entries recording an
 	// empty output are not counted either way (see the use-mark comment).
+	// Most are bookkeeping: CompileActions says what was compiled.
+	Hits   int `json:"hits"`
 	Misses int `json:"misses"`
+	// CompileActions counts entries whose output is a compiled package
+	// archive: Run are packages compiled during the build, Reused
+	// packages taken from the cache.
+	CompileActions ActionUse `json:"compileActions"`
+	// ModuleIndex, Executables and Other count the rest by the class of
+	// their output (ClassifyOutput). Written module-index entries are not
+	// compiles: Go rewrites them when file mtimes change.
+	ModuleIndex ActionUse `json:"moduleIndex"`
+	Executables ActionUse `json:"executables"`
+	Other       ActionUse `json:"other"`
+	// EmptyBefore says the build cache held no entry at T: the build was a
+	// first build into an empty cache, where every action runs.
+	EmptyBefore bool `json:"emptyBefore"`
 }
 
-// Use counts the build cache's hits and misses since t (see the use-mark
-// comment above). A layout without a build cache has none.
+// ActionUse counts the "-a" entries of one output class since a mark: Run
+// were written after it (created, or rewritten because the output changed),
+// Reused existed before it and were used.
+type ActionUse struct {
+	Run    int `json:"run"`
+	Reused int `json:"reused"`
+}
+
+// Summary says what the build did in one line: compile actions first, then
+// the bookkeeping entries, which are not compiles.
+func (u *BuildUse) Summary() string {
+	s := fmt.Sprintf("compile actions: %d run, %d reused", u.CompileActions.Run, u.CompileActions.Reused)
+	return s + "; bookkeeping entries (not compiles): " + u.Bookkeeping()
+}
+
+// Bookkeeping describes the entries that are not compile actions.
+func (u *BuildUse) Bookkeeping() string {
+	return fmt.Sprintf("module index %d written, %d reused; executables %d written, %d reused; other %d written, %d reused",
+		u.ModuleIndex.Run, u.ModuleIndex.Reused, u.Executables.Run, u.Executables.Reused, u.Other.Run, u.Other.Reused)
+}
+
+// class returns the counter for c.
+func (u *BuildUse) class(c OutputClass) *ActionUse {
+	switch c {
+	case OutputArchive:
+		return &u.CompileActions
+	case OutputModIndex:
+		return &u.ModuleIndex
+	case OutputExecutable:
+		return &u.Executables
+	}
+	return &u.Other
+}
+
+// Use counts the build cache's hits and misses since t, by output class
+// (see the use-mark comment above). A layout without a build cache has
+// none.
 func (l Layout) Use(t time.Time) (*BuildUse, error) {
-	u := &BuildUse{Since: t}
+	u := &BuildUse{Since: t, EmptyBefore: true}
 	gc := l.CacheDir(GoCache)
 	if gc == "" {
 		return u, nil
@@ -135,7 +191,11 @@ func (l Layout) Use(t time.Time) (*BuildUse, error) {
 		return nil, fmt.Errorf("count hits in %s: %w", gc, err)
 	}
 	for _, e := range ents {
-		if !e.action || !e.modTime.After(t) {
+		if !e.modTime.After(t) {
+			u.EmptyBefore = false // untouched since the mark: it was there
+			continue
+		}
+		if !e.action {
 			continue
 		}
 		a, err := readActionEntry(e)
@@ -143,11 +203,21 @@ func (l Layout) Use(t time.Time) (*BuildUse, error) {
 		case err != nil && errors.Is(err, os.ErrNotExist):
 		case err == nil && a.size == 0:
 			// Terminal-output bookkeeping: see the use-mark comment.
+			if a.time.Before(t) {
+				u.EmptyBefore = false
+			}
 		case err != nil || !a.time.Before(t):
 			// A malformed entry touched after T was written after T too.
 			u.Misses++
+			cls := OutputOther
+			if err == nil {
+				cls = classifyOutputID(gc, a.out)
+			}
+			u.class(cls).Run++
 		default:
 			u.Hits++
+			u.EmptyBefore = false
+			u.class(classifyOutputID(gc, a.out)).Reused++
 		}
 	}
 	return u, nil

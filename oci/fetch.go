@@ -31,12 +31,12 @@ func readSmallBlob(ctx context.Context, s Store, d v1.Descriptor, limit int64) (
 	}
 	rc, err := s.ReadBlob(ctx, d.Digest)
 	if err != nil {
-		return nil, fmt.Errorf("%s: read blob %s: %w", s, d.Digest, err)
+		return nil, nameStore(s, "reading blob "+d.Digest.String()+" from", err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, d.Size+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: read blob %s: %w", s, d.Digest, err)
+		return nil, nameStore(s, "reading blob "+d.Digest.String()+" from", err)
 	}
 	if int64(len(b)) != d.Size {
 		return nil, verifyErrorf("%s: blob %s is %d bytes, manifest declares %d", s, d.Digest, len(b), d.Size)

@@ -2,7 +2,6 @@ package oci
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strconv"
 	"time"
@@ -34,7 +33,7 @@ type Listing struct {
 func List(ctx context.Context, s Store) ([]Listing, error) {
 	tags, err := s.Tags(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: list tags: %w", s, err)
+		return nil, nameStore(s, "listing tags of", err)
 	}
 	out := make([]Listing, 0, len(tags))
 	for _, t := range tags {

@@ -101,7 +101,7 @@ func Resolve(ctx context.Context, s Store, ref string, restoreKeys []string) (*S
 	}
 	tags, err := s.Tags(ctx)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("%s: list tags: %w", s, err)
+		return nil, "", "", nameStore(s, "listing tags of", err)
 	}
 	for _, prefix := range restoreKeys {
 		var bestTag string

@@ -3,7 +3,6 @@ package oci
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -89,33 +88,15 @@ func (s *RegistryStore) String() string { return s.repo.String() }
 // Repository returns the repository the store talks to.
 func (s *RegistryStore) Repository() name.Repository { return s.repo }
 
-// fail turns a registry error into one that names the operation, the
-// repository and the reason, wrapping ErrNotFound, ErrDeleteUnsupported and
-// authentication failures so callers can test for them.
+// fail turns a registry error into one plain line that names the
+// operation, the repository and the reason (translate), wrapping
+// ErrNotFound, ErrDeleteUnsupported and authentication failures so callers
+// can test for them.
 func (s *RegistryStore) fail(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		codes := map[transport.ErrorCode]bool{}
-		for _, d := range te.Errors {
-			codes[d.Code] = true
-		}
-		switch {
-		case te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden ||
-			codes[transport.UnauthorizedErrorCode] || codes[transport.DeniedErrorCode]:
-			return fmt.Errorf("%s %s: authentication failed for %s (check docker login or the credential helper): %w",
-				op, s.repo, s.repo.RegistryStr(), err)
-		case te.StatusCode == http.StatusMethodNotAllowed || codes[transport.UnsupportedErrorCode]:
-			return fmt.Errorf("%s %s: %w (enable deletes in the registry, or remove old snapshots with the registry's own tools): %v",
-				op, s.repo, ErrDeleteUnsupported, err)
-		case te.StatusCode == http.StatusNotFound || codes[transport.ManifestUnknownErrorCode] ||
-			codes[transport.NameUnknownErrorCode] || codes[transport.BlobUnknownErrorCode]:
-			return fmt.Errorf("%s %s: %w: %w", op, s.repo, ErrNotFound, err)
-		}
-	}
-	return fmt.Errorf("%s %s: %w", op, s.repo, err)
+	return translate(s.repo.RegistryStr(), op, s.repo.String(), "", err)
 }
 
 // authTransport returns a transport authenticated for the repository with
@@ -151,7 +132,7 @@ func (s *RegistryStore) blobURL(d v1.Hash) string {
 // HasBlob HEADs the blob.
 func (s *RegistryStore) HasBlob(ctx context.Context, d v1.Hash) (bool, error) {
 	ok, err := s.hasBlob(ctx, d, false)
-	return ok, s.fail("checking blob "+d.String()+" in", err)
+	return ok, s.fail("checking blobs in", err)
 }
 
 func (s *RegistryStore) hasBlob(ctx context.Context, d v1.Hash, push bool) (bool, error) {
@@ -494,7 +475,11 @@ func (s *RegistryStore) GetManifest(ctx context.Context, tagOrDigest string) (st
 	}
 	desc, err := s.puller.Get(ctx, ref)
 	if err != nil {
-		return "", nil, v1.Hash{}, s.fail("pulling from", fmt.Errorf("%s: %w", ref.Identifier(), err))
+		what := "no such tag"
+		if strings.HasPrefix(tagOrDigest, "sha256:") {
+			what = "no such manifest"
+		}
+		return "", nil, v1.Hash{}, translate(s.repo.RegistryStr(), "", ref.String(), what, err)
 	}
 	return string(desc.MediaType), desc.Manifest, desc.Digest, nil
 }

@@ -210,7 +210,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if n >= t.policy.Attempts || stalls >= t.policy.Stalls {
 			if err != nil {
-				return nil, &exhaustedError{err: fmt.Errorf("%w (gave up after %d attempts)", err, n)}
+				// exhausted: the layer retry must not start over; gaveUp: the
+				// message says how often it was tried.
+				return nil, &exhaustedError{err: &gaveUpError{err: err, attempts: n}}
 			}
 			return resp, nil // the caller turns the status into an error
 		}

@@ -44,8 +44,10 @@ const buildLong = `build wraps 'melange build CONFIG --cache-dir DIR' with every
      copy of CONFIG; CONFIG itself is never edited;
   6. run melange, holding the cache lock shared, with SIGINT and SIGTERM
      forwarded to it;
-  7. report GOCACHE hits and misses, modules downloaded during the build,
-     bytes added and time (a table, or --json);
+  7. report compile actions run and reused (GOCACHE entries whose output is
+     a compiled package), bookkeeping entries apart (module index, other),
+     modules downloaded during the build, bytes added and time (a table,
+     or --json);
   8. --push REF: push the delta, only when melange succeeded (unless
      --push-on-failure).
 

@@ -234,6 +234,10 @@ func buildFlow(t *testing.T, e *e2e) {
 	if coldCompiles < 10 || cold.Misses == nil || *cold.Misses == 0 {
 		t.Errorf("cold build: %d compile actions, misses %v; want a full build (≥ 10 compiles, misses > 0)", coldCompiles, cold.Misses)
 	}
+	// The report's compile actions are the packages the guest compiled.
+	if c := cold.CompileActions; c == nil || c.Run != coldCompiles || c.Reused != 0 || !cold.CacheWasEmpty {
+		t.Errorf("cold build: compile actions %+v, cache was empty %v; want %d run (go build -x), 0 reused, an empty cache", c, cold.CacheWasEmpty, coldCompiles)
+	}
 	// ./cmd/hello imports cobra (with pflag) and x/mod; mousetrap, in the
 	// build list too, is imported on windows only, so preload skips it.
 	if cold.Preloaded == nil {
@@ -273,6 +277,9 @@ func buildFlow(t *testing.T, e *e2e) {
 	}
 	if warm.Hits == nil || *warm.Hits == 0 || *warm.Misses != 0 {
 		t.Errorf("warm build: hits %v, misses %v; want hits and no misses", warm.Hits, warm.Misses)
+	}
+	if c := warm.CompileActions; c == nil || c.Run != 0 || c.Reused == 0 || warm.CacheWasEmpty || warm.ModuleIndex == nil {
+		t.Errorf("warm build: compile actions %+v, module index %+v, cache was empty %v; want 0 run, some reused, a restored cache", c, warm.ModuleIndex, warm.CacheWasEmpty)
 	}
 	if warm.ModulesDownloaded != 0 {
 		t.Errorf("warm build downloaded %d modules, want 0", warm.ModulesDownloaded)

@@ -104,12 +104,7 @@ func printBuildReport(g *globals, asJSON bool, r *build.Report) error {
 	if r.Preloaded != nil {
 		fmt.Fprintf(w, "  preloaded\t%d modules\n", *r.Preloaded)
 	}
-	if r.Hits != nil {
-		fmt.Fprintf(w, "  GOCACHE hits\t%d\n", *r.Hits)
-		fmt.Fprintf(w, "  GOCACHE misses\t%d\n", *r.Misses)
-	} else {
-		fmt.Fprintf(w, "  GOCACHE hits\tunknown (no mark)\n")
-	}
+	printBuildUse(w, r)
 	fmt.Fprintf(w, "  modules downloaded\t%d\n", r.ModulesDownloaded)
 	fmt.Fprintf(w, "  bytes added\t%s\n", signedSize(r.BytesAdded))
 	fmt.Fprintf(w, "  build time\t%.1fs (total %.1fs)\n", r.BuildSeconds, r.TotalSeconds)
@@ -118,6 +113,26 @@ func printBuildReport(g *globals, asJSON bool, r *build.Report) error {
 		fmt.Fprintf(w, "  warnings\t%d (above)\n", len(r.Warnings))
 	}
 	return w.Flush()
+}
+
+// printBuildUse prints what the build compiled and reused, and the
+// bookkeeping entries apart: they are not compiles.
+func printBuildUse(w *tabwriter.Writer, r *build.Report) {
+	if r.CompileActions == nil {
+		fmt.Fprintf(w, "  compile actions\tunknown (no mark)\n")
+		return
+	}
+	c := r.CompileActions
+	line := fmt.Sprintf("%d run, %d reused", c.Run, c.Reused)
+	switch {
+	case r.CacheWasEmpty && c.Run > 0:
+		line += " (first build into an empty cache)"
+	case c.Run == 0 && c.Reused > 0:
+		line += " (nothing compiled: every package came from the cache)"
+	}
+	fmt.Fprintf(w, "  compile actions\t%s\n", line)
+	u := mount.BuildUse{ModuleIndex: *r.ModuleIndex, Executables: *r.Executables, Other: *r.OtherEntries}
+	fmt.Fprintf(w, "  bookkeeping entries\t%s\n", u.Bookkeeping())
 }
 
 func printBuildPush(w *tabwriter.Writer, r *build.Report) {

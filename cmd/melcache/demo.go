@@ -88,9 +88,10 @@ func printDemo(g *globals, r *demoReport) {
 	fmt.Fprintf(w, "modules (preload | restore)\t%.2fs\t%.2fs\t\n", r.Cold.ModulesSeconds, r.Warm.ModulesSeconds)
 	fmt.Fprintf(w, "go build\t%.2fs\t%.2fs\t\n", r.Cold.BuildSeconds, r.Warm.BuildSeconds)
 	fmt.Fprintf(w, "total\t%.2fs\t%.2fs\t\n", r.Cold.TotalSeconds, r.Warm.TotalSeconds)
-	fmt.Fprintf(w, "compile actions\t%d\t%d\t\n", r.Cold.Compiles, r.Warm.Compiles)
-	fmt.Fprintf(w, "GOCACHE hits\t%d\t%d\t\n", r.Cold.Hits, r.Warm.Hits)
-	fmt.Fprintf(w, "GOCACHE misses\t%d\t%d\t\n", r.Cold.Misses, r.Warm.Misses)
+	fmt.Fprintf(w, "compile actions (go build -x)\t%d\t%d\t\n", r.Cold.Compiles, r.Warm.Compiles)
+	fmt.Fprintf(w, "compile actions run (GOCACHE misses)\t%d\t%d\t\n", r.Cold.Misses, r.Warm.Misses)
+	fmt.Fprintf(w, "compile actions reused (GOCACHE hits)\t%d\t%d\t\n", r.Cold.Hits, r.Warm.Hits)
+	fmt.Fprintf(w, "bookkeeping entries written\t%d\t%d\t\n", r.Cold.Bookkeeping, r.Warm.Bookkeeping)
 	_ = w.Flush()
 	fmt.Fprintf(g.stdout, "\nsnapshot: %d files (%s), %s compressed, pushed in %.2fs to %s\n",
 		r.Push.Files, units.FormatSize(r.Push.Bytes), units.FormatSize(r.Push.DataBytes), r.Push.Seconds, r.Store)

@@ -29,14 +29,17 @@ pass/warn/fail line per check, each problem with its fix:
   disk        free space against the caches' size
   journal     an interrupted pull's journal or staging directory
   lock        who holds the cache lock
-  last-build  the last build's hits and misses (after melcache mark)
+  last-build  the last build's compile actions run and reused (after
+              melcache mark); a first build into an empty cache runs them all
   snapshot    the Go version and arch of the last snapshot pulled or pushed
               (read from REF, or the embedded store) against this build's
   runner      melange's runner, from $MELANGE_OPTS, $MELANGE_BUILD_OPTS and
               the arguments after -- (also read: --cache-dir, --env-file):
               qemu without QEMU_USE_VIRTIOFS=1 discards every cache write
   config      the GOMODCACHE and GOCACHE a build of --config really uses
-              (YAML, then melange --env-file, then defaults) and inject's lint
+              (YAML, then melange --env-file, then defaults) and inject's lint;
+              after melcache build of that config in --dir, as that build
+              ran it (its env-file or its --rewrite copy)
   toolchain   go.mod's go line against the build's Go (GOTOOLCHAIN=local,
               or the config's go-1.NN package); sources from --source or the
               config's directory

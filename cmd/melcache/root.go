@@ -7,10 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/melcache/melcache/internal/safetext"
 	"github.com/spf13/cobra"
@@ -64,7 +62,9 @@ melcache prepares the directory (gomodcache/ and gocache/, owned by the user who
 runs melange), rewrites melange YAML so Go uses both caches, snapshots them as
 OCI artifacts with incremental layers, and restores them safely elsewhere.
 
-Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do.`,
+Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do,
+130 interrupted by SIGINT, 143 by SIGTERM (build: melange's status once it
+has started).`,
 		Example: `  melcache prepare                      # ./melange-cache, as melange build uses by default
   melcache status --json
   melange build --cache-dir ./melange-cache pkg.yaml`,
@@ -106,7 +106,7 @@ Exit status: 0 ok, 1 failed, 2 usage error, 3 a check found work to do.`,
 func Main() int {
 	g := &globals{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyInterrupt(context.Background())
 	defer stop()
 	return run(ctx, g, os.Args[1:])
 }
@@ -121,6 +121,9 @@ func run(ctx context.Context, g *globals, args []string) int {
 	}
 	if err == nil {
 		return exitOK
+	}
+	if code, ok := interruptExit(ctx, g, cmd.Name(), err); ok {
+		return code
 	}
 	code := exitCode(err)
 	var ee *exitError

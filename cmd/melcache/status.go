@@ -87,7 +87,7 @@ func printStatus(g *globals, st *mount.Status) {
 		fmt.Fprintf(g.stdout, "locked by %s\n", h)
 	}
 	if b := st.LastBuild; b != nil {
-		fmt.Fprintf(g.stdout, "last build (since mark at %s): %d hits, %d misses\n", b.Since.Format(time.RFC3339), b.Hits, b.Misses)
+		fmt.Fprintf(g.stdout, "last build (since mark at %s): %s\n", b.Since.Format(time.RFC3339), b.Summary())
 	} else {
 		fmt.Fprintln(g.stdout, "last build: no mark (run melcache mark before a build)")
 	}
