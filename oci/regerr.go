@@ -79,8 +79,18 @@ func translate(host, op, thing, notFound string, err error) error {
 		}
 		return &registryError{what + ": " + withContext(err, te, "registry "+host+" answered "+answer(te)), []error{err}}
 	}
-	if reason, ok := networkReason(err); ok {
+	reason, ok := networkReason(err)
+	var stall *TimeoutError
+	if errors.As(err, &stall) {
+		// A stall of ours already names the registry, what it waited for
+		// and the limit (with the variable that changes it).
+		reason, ok = stall.Error(), true
+	}
+	if ok {
 		msg := "registry " + host + ": " + reason
+		if stall != nil {
+			msg = reason
+		}
 		var g *gaveUpError
 		if errors.As(err, &g) {
 			msg += fmt.Sprintf(" (gave up after %d attempts)", g.attempts)
