@@ -64,24 +64,32 @@ func CopyModule(t testing.TB, dst string) string {
 // cache.
 func FileProxy(t testing.TB) string {
 	t.Helper()
-	dir := testenv.SharedCache(t, "melangetest-proxy-"+moduleHash(t), func(t testing.TB, env testenv.GoEnv) {
-		work := filepath.Join(testenv.TempDir(t), "hello")
-		CopyModule(t, work)
+	return ModuleProxy(t, "melangetest-proxy", ModuleDir())
+}
+
+// ModuleProxy is FileProxy for the module in dir (e.g. examples/hello-go),
+// its fixture named name: `go mod download all` in a copy of dir, keyed on
+// its go.mod and go.sum.
+func ModuleProxy(t testing.TB, name, dir string) string {
+	t.Helper()
+	cache := testenv.SharedCache(t, name+"-"+moduleHash(t, dir), func(t testing.TB, env testenv.GoEnv) {
+		work := filepath.Join(testenv.TempDir(t), "module")
+		testenv.CopyTree(t, dir, work)
 		cmd := exec.Command("go", "mod", "download", "all")
 		cmd.Dir = work
 		cmd.Env = env.Environ()
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go mod download all: %v\n%s", err, out)
+			t.Fatalf("go mod download all in a copy of %s: %v\n%s", dir, err, out)
 		}
 	})
-	return "file://" + filepath.Join(dir, "gomodcache", "cache", "download")
+	return "file://" + filepath.Join(cache, "gomodcache", "cache", "download")
 }
 
-func moduleHash(t testing.TB) string {
+func moduleHash(t testing.TB, dir string) string {
 	t.Helper()
 	h := sha256.New()
 	for _, f := range []string{"go.mod", "go.sum"} {
-		b, err := os.ReadFile(filepath.Join(ModuleDir(), f))
+		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -112,6 +112,19 @@ func FixturesDir() string { return filepath.Join(os.TempDir(), "melcache-testfix
 // invalidates it. Callers must not modify it: copy it with CopyTree.
 func SharedCache(t testing.TB, key string, build func(t testing.TB, env GoEnv)) string {
 	t.Helper()
+	return SharedFixture(t, key, func(t testing.TB, dir string) {
+		build(t, GoEnv{ModCache: filepath.Join(dir, "gomodcache"), Cache: filepath.Join(dir, "gocache")})
+	})
+}
+
+// SharedFixture returns a directory filled by build, built once per key and
+// Go version under FixturesDir and then shared by every test binary, run,
+// worktree and clone: build runs under a lock in an empty dir, and the
+// result counts only once build returns without failing the test. The part
+// of key before the first NUL names the directory. key must name everything
+// the fixture is made from; callers must not modify the result.
+func SharedFixture(t testing.TB, key string, build func(t testing.TB, dir string)) string {
+	t.Helper()
 	base := FixturesDir()
 	if err := os.MkdirAll(base, 0o755); err != nil {
 		t.Fatal(err)
@@ -127,8 +140,10 @@ func SharedCache(t testing.TB, key string, build func(t testing.TB, env GoEnv)) 
 		return dir
 	}
 	RemoveAll(t, dir)
-	env := GoEnv{ModCache: filepath.Join(dir, "gomodcache"), Cache: filepath.Join(dir, "gocache")}
-	build(t, env)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build(t, dir)
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -39,7 +39,7 @@ func DebianPackage(tool string) string {
 	switch tool {
 	case "bwrap":
 		return "bubblewrap"
-	case "setpriv":
+	case "setpriv", "unshare":
 		return "util-linux"
 	}
 	return tool
