@@ -125,10 +125,13 @@ func wantTag(t *testing.T, goSum string) string {
 //     file:// proxy, pushed to a real registry under go-1.NN-x86_64-HASH;
 //   - warm: a fresh dir restored from the registry, then built in a new
 //     network namespace: nothing compiled, no module downloaded;
-//   - unchanged rebuild in the same dir: nothing compiled again.
+//   - unchanged rebuild in the same dir: the report says 0 compile actions
+//     run;
+//   - doctor --config after the build passes.
 //
-// Compile actions are counted in the guest's `go build -x` output
-// (GOFLAGS=-x through the env-file); the report's hits must cover them.
+// Compile actions are counted twice, independently: in the guest's
+// `go build -x` output (GOFLAGS=-x through the env-file) and in the
+// report, which must agree.
 func TestRealMelangeBuild(t *testing.T) {
 	real := melangetest.RealMelange(t)
 	testenv.RequireTool(t, "unshare")
@@ -166,6 +169,10 @@ func TestRealMelangeBuild(t *testing.T) {
 	if cold.Misses == nil || *cold.Misses < coldX {
 		t.Errorf("cold build report: misses %v, want at least the %d compile actions", cold.Misses, coldX)
 	}
+	if ca := cold.CompileActions; ca == nil || ca.Run != coldX || ca.Reused != 0 || !cold.CacheWasEmpty {
+		t.Errorf("cold build report: compile actions %+v (cache empty before: %v), want %d run (go build -x's count), 0 reused, a first build",
+			ca, cold.CacheWasEmpty, coldX)
+	}
 	t.Logf("cold: wall %.1fs, melange %.1fs, %d compile actions (go build -x), report %s, %s added",
 		coldWall.Seconds(), cold.BuildSeconds, coldX, useFigures(cold), units.FormatSize(cold.BytesAdded))
 
@@ -185,6 +192,9 @@ func TestRealMelangeBuild(t *testing.T) {
 	if warm.Hits == nil || *warm.Hits < coldX {
 		t.Errorf("warm build report: hits %v, want at least the cold build's %d compile actions reused", warm.Hits, coldX)
 	}
+	if ca := warm.CompileActions; ca == nil || ca.Run != 0 || ca.Reused != coldX {
+		t.Errorf("warm build report: compile actions %+v, want 0 run, %d reused", ca, coldX)
+	}
 	if warm.ModulesDownloaded != 0 {
 		t.Errorf("warm build downloaded %d modules, want 0", warm.ModulesDownloaded)
 	}
@@ -199,6 +209,19 @@ func TestRealMelangeBuild(t *testing.T) {
 	if again.Hits == nil || *again.Hits < coldX {
 		t.Errorf("unchanged rebuild report: hits %v, want at least the cold build's %d compile actions reused", again.Hits, coldX)
 	}
+	if ca := again.CompileActions; ca == nil || ca.Run != 0 || ca.Reused != coldX {
+		t.Errorf("unchanged rebuild report: compile actions %+v, want 0 run, %d reused", ca, coldX)
+	}
+	// 4. doctor, as the README runs it after a build: it sees the
+	// env-file the build used, and a warm build's use.
+	args := append([]string{"doctor", "--dir", "warm", "--config", "src/melange.yaml", "--"}, w.melangeArgs("packages-warm")...)
+	stdout, stderr, code = w.run(nil, args...)
+	if code != 0 || strings.Contains("\n"+stdout, "\nfail ") {
+		t.Errorf("doctor after a successful build: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "GOCACHE=/var/cache/melange/gocache") {
+		t.Errorf("doctor does not see the GOCACHE the build used:\n%s", stdout)
+	}
 	t.Logf("unchanged rebuild: wall %.1fs, melange %.1fs, %d compile actions (go build -x), report %s",
 		againWall.Seconds(), again.BuildSeconds, againX, useFigures(again))
 }
@@ -208,6 +231,10 @@ func useFigures(r buildReport) string {
 	if r.Hits == nil || r.Misses == nil {
 		return "no hits or misses (no mark)"
 	}
-	return fmt.Sprintf("%d hits, %d misses", *r.Hits, *r.Misses)
+	s := fmt.Sprintf("%d hits, %d misses", *r.Hits, *r.Misses)
+	if r.CompileActions != nil {
+		s += fmt.Sprintf("; compile actions: %d run, %d reused", r.CompileActions.Run, r.CompileActions.Reused)
+	}
+	return s
 
 }
