@@ -48,8 +48,9 @@ type DoctorReport struct {
 // melange's runner, the caches a build of o.Config really uses, the
 // toolchain, the registry o.Ref names and the last snapshot's Go version
 // and arch. It changes nothing. err is for input that cannot be checked
-// (a melange flag without its value: a *UsageError; a bad Dir); failed
-// checks are in the report.
+// (a melange flag without its value: a *UsageError; a bad Dir; a
+// malformed o.Config: an *envinject.Error, "file:line:col: msg", as every
+// command reports it); failed checks are in the report.
 func Doctor(ctx context.Context, o DoctorOptions) (*DoctorReport, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -57,6 +58,9 @@ func Doctor(ctx context.Context, o DoctorOptions) (*DoctorReport, error) {
 	}
 	m, err := MelangeCommandLine(o.MelangeArgs, getenv)
 	if err != nil {
+		return nil, err
+	}
+	if err := malformedConfig(o.Config); err != nil {
 		return nil, err
 	}
 	dir := o.Dir

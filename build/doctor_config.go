@@ -43,6 +43,25 @@ func readEnvFiles(paths []string) ([]envinject.Var, error) {
 	return out, nil
 }
 
+// malformedConfig returns the *envinject.Error (file:line:col) of a config
+// that does not parse as YAML, nil for "" and for one that does. Doctor
+// fails on it as on other input it cannot check; an unreadable file or
+// YAML that is not a melange config stays a failed check.
+func malformedConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var pe *envinject.Error
+	if _, err := envinject.EffectiveCaches(src, nil); errors.As(err, &pe) {
+		return configError(path, err)
+	}
+	return nil
+}
+
 // checkConfig reports the caches a build of the config really uses (YAML
 // over --env-file over melange's and Go's defaults) and inject's findings.
 // With rec, the record of the last `melcache build` of this config, the

@@ -3,6 +3,7 @@ package build
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/melcache/melcache/envinject"
 )
@@ -17,10 +18,17 @@ type UsageError struct {
 }
 
 func (e *UsageError) Error() string {
+	msg := e.Err.Error()
 	if e.Flag == "" {
-		return e.Err.Error()
+		return msg
 	}
-	return e.Flag + ": " + e.Err.Error()
+	// An error that starts by naming the flag's value ("key \"go-{go}\":
+	// ...", from oci.ExpandKey) says the flag once: "--key \"go-{go}\": ...",
+	// not "--key: key \"go-{go}\": ...".
+	if name := strings.TrimLeft(e.Flag, "-") + " "; strings.HasPrefix(msg, name) {
+		return e.Flag + " " + strings.TrimPrefix(msg, name)
+	}
+	return e.Flag + ": " + msg
 }
 
 func (e *UsageError) Unwrap() error { return e.Err }
@@ -35,7 +43,11 @@ func usageErrorf(format string, args ...any) error {
 func configError(path string, err error) error {
 	var pe *envinject.Error
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s:%w", path, err)
+		// A copy with the file set: the one YAML error type, printed
+		// "file:line:col: msg" wherever it ends up.
+		named := *pe
+		named.File = path
+		return &named
 	}
 	return fmt.Errorf("%s: %w", path, err)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/melcache/melcache/envinject"
@@ -249,6 +250,11 @@ func (b *run) warn(msg string) {
 // An interrupt (SIGINT, SIGTERM) before melange starts is not a cache
 // problem: the user asked to stop, so nothing more runs.
 func (b *run) cacheProblem(step string, err error) error {
+	// The library may name the step itself (mount's "preload: ..."): say
+	// it once, not "preload: preload: ...".
+	if msg := err.Error(); strings.HasPrefix(msg, step+": ") {
+		err = &storeError{msg: strings.TrimPrefix(msg, step+": "), err: err}
+	}
 	if b.ctx.Err() != nil {
 		return fmt.Errorf("%s: interrupted: %w", step, err)
 	}

@@ -88,7 +88,8 @@ func sayStoreOnce(s oci.Store, err error) error {
 	return &storeError{msg: msg[i+len(name):], err: err}
 }
 
-// storeError is a store's error with its name said by the caller.
+// storeError is an error whose leading name (a store's, a step's) the
+// caller says itself.
 type storeError struct {
 	msg string
 	err error

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/melcache/melcache/envinject"
 	"github.com/melcache/melcache/internal/safetext"
 	"github.com/spf13/cobra"
 )
@@ -130,6 +131,10 @@ func run(ctx context.Context, g *globals, args []string) int {
 	if errors.As(err, &ee) && ee.err == nil {
 		return code
 	}
+	if ye := yamlError(err); ye != nil {
+		fmt.Fprintf(g.stderr, "%s\n", safetext.Lines(ye.Error()))
+		return exitFailed
+	}
 	// cobra reports unknown commands and argument-count errors as plain
 	// errors; they are usage errors.
 	if code == exitFailed && isCobraUsage(err) {
@@ -140,6 +145,19 @@ func run(ctx context.Context, g *globals, args []string) int {
 	// registries: escaped, as stdout is (newlines kept for the usage hint).
 	fmt.Fprintf(g.stderr, "melcache: %s\n", safetext.Lines(err.Error()))
 	return code
+}
+
+// yamlError returns the malformed melange config behind err, if any. Every
+// command prints it alone, "FILE:LINE:COL: message" as inject does: the
+// position names the problem, and what the command was doing when it read
+// the config ("preload: ", "--key ...: ") would only be a prefix. It is
+// bad input, so exit 1 even under a flag's usage error.
+func yamlError(err error) *envinject.Error {
+	var ye *envinject.Error
+	if errors.As(err, &ye) && ye.File != "" {
+		return ye
+	}
+	return nil
 }
 
 func isCobraUsage(err error) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/melcache/melcache/build"
+	"github.com/melcache/melcache/envinject"
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
 )
@@ -90,6 +91,14 @@ func (f *snapshotFlags) goResolver() (*build.GoResolver, error) {
 // openRef parses REF (empty: the embedded store), opens its store and works
 // out the tag from REF or --key. digest is set for a digest-pinned REF.
 func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s oci.Store, tag, digest string, err error) {
+	// A malformed --config is bad input even when --key does not read it
+	// ({hash:FILE} only, or push recording the Go version): fail here,
+	// with its file:line:col, before any network call.
+	if f.config != "" {
+		if _, err := envinject.ReadConfig(f.config); err != nil {
+			return nil, "", "", err
+		}
+	}
 	ko, err := f.keyOptions(ctx)
 	if err != nil {
 		return nil, "", "", err
