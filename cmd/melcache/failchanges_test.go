@@ -51,6 +51,9 @@ func TestFailedCommandChangesNothing(t *testing.T) {
 		// A fetched and checked snapshot, but DIR's parent is missing:
 		// pull creates at most DIR, as prepare does.
 		{name: "pull-missing-parent", args: []string{"pull", "--dir", "nope/deeper", "oci:layout:t"}, setup: pushLayout},
+		// DIR is made, then a corrupt layer fails the restore: the
+		// DIR pull made is removed and the parent's mtime restored.
+		{name: "pull-corrupt-layer", args: []string{"pull", "--dir", "newdir", "oci:layout:t"}, setup: pushCorruptLayout},
 		{name: "ls", args: []string{"ls", dead + "/acme/cache"}},
 		{name: "inspect", args: []string{"inspect", dead + "/acme/cache:t"}},
 		{name: "gc", args: []string{"gc", "--max-age", "soon", dead + "/acme/cache"}},
@@ -177,6 +180,28 @@ func pushLayout(t *testing.T, scratch string) {
 	t.Helper()
 	if r := runIn(t, scratch, t.TempDir(), "push", "--dir", "cache", "oci:layout:t"); r.code != 0 {
 		t.Fatalf("push: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// pushCorruptLayout is pushLayout with the largest blob (a layer)
+// overwritten by as many other bytes.
+func pushCorruptLayout(t *testing.T, scratch string) {
+	t.Helper()
+	pushLayout(t, scratch)
+	blobs := filepath.Join(scratch, "layout", "blobs", "sha256")
+	ents, err := os.ReadDir(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big string
+	var size int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Size() > size {
+			big, size = filepath.Join(blobs, e.Name()), fi.Size()
+		}
+	}
+	if err := os.WriteFile(big, bytes.Repeat([]byte{'x'}, int(size)), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
