@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/melcache/melcache/envinject"
+	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
 )
@@ -32,6 +33,7 @@ type run struct {
 	lock     *mount.Lock       // held shared from the mark to the push
 	markTime time.Time         // zero when the mark failed
 	tmp      string            // temporary dir for the env-file or rewritten config
+	created  []fsutil.Created  // what prepare created, for undoPrepare
 	goVer    *GoResolver       // the Go version the build uses, read once
 	record   mount.BuildRecord // how melange is pointed at the caches, for doctor
 	report   Report
@@ -68,7 +70,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Report, error) {
 	return &b.report, err
 }
 
-func (b *run) run(ctx context.Context) error {
+func (b *run) run(ctx context.Context) (err error) {
 	start := b.o.now()
 	ep, err := b.checkInput(ctx)
 	if err != nil {
@@ -79,6 +81,12 @@ func (b *run) run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(b.tmp)
+	// After the lock's release (deferred below, run first).
+	defer func() {
+		if err != nil && b.report.ExitCode < 0 {
+			b.undoPrepare()
+		}
+	}()
 	defer func() {
 		if b.lock != nil {
 			_ = b.lock.Unlock()

@@ -23,7 +23,25 @@ func (b *run) prepare(ctx context.Context) error {
 		b.cacheOK = true
 		return nil
 	}
+	// What prepare may create, parents first: taken back when the build
+	// fails before melange runs (run.undoPrepare).
+	cands := []string{l.Dir, l.State}
+	for _, c := range l.Caches() {
+		cands = append(cands, l.CacheDir(c))
+	}
+	cands = append(cands, filepath.Join(l.CacheDir(mount.GoCache), "README"))
+	before := make(map[string]fsutil.Created, len(cands))
+	for _, p := range cands {
+		before[p] = fsutil.BeforeCreate(p)
+	}
 	res, err := l.Prepare(ctx, mount.PrepareOptions{Log: b.log, LockOptions: b.o.LockOptions})
+	if res != nil {
+		for _, p := range res.Created {
+			if c, ok := before[p]; ok {
+				b.created = append(b.created, c)
+			}
+		}
+	}
 	if err != nil {
 		return b.cacheProblem("prepare "+l.Dir, err)
 	}
@@ -32,6 +50,18 @@ func (b *run) prepare(ctx context.Context) error {
 	}
 	b.cacheOK = true
 	return nil
+}
+
+// undoPrepare removes what prepare created, last first, giving each
+// parent back its modification time: a build that fails before melange
+// runs leaves the filesystem as it was.
+func (b *run) undoPrepare() {
+	for i := len(b.created) - 1; i >= 0; i-- {
+		if err := b.created[i].Undo(); err != nil {
+			b.log.Warn("removing what prepare created", "path", b.created[i].Path, "err", err)
+		}
+	}
+	b.created = nil
 }
 
 // prepared reports whether l is laid out and owned by the current user, so

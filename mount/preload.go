@@ -111,8 +111,8 @@ type PreloadedModule struct {
 // of failing deep in the build. The source tree's go.mod and go.sum are
 // never modified (the downloads use a copy through -modfile).
 func (l Layout) Preload(ctx context.Context, o PreloadOptions) (*PreloadResult, error) {
-	if (o.Source == "") == (o.Config == "") {
-		return nil, errors.New("preload: give either a source directory or a melange config")
+	if err := CheckPreloadInput(o); err != nil {
+		return nil, err
 	}
 	p := newPreloader(o)
 	p.skip = []string{l.Dir} // the cache dir may be inside the sources

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,8 +39,21 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 	if snap, err = selectCaches(l, snap, o); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cache directory %s: %w", l.Dir, err)
+	// Like prepare, pull creates at most DIR itself, and only now that the
+	// snapshot is fetched and checked; a pull that fails after creating it
+	// removes it again (after the lock's release, deferred below), so a
+	// failed pull leaves the filesystem as it was.
+	undo := fsutil.BeforeCreate(l.Dir)
+	created, err := makeCacheDir(l.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		defer func() {
+			if err != nil {
+				_ = undo.Undo()
+			}
+		}()
 	}
 	if o.Lock != nil && !o.Lock.Covers(mount.Exclusive) {
 		// A shared lock held by the caller cannot be upgraded: taking the
@@ -69,6 +84,27 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 	}
 	log.Debug("restored snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "files written", res.FilesWritten)
 	return finish(l, s, tag, res, start, "pull")
+}
+
+// cacheDirPerm is the mode of a cache dir that pull creates, as prepare's.
+const cacheDirPerm = 0o755
+
+// makeCacheDir creates dir, one level only: a missing parent is a mistyped
+// path, refused as prepare refuses it. created says whether pull made it.
+func makeCacheDir(dir string) (created bool, err error) {
+	err = os.Mkdir(dir, cacheDirPerm)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrExist):
+		if fi, serr := os.Stat(dir); serr != nil || !fi.IsDir() {
+			return false, fmt.Errorf("cache directory %s: not a directory", dir)
+		}
+		return false, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("cache directory %s: its parent %s does not exist (pull creates only the cache directory itself)", dir, filepath.Dir(dir))
+	}
+	return false, fmt.Errorf("cache directory %s: %w", dir, err)
 }
 
 func checkArch(snap *Snapshot) error {

@@ -130,6 +130,11 @@ type Result struct {
 func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (*Result, error) {
 	p := &pusher{ctx: ctx, l: l, s: s, tag: tag, o: o, log: o.log(), start: time.Now(),
 		res: &Result{Direction: "push", Store: s.String(), Tag: tag}}
+	// The probe needs neither the lock nor the state dir: an unreachable
+	// store fails before recovery and the lock create anything in DIR.
+	if err := p.probe(); err != nil {
+		return nil, err
+	}
 	if err := p.recover(); err != nil {
 		return nil, err
 	}
@@ -138,7 +143,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		return nil, err
 	}
 	defer release()
-	for _, phase := range []func() error{p.probe, p.scan, p.diff} {
+	for _, phase := range []func() error{p.scan, p.diff} {
 		if err := phase(); err != nil {
 			return nil, err
 		}

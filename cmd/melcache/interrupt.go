@@ -38,6 +38,13 @@ func signalName(s syscall.Signal) string {
 // `melcache build` forwards them to melange itself.
 func notifyInterrupt(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
+	// A reader that goes away (melcache build ... | head -1) must not kill
+	// melcache halfway: with SIGPIPE handled, a write to the closed stdout
+	// or stderr fails with EPIPE instead, and the deferred cleanups (build's
+	// temporary dir, locks) still run. The signals are dropped: nothing
+	// reads the channel. Children still get SIGPIPE's default action, as Go
+	// resets handled signals on exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {

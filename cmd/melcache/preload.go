@@ -75,6 +75,10 @@ func runPreload(cmd *cobra.Command, g *globals, f *preloadFlags, args []string) 
 	case config != "" && f.source != "":
 		return usageErrorf("give either a melange config (%s) or --source (%s), not both", config, f.source)
 	}
+	// Bad input fails before recovery or Preload create DIR's state.
+	if err := mount.CheckPreloadInput(mount.PreloadOptions{Source: f.source, Config: config}); err != nil {
+		return err
+	}
 	l, err := mount.New(f.dir, mount.Options{})
 	if err != nil {
 		return err

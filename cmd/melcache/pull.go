@@ -25,6 +25,8 @@ local-only files stay); --replace gives exactly the snapshot. Files already
 present are reused, only layers holding missing files are downloaded, every
 file is verified, and the new state is swapped in atomically: an interrupted
 pull leaves the old caches, and the next command finishes or rolls it back.
+A missing DIR is created, but not its parents (as prepare), and only once the
+snapshot is found; a pull that fails removes the DIR it created.
 Restored entries are marked used two hours ago and trim.txt is reset, so Go
 keeps them.
 
