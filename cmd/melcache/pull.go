@@ -78,6 +78,9 @@ type pullFlags struct {
 func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error {
 	ctx := cmd.Context()
 	limitMemory()
+	if err := f.checkConfig(); err != nil {
+		return err
+	}
 	s, tag, digest, err := f.openRef(ctx, g, argOr(args))
 	if err != nil {
 		return err

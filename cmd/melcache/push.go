@@ -38,6 +38,9 @@ func newPushCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			limitMemory()
+			if err := f.checkConfig(); err != nil {
+				return err
+			}
 			l, err := f.layout(false)
 			if err != nil {
 				return err

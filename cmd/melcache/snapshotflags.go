@@ -88,17 +88,21 @@ func (f *snapshotFlags) goResolver() (*build.GoResolver, error) {
 	return f.goVer, nil
 }
 
+// checkConfig refuses a malformed --config, with its file:line:col, even
+// when --key does not read it ({hash:FILE} only, or push recording the Go
+// version): push and pull call it first, before the cache dir or the store
+// is looked at, so bad input is reported as such.
+func (f *snapshotFlags) checkConfig() error {
+	if f.config == "" {
+		return nil
+	}
+	_, err := envinject.ReadConfig(f.config)
+	return err
+}
+
 // openRef parses REF (empty: the embedded store), opens its store and works
 // out the tag from REF or --key. digest is set for a digest-pinned REF.
 func (f *snapshotFlags) openRef(ctx context.Context, g *globals, arg string) (s oci.Store, tag, digest string, err error) {
-	// A malformed --config is bad input even when --key does not read it
-	// ({hash:FILE} only, or push recording the Go version): fail here,
-	// with its file:line:col, before any network call.
-	if f.config != "" {
-		if _, err := envinject.ReadConfig(f.config); err != nil {
-			return nil, "", "", err
-		}
-	}
 	ko, err := f.keyOptions(ctx)
 	if err != nil {
 		return nil, "", "", err
