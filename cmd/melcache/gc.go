@@ -121,18 +121,7 @@ func runGC(cmd *cobra.Command, g *globals, f *gcFlags, args []string) error {
 	if f.keepLast == 0 && age < oci.MinMaxAge {
 		return usageErrorf("--max-age %q alone removes every snapshot; give at least %v, or add --keep-last N", f.maxAge, oci.MinMaxAge)
 	}
-	ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: f.insecure})
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	if ref.Tag != "" || ref.Digest != "" {
-		return usageErrorf("gc takes a repository, not a tag or digest: %s", args[0])
-	}
-	so, err := storeOptions(f.insecure, f.caCert, g.log)
-	if err != nil {
-		return err
-	}
-	s, _, err := oci.OpenStore(ctx, ref, so)
+	s, err := openRepo(ctx, g, "gc", argOr(args), f.insecure, f.caCert, "")
 	if err != nil {
 		return err
 	}

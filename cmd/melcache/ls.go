@@ -51,18 +51,7 @@ type lsFlags struct {
 // runLs runs the command with its flags and prints the result.
 func runLs(cmd *cobra.Command, g *globals, f *lsFlags, args []string) error {
 	ctx := cmd.Context()
-	ref, err := oci.ParseRef(argOr(args), oci.RefOptions{Insecure: f.insecure})
-	if err != nil {
-		return usageErrorf("%v", err)
-	}
-	if ref.Tag != "" || ref.Digest != "" {
-		return usageErrorf("ls takes a repository, not a tag or digest: %s (see melcache inspect)", args[0])
-	}
-	so, err := storeOptions(f.insecure, f.caCert, g.log)
-	if err != nil {
-		return err
-	}
-	s, _, err := oci.OpenStore(ctx, ref, so)
+	s, err := openRepo(ctx, g, "ls", argOr(args), f.insecure, f.caCert, " (see melcache inspect)")
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 
@@ -17,6 +18,25 @@ func storeOptions(insecure bool, caCert string, log *slog.Logger) (oci.StoreOpti
 		return oci.StoreOptions{}, err
 	}
 	return oci.StoreOptions{Insecure: insecure, CACert: caCert, Logger: log, Timeouts: to}, nil
+}
+
+// openRepo opens the store of a repository reference (REPO, oci:PATH, or
+// "" for the embedded store) for ls and gc, which act on every tag and so
+// refuse a tag or digest (hint says what to use instead, or "").
+func openRepo(ctx context.Context, g *globals, cmd, raw string, insecure bool, caCert, hint string) (oci.Store, error) {
+	ref, err := oci.ParseRef(raw, oci.RefOptions{Insecure: insecure})
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	if ref.Tag != "" || ref.Digest != "" {
+		return nil, usageErrorf("%s takes a repository, not a tag or digest: %s%s", cmd, raw, hint)
+	}
+	so, err := storeOptions(insecure, caCert, g.log)
+	if err != nil {
+		return nil, err
+	}
+	s, _, err := oci.OpenStore(ctx, ref, so)
+	return s, err
 }
 
 // netTimeouts are the network timeouts from the environment; a bad value is
