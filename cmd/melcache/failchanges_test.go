@@ -143,23 +143,7 @@ func tmpEntries(t *testing.T, tmp string) []string {
 // runIn runs melcache in dir with TMPDIR=tmp.
 func runIn(t *testing.T, dir, tmp string, args ...string) runResult {
 	t.Helper()
-	cmd := exec.Command(melcacheBin(t), args...)
-	cmd.Dir = dir
-	cmd.Env = append(baseEnv(t), "TMPDIR="+tmp)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return runResult{so.String(), se.String(), code}
+	return mrunIn(t, dir, []string{"TMPDIR=" + tmp}, args...)
 }
 
 // errorLines are stderr's lines without cobra's usage hint, which follows

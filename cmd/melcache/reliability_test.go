@@ -45,7 +45,14 @@ type runResult struct {
 // run runs the melcache binary with env added to a clean environment.
 func mrun(t testing.TB, env []string, args ...string) runResult {
 	t.Helper()
+	return mrunIn(t, "", env, args...)
+}
+
+// mrunIn is mrun in dir ("" for the test's own working directory).
+func mrunIn(t testing.TB, dir string, env []string, args ...string) runResult {
+	t.Helper()
 	cmd := exec.Command(melcacheBin(t), args...)
+	cmd.Dir = dir
 	cmd.Env = append(baseEnv(t), env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
