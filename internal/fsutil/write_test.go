@@ -3,8 +3,10 @@ package fsutil
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -61,41 +63,58 @@ func TestWriteFileDefaultPermIgnoresUmask(t *testing.T) {
 	}
 }
 
+// fsizeChildEnv names the file a child test process writes under a small
+// RLIMIT_FSIZE. The limit is per process, so it is set in a child: set in
+// the test process itself, it also stops the test framework's own log
+// writes (go test's testlog.txt), which fails the package at random.
+const fsizeChildEnv = "FSUTIL_TEST_FSIZE_CHILD"
+
 // TestWriteFileFailureKeepsOld: a write that fails part way (the file-size
 // limit stops it after some bytes) leaves the original byte-identical and
 // no temporary file.
 func TestWriteFileFailureKeepsOld(t *testing.T) {
+	if p := os.Getenv(fsizeChildEnv); p != "" {
+		fsizeChild(p)
+		return
+	}
 	dir := t.TempDir()
 	p := filepath.Join(dir, "index.json")
 	orig := bytes.Repeat([]byte("original "), 100)
 	if err := os.WriteFile(p, orig, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Go ignores SIGXFSZ, so a write past RLIMIT_FSIZE fails with EFBIG
-	// after writing what fits: a real partial write.
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	small := lim
-	small.Cur = 4096
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &small); err != nil {
-		t.Fatal(err)
-	}
-	err := WriteFile(p, bytes.Repeat([]byte("n"), 1<<20), WriteOptions{})
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if !errors.Is(err, syscall.EFBIG) {
-		t.Fatalf("a write past the file-size limit: %v; want EFBIG", err)
-	}
-	if !strings.Contains(err.Error(), p) {
-		t.Errorf("error %q does not name %s", err, p)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWriteFileFailureKeepsOld$")
+	cmd.Env = append(os.Environ(), fsizeChildEnv+"="+p)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 	if b, _ := os.ReadFile(p); !bytes.Equal(b, orig) {
 		t.Fatalf("original changed: %d bytes, want %d", len(b), len(orig))
 	}
 	onlyFile(t, dir, "index.json")
+}
+
+// fsizeChild runs in the child process: Go ignores SIGXFSZ, so a write
+// past RLIMIT_FSIZE fails with EFBIG after writing what fits, a real
+// partial write. It exits 1 unless WriteFile reports EFBIG naming p.
+func fsizeChild(p string) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	lim.Cur = 4096
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	err := WriteFile(p, bytes.Repeat([]byte("n"), 1<<20), WriteOptions{})
+	if !errors.Is(err, syscall.EFBIG) || !strings.Contains(err.Error(), p) {
+		fmt.Printf("a write past the file-size limit: %v; want EFBIG naming %s\n", err, p)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 func TestWriteFileMissingDir(t *testing.T) {
