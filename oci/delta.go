@@ -55,7 +55,7 @@ func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 			continue
 		}
 		e.Layer = -1
-		if b := baseFiles[e.key()]; b != nil && b.SHA256 == e.SHA256 && b.Size == e.Size {
+		if b := baseFiles[e.key()]; b != nil && sameFile(e, b) {
 			e.Layer = b.Layer
 			live[b.Layer] += tarSizeOf(e.Size)
 		} else {
