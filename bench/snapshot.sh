@@ -17,6 +17,11 @@
 #   oras pull (into an empty dir)
 # Medians over ROUNDS (default 5) rounds; peak RSS from /usr/bin/time -v.
 # oras is installed by this script (go install oras.land/oras/cmd/oras@v1.3.6).
+#
+# BASE_REV=REV (a git revision, e.g. main) also builds melcache at REV and
+# runs its full push and full pull in every round beside this tree's, the
+# two in alternating order (base first in odd rounds), and prints the
+# median per-round ratios tree/base: the "no regression" check.
 set -euo pipefail
 
 WHICH=${1:-small}
@@ -36,6 +41,13 @@ log() { printf '== %s\n' "$*" >&2; }
 # --- tools -----------------------------------------------------------------
 log "building melcache"
 (cd "$REPO_ROOT" && go build -o "$WORK/bin/melcache" ./cmd/melcache)
+BASE_REV=${BASE_REV:-}
+if [ -n "$BASE_REV" ]; then
+  log "building melcache at $BASE_REV (baseline)"
+  rm -rf "$WORK/base-src"; mkdir -p "$WORK/base-src"
+  git -C "$REPO_ROOT" archive "$BASE_REV" | tar -C "$WORK/base-src" -x
+  (cd "$WORK/base-src" && go build -o "$WORK/bin/melcache-base" ./cmd/melcache)
+fi
 if [ ! -x "$WORK/bin/oras" ]; then
   log "installing oras $ORAS_VERSION (baseline)"
   GOBIN="$WORK/bin" go install "oras.land/oras/cmd/oras@$ORAS_VERSION"
@@ -82,6 +94,20 @@ timed() {
 }
 wipe() { chmod -R u+w "$1" 2>/dev/null || true; rm -rf "$1"; }
 
+# base_push SRC ROUND / base_pull ROUND: the baseline binary's full push
+# (into its own repository, from a dir with no base record) and full pull
+# (into an empty dir), timed like the tree's.
+base_push() {
+  rm -rf "$1/.melcache"
+  timed base_push melcache-base push -q --dir "$1" "$HOST/base-$which-$2:full"
+  rm -rf "$1/.melcache"
+}
+base_pull() {
+  wipe "$WORK/out"; mkdir -p "$WORK/out"
+  timed base_pull melcache-base pull -q --dir "$WORK/out" "$HOST/base-$which-$1:full"
+  wipe "$WORK/out"; mkdir -p "$WORK/out"
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 bench() { # small|large
@@ -98,13 +124,17 @@ bench() { # small|large
     rm -f "$WORK/f.tar.zst"
     timed tar_zstd sh -c "tar -C '$src' -cf - gomodcache gocache | zstd -q -T0 -o '$WORK/f.tar.zst'"
     rm -rf "$src/.melcache"
+    if [ -n "$BASE_REV" ] && [ $((r % 2)) = 1 ]; then base_push "$src" "$r"; fi
     timed melcache_push melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
     timed melcache_repush melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
+    if [ -n "$BASE_REV" ] && [ $((r % 2)) = 0 ]; then base_push "$src" "$r"; fi
     timed oras_push sh -c "cd '$src' && oras push --plain-http '$HOST/oras-$which-$r:full' gomodcache gocache"
     wipe "$WORK/out"; mkdir -p "$WORK/out"
     timed zstd_tar sh -c "zstd -q -dc '$WORK/f.tar.zst' | tar -C '$WORK/out' -x"
     wipe "$WORK/out"; mkdir -p "$WORK/out"
+    if [ -n "$BASE_REV" ] && [ $((r % 2)) = 1 ]; then base_pull "$r"; fi
     timed melcache_pull melcache pull -q --dir "$WORK/out" "$HOST/bench-$which-$r:full"
+    if [ -n "$BASE_REV" ] && [ $((r % 2)) = 0 ]; then base_pull "$r"; fi
     wipe "$WORK/out"; mkdir -p "$WORK/out"
     timed oras_pull sh -c "cd '$WORK/out' && oras pull --plain-http '$HOST/oras-$which-$r:full'"
     wipe "$WORK/out"
@@ -116,7 +146,8 @@ bench() { # small|large
     echo
     echo "| step | median s | min s | max s | peak RSS MB (median) |"
     echo "|---|---|---|---|---|"
-    for step in tar_zstd melcache_push melcache_repush oras_push zstd_tar melcache_pull oras_pull; do
+    for step in tar_zstd melcache_push melcache_repush oras_push zstd_tar melcache_pull oras_pull base_push base_pull; do
+      grep -q "^$step " "$RESULTS" || continue
       local t rss
       t=$(awk -v s=$step '$1==s {print $2}' "$RESULTS")
       rss=$(awk -v s=$step '$1==s {print $3/1024}' "$RESULTS" | median)
@@ -129,6 +160,11 @@ bench() { # small|large
       "$(awk '$1=="tar_zstd"{t=$2} $1=="melcache_push"{printf "%.3f\n", $2/t}' "$RESULTS" | median)" \
       "$(awk '$1=="zstd_tar"{z=$2} $1=="melcache_pull"{printf "%.3f\n", $2/z}' "$RESULTS" | median)" \
       "$(awk '$1=="melcache_push"{p=$2} $1=="oras_push"{printf "%.3f\n", $2/p}' "$RESULTS" | median)"
+    if [ -n "$BASE_REV" ]; then
+      printf 'median per-round ratio against %s: push = %s, pull = %s\n' "$BASE_REV" \
+        "$(awk '$1=="base_push"{b=$2} $1=="melcache_push"{p=$2} $1=="base_push"||$1=="melcache_push"{if (b && p) {printf "%.3f\n", p/b; b=p=0}}' "$RESULTS" | median)" \
+        "$(awk '$1=="base_pull"{b=$2} $1=="melcache_pull"{p=$2} $1=="base_pull"||$1=="melcache_pull"{if (b && p) {printf "%.3f\n", p/b; b=p=0}}' "$RESULTS" | median)"
+    fi
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "rounds: $ROUNDS; raw: $RESULTS"
