@@ -19,11 +19,12 @@ import (
 // Media types and annotations of the snapshot artifact (docs/format.md).
 const (
 	// ArtifactType marks a manifest as a melcache snapshot.
-	ArtifactType = "application/vnd.melcache.snapshot.v1"
+	ArtifactType = "application/vnd.melcache.snapshot.v2"
 	// ConfigMediaType is the deterministic JSON config blob.
-	ConfigMediaType = "application/vnd.melcache.snapshot.config.v1+json"
-	// IndexMediaType is the zstd-compressed JSON index, always layers[0].
-	IndexMediaType = "application/vnd.melcache.snapshot.index.v1+json+zstd"
+	ConfigMediaType = "application/vnd.melcache.snapshot.config.v2+json"
+	// IndexMediaType is one zstd-compressed JSON index document; the
+	// manifest's first layers are the index chain (index_chain.go).
+	IndexMediaType = "application/vnd.melcache.snapshot.index.v2+json+zstd"
 	// LayerMediaType is a data layer: a standard OCI tar+zstd layer, so
 	// generic tools (skopeo, crane, oras, tar) can read it.
 	LayerMediaType = "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -39,9 +40,9 @@ const (
 	AnnotationFiles = "dev.melcache.snapshot.files"
 )
 
-// FormatVersion is the snapshot format this code writes and the only one it
-// reads.
-const FormatVersion = 1
+// FormatVersion is the snapshot format this code writes. Readers also
+// accept formatVersion1 (format_v1.go).
+const FormatVersion = 2
 
 // Limits on what a reader accepts from a store. They bound memory and disk
 // use against a hostile or broken snapshot; real caches are far below them.
@@ -50,8 +51,12 @@ const (
 	maxManifestBytes = 4 << 20
 	// maxConfigBytes: the config holds a few lines per layer.
 	maxConfigBytes = 4 << 20
-	// maxIndexBytes: ~150 bytes per entry; 1 GiB allows ~7M entries.
+	// maxIndexBytes: ~150 bytes per entry; 1 GiB allows ~7M entries. It
+	// bounds each index document and the whole chain.
 	maxIndexBytes = 1 << 30
+	// maxFrameSize bounds a layer's declared frameSize: the cacheprog
+	// reader holds a frame in memory, and writers use pzstdChunk (4 MiB).
+	maxFrameSize = 64 << 20
 	// maxPathBytes / maxNameBytes: PATH_MAX and NAME_MAX on Linux.
 	maxPathBytes = 4096
 	maxNameBytes = 255
@@ -75,18 +80,39 @@ type Entry struct {
 	Mode   uint32      `json:"mode"`
 	Size   int64       `json:"size,omitempty"`
 	SHA256 string      `json:"sha256,omitempty"`
-	// Layer is the index into Config.Layers of the layer holding the file.
-	Layer int `json:"layer"`
+	// Gen is the generation of the data layer holding the file; with Cache
+	// it names exactly one config layer.
+	Gen int `json:"gen,omitempty"`
+	// Offset is the byte offset of the file's content (after its tar
+	// headers) in its layer's uncompressed tar stream; -1 when unknown (a
+	// version 1 snapshot). Frame is Offset / the layer's frameSize. Both
+	// are written for every file, frame 0 included (wireEntry).
+	Offset int64 `json:"offset,omitempty"`
+	Frame  int64 `json:"frame,omitempty"`
+	// GoTime is the time field of a GOCACHE -a entry as packed (decimal
+	// ns in the file); 0 for every other entry.
+	GoTime int64 `json:"goTime,omitempty"`
+	// Layer is the index into Config.Layers of the layer holding the file:
+	// not stored, the reader materialises it from (Cache, Gen).
+	Layer int `json:"-"`
 
 	// mtime is the modification time (ns) seen when the entry was scanned:
 	// packing skips re-hashing a file whose size and mtime are unchanged.
 	mtime int64
 }
 
-// sameAs compares the indexed fields of two entries.
-func (e Entry) sameAs(o Entry) bool {
-	e.mtime, o.mtime = 0, 0
-	return e == o
+// sameAs compares the fields an index document stores, and Layer. Fields
+// a scan keeps for itself (mtime and the like) do not count.
+func (e *Entry) sameAs(o *Entry) bool {
+	return e.sameStored(o) && e.Layer == o.Layer
+}
+
+// sameStored compares the fields an index document stores: two entries
+// that differ in any of them make an index delta carry the entry.
+func (e *Entry) sameStored(o *Entry) bool {
+	return e.Cache == o.Cache && e.Path == o.Path && e.Type == o.Type && e.Mode == o.Mode &&
+		e.Size == o.Size && e.SHA256 == o.SHA256 && e.Gen == o.Gen && e.Offset == o.Offset &&
+		e.Frame == o.Frame && e.GoTime == o.GoTime
 }
 
 // TarName is the entry's member name in a data layer: CACHE/PATH.
@@ -94,7 +120,8 @@ func (e Entry) TarName() string { return string(e.Cache) + "/" + e.Path }
 
 func (e Entry) key() string { return string(e.Cache) + "\x00" + e.Path }
 
-// Index is the snapshot's index document.
+// Index is a snapshot's materialised index: the chain of index documents
+// applied in order (index_chain.go), sorted by (cache, path).
 type Index struct {
 	FormatVersion int     `json:"formatVersion"`
 	Entries       []Entry `json:"entries"`
@@ -108,27 +135,38 @@ type LayerInfo struct {
 	Files      int         `json:"files"`
 	// Size is the exact length of the uncompressed tar stream.
 	Size int64 `json:"size"`
+	// FrameSize is the uncompressed tar bytes per zstd frame (every frame
+	// but the last holds exactly this many); Frames the compressed length
+	// of each frame, so frame i starts at sum(Frames[:i]) in the blob.
+	// Both are zero in a version 1 snapshot.
+	FrameSize int64   `json:"frameSize"`
+	Frames    []int64 `json:"frames"`
 }
 
-// BlobRef names the index blob in the config.
-type BlobRef struct {
+// IndexRef names one index document of the chain in the config.
+type IndexRef struct {
 	Digest v1.Hash `json:"digest"`
-	// Size is the uncompressed size of the index document.
+	// Size is the uncompressed size of the document.
 	Size int64 `json:"size"`
+	// Entries is the number of entries plus deletions in the document.
+	Entries int `json:"entries"`
 }
 
-// Config is the snapshot's config blob.
+// Config is the snapshot's config blob (version 2; format_v1.go reads
+// version 1 into it).
 type Config struct {
-	FormatVersion int         `json:"formatVersion"`
-	Arch          string      `json:"arch"`
-	GoVersion     string      `json:"goVersion"`
-	Files         int         `json:"files"`
-	Size          int64       `json:"size"`
-	Index         BlobRef     `json:"index"`
-	Layers        []LayerInfo `json:"layers"`
-	// Caches lists the caches a partial snapshot (push --only) holds;
-	// absent (nil) for a full snapshot, which holds every cache.
-	Caches []mount.Cache `json:"caches,omitempty"`
+	FormatVersion int    `json:"formatVersion"`
+	Arch          string `json:"arch"`
+	GoVersion     string `json:"goVersion"`
+	// Caches are the caches the snapshot holds, in registry order
+	// (mount.Profiles); a partial push (--only) lists fewer.
+	Caches []mount.Cache `json:"caches"`
+	Files  int           `json:"files"`
+	Size   int64         `json:"size"`
+	// Indexes is the index chain, oldest first: manifest layers
+	// [0, len(Indexes)).
+	Indexes []IndexRef  `json:"indexes"`
+	Layers  []LayerInfo `json:"layers"`
 }
 
 // MaxGeneration returns the highest layer generation, 0 with no layers.
@@ -158,17 +196,31 @@ func Arch(goarch string) string {
 // HostArch is Arch(runtime.GOARCH).
 func HostArch() string { return Arch(runtime.GOARCH) }
 
-// Snapshot is a parsed, validated snapshot: manifest, config and index.
+// Snapshot is a parsed, validated snapshot: manifest, config and the
+// materialised index.
 type Snapshot struct {
 	Digest   v1.Hash
 	Manifest *v1.Manifest
 	Config   *Config
 	Index    *Index
-	// ManifestBytes, ConfigBytes and IndexBytes are the blobs' sizes as stored.
+	// ManifestBytes, ConfigBytes and IndexBytes are the blobs' sizes as
+	// stored (IndexBytes: every document of the chain).
 	ManifestBytes, ConfigBytes, IndexBytes int64
 }
 
-// parseManifest checks that b is a melcache snapshot manifest.
+// IndexLayers are the manifest's descriptors of the index chain.
+func (s *Snapshot) IndexLayers() []v1.Descriptor {
+	return s.Manifest.Layers[:len(s.Config.Indexes)]
+}
+
+// DataLayer is the manifest's descriptor of config layer i.
+func (s *Snapshot) DataLayer(i int) v1.Descriptor {
+	return s.Manifest.Layers[len(s.Config.Indexes)+i]
+}
+
+// parseManifest checks that b is a melcache snapshot manifest of a format
+// this code reads: its first layers are index documents, the rest data
+// layers. checkConfig matches the count of each against the config.
 func parseManifest(mediaType string, b []byte) (*v1.Manifest, error) {
 	var m v1.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -177,18 +229,20 @@ func parseManifest(mediaType string, b []byte) (*v1.Manifest, error) {
 	if mediaType != "" && mediaType != string(types.OCIManifestSchema1) {
 		return nil, fmt.Errorf("not a melcache snapshot: manifest media type %s", mediaType)
 	}
-	if m.ArtifactType != ArtifactType {
-		return nil, fmt.Errorf("not a melcache snapshot: artifactType %q, want %s", m.ArtifactType, ArtifactType)
+	f, ok := formatOf(&m)
+	if !ok {
+		return nil, fmt.Errorf("not a melcache snapshot: artifactType %q, want %s (or version 1's %s)", m.ArtifactType, ArtifactType, artifactTypeV1)
 	}
-	if m.Config.MediaType != ConfigMediaType {
-		return nil, fmt.Errorf("not a melcache snapshot: config media type %s", m.Config.MediaType)
+	if m.Config.MediaType != types.MediaType(f.config) {
+		return nil, fmt.Errorf("not a melcache snapshot: config media type %s, want %s", m.Config.MediaType, f.config)
 	}
-	if len(m.Layers) == 0 || m.Layers[0].MediaType != IndexMediaType {
-		return nil, fmt.Errorf("snapshot manifest: first layer is not the index (%s)", IndexMediaType)
+	if len(m.Layers) == 0 || m.Layers[0].MediaType != types.MediaType(f.index) {
+		return nil, fmt.Errorf("snapshot manifest: first layer is not an index (%s)", f.index)
 	}
-	for i, l := range m.Layers[1:] {
+	k := indexLayerCount(&m)
+	for i, l := range m.Layers[k:] {
 		if l.MediaType != LayerMediaType {
-			return nil, fmt.Errorf("snapshot manifest: layer %d has media type %s, want %s", i+1, l.MediaType, LayerMediaType)
+			return nil, fmt.Errorf("snapshot manifest: layer %d has media type %s, want %s", k+i, l.MediaType, LayerMediaType)
 		}
 	}
 	if m.Config.Size > maxConfigBytes {
@@ -197,30 +251,118 @@ func parseManifest(mediaType string, b []byte) (*v1.Manifest, error) {
 	return &m, nil
 }
 
+// indexLayerCount is the number of index layers heading a parsed manifest.
+func indexLayerCount(m *v1.Manifest) int {
+	f, _ := formatOf(m)
+	k := 0
+	for k < len(m.Layers) && m.Layers[k].MediaType == types.MediaType(f.index) {
+		k++
+	}
+	return k
+}
+
+// dataLayerCount is the number of data layers of a parsed manifest.
+func dataLayerCount(m *v1.Manifest) int { return len(m.Layers) - indexLayerCount(m) }
+
 // checkConfig validates the config against the manifest.
 func checkConfig(c *Config, m *v1.Manifest) error {
-	if c.FormatVersion != FormatVersion {
-		return fmt.Errorf("snapshot format version %d; this melcache reads version %d", c.FormatVersion, FormatVersion)
+	if f, _ := formatOf(m); c.FormatVersion != f.version {
+		return fmt.Errorf("snapshot format version %d in a version %d manifest; this melcache reads versions 1 and %d", c.FormatVersion, f.version, FormatVersion)
 	}
-	if len(c.Layers) != len(m.Layers)-1 {
-		return fmt.Errorf("snapshot config lists %d data layers, manifest %d", len(c.Layers), len(m.Layers)-1)
+	if err := checkCaches(c.Caches); err != nil {
+		return err
 	}
-	if c.Index.Digest != m.Layers[0].Digest {
-		return fmt.Errorf("snapshot config names index %s, manifest %s", c.Index.Digest, m.Layers[0].Digest)
+	k := len(c.Indexes)
+	if k == 0 || k > maxIndexChain || k != indexLayerCount(m) {
+		return fmt.Errorf("snapshot config lists %d index documents, manifest %d (1 to %d allowed)", k, indexLayerCount(m), maxIndexChain)
 	}
-	if c.Index.Size < 0 || c.Index.Size > maxIndexBytes {
-		return fmt.Errorf("snapshot index declares %d bytes, over the %d limit", c.Index.Size, maxIndexBytes)
-	}
-	for i, l := range c.Layers {
-		if l.Digest != m.Layers[i+1].Digest {
-			return fmt.Errorf("snapshot config layer %d is %s, manifest says %s", i, l.Digest, m.Layers[i+1].Digest)
+	var total int64
+	for i, x := range c.Indexes {
+		if x.Digest != m.Layers[i].Digest {
+			return fmt.Errorf("snapshot config names index %d %s, manifest %s", i, x.Digest, m.Layers[i].Digest)
 		}
-		if l.Cache != mount.GoModCache && l.Cache != mount.GoCache {
+		total += x.Size
+		if x.Size < 0 || x.Entries < 0 || x.Size > maxIndexBytes || total > maxIndexBytes {
+			return fmt.Errorf("snapshot index declares %d bytes (chain %d), over the %d limit", x.Size, total, maxIndexBytes)
+		}
+	}
+	if len(c.Layers) != len(m.Layers)-k {
+		return fmt.Errorf("snapshot config lists %d data layers, manifest %d", len(c.Layers), len(m.Layers)-k)
+	}
+	gens := map[layerKey]bool{}
+	for i, l := range c.Layers {
+		if l.Digest != m.Layers[k+i].Digest {
+			return fmt.Errorf("snapshot config layer %d is %s, manifest says %s", i, l.Digest, m.Layers[k+i].Digest)
+		}
+		if _, ok := mount.LookupCache(string(l.Cache)); !ok || !c.Holds(l.Cache) {
 			return fmt.Errorf("snapshot layer %s restores into unknown cache %q", l.Digest, l.Cache)
 		}
 		if l.Size < 0 || l.Files < 0 {
 			return fmt.Errorf("snapshot layer %s: negative size or file count", l.Digest)
 		}
+		if gens[layerKey{l.Cache, l.Generation}] {
+			return fmt.Errorf("snapshot config: two %s layers of generation %d", l.Cache, l.Generation)
+		}
+		gens[layerKey{l.Cache, l.Generation}] = true
+		if c.FormatVersion >= 2 {
+			if err := checkFrames(l, m.Layers[k+i].Size); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// layerKey names a data layer within a config: (cache, generation).
+type layerKey struct {
+	c   mount.Cache
+	gen int
+}
+
+// checkCaches refuses a caches list with a name not in the cache registry,
+// twice, or out of registry order, or an empty one.
+func checkCaches(cs []mount.Cache) error {
+	if len(cs) == 0 {
+		return fmt.Errorf("snapshot config: no caches")
+	}
+	next := 0 // registry position the next name may take
+	profiles := mount.Profiles()
+	for _, c := range cs {
+		if _, ok := mount.LookupCache(string(c)); !ok {
+			return fmt.Errorf("snapshot config: unknown cache %q in caches (melcache knows %s)", c, mount.CacheNames())
+		}
+		for next < len(profiles) && profiles[next].Name != c {
+			next++
+		}
+		if next == len(profiles) {
+			return fmt.Errorf("snapshot config: caches %s out of order or repeated", joinCaches(cs))
+		}
+		next++
+	}
+	return nil
+}
+
+// checkFrames checks a version 2 layer's frame table against its tar size
+// and its blob size (blobSize, from the manifest).
+func checkFrames(l LayerInfo, blobSize int64) error {
+	if l.FrameSize <= 0 || l.FrameSize > maxFrameSize {
+		return fmt.Errorf("snapshot layer %s: frameSize %d (1 to %d allowed)", l.Digest, l.FrameSize, maxFrameSize)
+	}
+	want := max(1, (l.Size+l.FrameSize-1)/l.FrameSize)
+	if int64(len(l.Frames)) != want {
+		return fmt.Errorf("snapshot layer %s: %d frames for %d tar bytes, want %d", l.Digest, len(l.Frames), l.Size, want)
+	}
+	var sum int64
+	for _, n := range l.Frames {
+		if n <= 0 || n > blobSize {
+			return fmt.Errorf("snapshot layer %s: a frame of %d bytes", l.Digest, n)
+		}
+		if sum += n; sum > blobSize {
+			break
+		}
+	}
+	if sum != blobSize {
+		return fmt.Errorf("snapshot layer %s: frames total %d bytes, the blob is %d", l.Digest, sum, blobSize)
 	}
 	return nil
 }
@@ -235,15 +377,15 @@ var goCacheDataName = regexp.MustCompile(`^[0-9a-f]{2}/([0-9a-f]{64})-d$`)
 
 // checkIndex validates every entry (docs/format.md, "Restore" step 2).
 func checkIndex(x *Index, c *Config) error {
-	if x.FormatVersion != FormatVersion {
-		return fmt.Errorf("snapshot index format version %d; want %d", x.FormatVersion, FormatVersion)
+	if x.FormatVersion != c.FormatVersion {
+		return fmt.Errorf("snapshot index format version %d; want %d", x.FormatVersion, c.FormatVersion)
 	}
 	seen := make(map[string]string, len(x.Entries)) // key → type
 	files := 0
 	var size int64
 	perLayer := make([]int64, len(c.Layers))
 	for _, e := range x.Entries {
-		if e.Cache != mount.GoModCache && e.Cache != mount.GoCache {
+		if _, ok := mount.LookupCache(string(e.Cache)); !ok {
 			return fmt.Errorf("snapshot index: entry %q in unknown cache %q", e.Path, e.Cache)
 		}
 		if err := checkPath(e.Path); err != nil {
@@ -260,6 +402,9 @@ func checkIndex(x *Index, c *Config) error {
 		case TypeDir:
 			if e.Cache == mount.GoCache && e.Path == goTrimFile {
 				return fmt.Errorf("snapshot index: %s/%s is a directory: a restore writes Go's trim file there", e.Cache, e.Path)
+			}
+			if e.Gen != 0 || e.Offset > 0 || e.Frame != 0 || e.GoTime != 0 {
+				return fmt.Errorf("snapshot index: directory %s/%s has a layer position or time", e.Cache, e.Path)
 			}
 		case TypeFile:
 			if e.Layer < 0 || e.Layer >= len(c.Layers) {
@@ -279,6 +424,11 @@ func checkIndex(x *Index, c *Config) error {
 			perLayer[e.Layer] += e.Size
 			if perLayer[e.Layer] > c.Layers[e.Layer].Size {
 				return fmt.Errorf("snapshot index: layer %d holds more bytes than the config declares (%d)", e.Layer, c.Layers[e.Layer].Size)
+			}
+			if c.FormatVersion >= 2 {
+				if err := checkPosition(&e, c.Layers[e.Layer]); err != nil {
+					return err
+				}
 			}
 			files++
 			size += e.Size
@@ -303,6 +453,22 @@ func checkIndex(x *Index, c *Config) error {
 				return fmt.Errorf("snapshot index: %s/%s has no directory entry for its parent", e.Cache, e.Path)
 			}
 		}
+	}
+	return nil
+}
+
+// checkPosition checks a version 2 file entry's place in its layer: its
+// content lies inside the tar stream, on a tar block boundary after at
+// least one header, in the frame the entry names; only a GOCACHE -a entry
+// has a goTime.
+func checkPosition(e *Entry, l LayerInfo) error {
+	switch {
+	case e.Offset < tarBlock || e.Offset%tarBlock != 0 || e.Offset > l.Size-e.Size:
+		return fmt.Errorf("snapshot index: %s/%s: content at offset %d (%d bytes) is not inside its %d-byte layer", e.Cache, e.Path, e.Offset, e.Size, l.Size)
+	case e.Frame != e.Offset/l.FrameSize:
+		return fmt.Errorf("snapshot index: %s/%s: frame %d, but offset %d is in frame %d", e.Cache, e.Path, e.Frame, e.Offset, e.Offset/l.FrameSize)
+	case e.GoTime != 0 && (e.Cache != mount.GoCache || !strings.HasSuffix(e.Path, "-a")):
+		return fmt.Errorf("snapshot index: %s/%s has a goTime but is not a GOCACHE -a entry", e.Cache, e.Path)
 	}
 	return nil
 }

@@ -522,7 +522,7 @@ func (r *restorer) download() error {
 	}
 	dst := func(e *Entry) string { return r.newPath(e.Cache, e.Path) }
 	for _, li := range order {
-		desc, info := r.snap.Manifest.Layers[li+1], r.snap.Config.Layers[li]
+		desc, info := r.snap.DataLayer(li), r.snap.Config.Layers[li]
 		g.Go(func() error {
 			n, err := fetchLayer(gctx, r.s, desc, info, want[li], dst, &written, r.o)
 			dataBytes.Add(n)
