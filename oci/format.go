@@ -354,12 +354,13 @@ func checkFrames(l LayerInfo, blobSize int64) error {
 	}
 	var sum int64
 	for _, n := range l.Frames {
-		if n <= 0 || n > blobSize {
+		if n <= 0 {
 			return fmt.Errorf("snapshot layer %s: a frame of %d bytes", l.Digest, n)
 		}
-		if sum += n; sum > blobSize {
-			break
+		if n > blobSize-sum { // checked before adding: no overflow
+			return fmt.Errorf("snapshot layer %s: frames total more than the blob's %d bytes", l.Digest, blobSize)
 		}
+		sum += n
 	}
 	if sum != blobSize {
 		return fmt.Errorf("snapshot layer %s: frames total %d bytes, the blob is %d", l.Digest, sum, blobSize)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/melcache/melcache/internal/testenv"
 	"github.com/melcache/melcache/mount"
 )
@@ -231,7 +232,7 @@ func TestOneEntryChangeInLargeCache(t *testing.T) {
 // checkPositions reads every file of snap as a range reader would: only
 // the frames [offset/frameSize, (offset+size-1)/frameSize] of its layer,
 // each decompressed on its own, must hold its content at its offset.
-func checkPositions(t *testing.T, s *memStore, snap *Snapshot) {
+func checkPositions(t *testing.T, s Store, snap *Snapshot) {
 	t.Helper()
 	frames := map[[2]int64][]byte{} // (layer, frame) -> decompressed
 	frame := func(layer int, i int64) []byte {
@@ -243,7 +244,7 @@ func checkPositions(t *testing.T, s *memStore, snap *Snapshot) {
 		for _, n := range li.Frames[:i] {
 			start += n
 		}
-		blob := s.blobs[snap.DataLayer(layer).Digest]
+		blob := readBlobT(t, s, snap.DataLayer(layer).Digest)
 		dec, err := newDecoder(bytes.NewReader(blob[start : start+li.Frames[i]]))
 		if err != nil {
 			t.Fatal(err)
@@ -297,4 +298,18 @@ func TestPositionsAcrossFrames(t *testing.T) {
 		t.Fatalf("frames %v: the test needs several", snap.Config.Layers[0].Frames)
 	}
 	checkPositions(t, s, snap)
+}
+
+func readBlobT(t *testing.T, s Store, d v1.Hash) []byte {
+	t.Helper()
+	rc, err := s.ReadBlob(context.Background(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

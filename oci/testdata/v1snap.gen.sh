@@ -17,8 +17,12 @@ obj() { # obj CONTENT: a GOCACHE output named by its digest
 printf 'Go build cache\n' > "$g/README"
 obj "object one"
 obj "object two"
-mkdir -p "$g/ab"
-printf 'v1 abab 0000 10 1764410000000000000\n' > "$g/ab/abab-a"
+# An action entry as Go writes it ("v1 %x %x %20d %20d\n"), pointing at
+# "object one".
+a=$(printf 'action one' | sha256sum | cut -c1-64)
+o=$(printf 'object one' | sha256sum | cut -c1-64)
+mkdir -p "$g/$(echo "$a" | cut -c1-2)"
+printf 'v1 %s %s %20d %20d\n' "$a" "$o" 10 1764410000000000000 > "$g/$(echo "$a" | cut -c1-2)/$a-a"
 mkdir -p "$m/cache/download/example.com/m/@v"
 printf 'v1.0.0\n' > "$m/cache/download/example.com/m/@v/list"
 $M push --dir "$D" "oci:$PWD/v1snap:v1" >/dev/null
