@@ -522,8 +522,9 @@ func TestAutoCompaction(t *testing.T) {
 		t.Fatalf("compacted at generation %d, want %d", compactedAt, maxGenerations+1)
 	}
 	snap, _ := FetchSnapshot(ctx, s, "k")
-	if len(snap.Config.Layers) != 2 {
-		t.Fatalf("after compaction: %d layers", len(snap.Config.Layers))
+	// A compaction also writes the index as one full document.
+	if len(snap.Config.Layers) != 2 || len(snap.Config.Indexes) != 1 {
+		t.Fatalf("after compaction: %d layers, %d index documents", len(snap.Config.Layers), len(snap.Config.Indexes))
 	}
 
 	// Dead bytes: a big file pushed next to a small one (so its layer stays
