@@ -249,7 +249,7 @@ func (p *pusher) diff() error {
 		p.plan.reason = fmt.Sprintf("the base is format version %d, without file positions", p.base.Config.FormatVersion)
 		p.log.Info("pushing a full format 2 snapshot: "+p.plan.reason, "base", p.base.Digest)
 	}
-	if p.base != nil && !p.plan.compact && !baseLayersPresent(p.ctx, p.s, append(p.plan.kept, indexLayerInfos(p.base)...)) {
+	if p.base != nil && !p.plan.compact && !baseLayersPresent(p.ctx, p.s, reusedBlobs(p.base, p.plan.kept)) {
 		p.log.Warn("store lacks layers of the base snapshot; pushing a full snapshot", "base", p.base.Digest)
 		p.base = nil
 		p.plan = makePlan(p.entries, nil, p.o.Compact)
@@ -520,10 +520,10 @@ func loadBase(ctx context.Context, l mount.Layout, s Store, tag string, log *slo
 	return snap
 }
 
-// indexLayerInfos names the base's index documents for baseLayersPresent:
-// a delta push reuses them in its manifest.
-func indexLayerInfos(base *Snapshot) []LayerInfo {
-	var out []LayerInfo
+// reusedBlobs are the base blobs a delta push lists in its manifest: the
+// data layers it keeps and the base's index documents.
+func reusedBlobs(base *Snapshot, kept []LayerInfo) []LayerInfo {
+	out := append([]LayerInfo(nil), kept...)
 	for _, d := range base.IndexLayers() {
 		out = append(out, LayerInfo{Digest: d.Digest})
 	}

@@ -70,9 +70,10 @@ type packedLayer struct {
 // reproducible tar + zstd layer into a new temporary file in tmpDir, hashing
 // the compressed stream as it is written: each layer is written once and
 // never held in memory. It sets each entry's Offset and Frame, and the
-// layer's frame table, from the counts it keeps anyway (no extra pass). A file whose content changed since it was hashed
-// is packed as read now, and its entry's SHA256 updated to match; a file
-// that shrank fails the push (a build is rewriting the cache).
+// layer's frame table, from the counts it keeps anyway (no extra pass). A
+// file whose content changed since it was hashed is packed as read now, and
+// its entry's SHA256 updated to match; a file that shrank fails the push (a
+// build is rewriting the cache).
 func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, tmpDir string, jobs int) (_ *packedLayer, err error) {
 	f, err := os.CreateTemp(tmpDir, "layer-*.tar.zst")
 	if err != nil {
