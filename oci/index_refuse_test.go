@@ -123,6 +123,17 @@ func TestPullRefusesBadChain(t *testing.T) {
 		{"offset inside a header", func(t *testing.T, s *memStore) {
 			resign(t, s, func(c *Config, d []*indexDoc) { fileIn(t, d[0]).Offset += 100 })
 		}, "not inside its"},
+		{"another member's offset", func(t *testing.T, s *memStore) {
+			resign(t, s, func(c *Config, d []*indexDoc) {
+				var files []*Entry
+				for i := range d[0].Entries {
+					if d[0].Entries[i].Type == TypeFile {
+						files = append(files, &d[0].Entries[i])
+					}
+				}
+				files[0].Offset, files[1].Offset = files[1].Offset, files[0].Offset
+			})
+		}, "is at offset"},
 		{"wrong frame", func(t *testing.T, s *memStore) {
 			resign(t, s, func(c *Config, d []*indexDoc) { fileIn(t, d[0]).Frame = 1 })
 		}, "frame 1, but offset"},
