@@ -313,3 +313,26 @@ func readBlobT(t *testing.T, s Store, d v1.Hash) []byte {
 	}
 	return b
 }
+
+// TestIndexDocShape: the document bytes docs/format.md specifies: a file
+// carries gen, offset and frame (frame 0 too), a directory none of them,
+// goTime only where set; deletions after the entries.
+func TestIndexDocShape(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	b, err := encodeIndexDoc([]Entry{
+		{Cache: mount.GoCache, Path: "00", Type: TypeDir, Mode: 0o755, Layer: 3},
+		{Cache: mount.GoCache, Path: "00/x-a", Type: TypeFile, Mode: 0o644, Size: 175, SHA256: sum, Gen: 3, Offset: 1536, GoTime: 1764410000000000000, Layer: 1},
+		{Cache: mount.GoCache, Path: "00/y", Type: TypeFile, Mode: 0o644, SHA256: sum, Gen: 1, Offset: 4 << 20, Frame: 1},
+	}, []EntryRef{{Cache: mount.GoCache, Path: "00/z"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"formatVersion":2,"entries":[` +
+		`{"cache":"gocache","path":"00","type":"dir","mode":493},` +
+		`{"cache":"gocache","path":"00/x-a","type":"file","mode":420,"size":175,"sha256":"` + sum + `","gen":3,"offset":1536,"frame":0,"goTime":1764410000000000000},` +
+		`{"cache":"gocache","path":"00/y","type":"file","mode":420,"sha256":"` + sum + `","gen":1,"offset":4194304,"frame":1}],` +
+		`"deleted":[{"cache":"gocache","path":"00/z"}]}`
+	if string(b) != want {
+		t.Fatalf("index document\n got %s\nwant %s", b, want)
+	}
+}
