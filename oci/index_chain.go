@@ -107,6 +107,12 @@ func (a *chainApplier) apply(i int, d *indexDoc) error {
 	case i == 0 && len(d.Deleted) > 0:
 		return fmt.Errorf("the first index document deletes entries")
 	}
+	if len(a.refs) == 1 {
+		// One full document: nothing to replace, and checkIndex refuses
+		// duplicates, so no map is needed.
+		a.entries, a.gone = d.Entries, make([]bool, len(d.Entries))
+		return nil
+	}
 	var seen map[entryKey]bool // the first document uses pos itself
 	if i > 0 {
 		seen = make(map[entryKey]bool, len(d.Entries)+len(d.Deleted))
