@@ -56,7 +56,7 @@ func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 		}
 		e.Layer = -1
 		if b := baseFiles[e.key()]; b != nil && sameFile(e, b) {
-			e.Layer = b.Layer
+			keepBase(e, b)
 			live[b.Layer] += tarSizeOf(e.Size)
 		} else {
 			freshBytes += tarSizeOf(e.Size)
@@ -121,9 +121,17 @@ func sameEntries(a, b []Entry) bool {
 		return false
 	}
 	for i := range a {
-		if !a[i].sameAs(b[i]) {
+		if !a[i].sameAs(&b[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// keepBase makes local entry e, the same file as base entry b (sameFile),
+// keep b's indexed content and place: its sha256 (which, for a GOCACHE -a
+// entry differing only in its time field, is not the local bytes' digest),
+// layer, generation, position and goTime. The local mode stays.
+func keepBase(e, b *Entry) {
+	e.SHA256, e.Layer, e.Gen, e.Offset, e.Frame, e.GoTime = b.SHA256, b.Layer, b.Gen, b.Offset, b.Frame, b.GoTime
 }

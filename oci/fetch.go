@@ -1,11 +1,9 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,8 +46,10 @@ func readSmallBlob(ctx context.Context, s Store, d v1.Descriptor, limit int64) (
 	return b, nil
 }
 
-// FetchSnapshot reads and validates a snapshot's manifest, config and index
-// by tag or "sha256:..." digest.
+// FetchSnapshot reads and validates a snapshot's manifest, config and
+// index chain by tag or "sha256:..." digest: every index document is
+// fetched, checked against its digest and declared size, and applied in
+// order (index_chain.go).
 func FetchSnapshot(ctx context.Context, s Store, tagOrDigest string) (*Snapshot, error) {
 	mt, mb, d, err := s.GetManifest(ctx, tagOrDigest)
 	if err != nil {
@@ -66,46 +66,25 @@ func FetchSnapshot(ctx context.Context, s Store, tagOrDigest string) (*Snapshot,
 	if err != nil {
 		return nil, err
 	}
-	var c Config
-	if err := json.Unmarshal(cb, &c); err != nil {
+	c, err := decodeConfig(m, cb)
+	if err != nil {
 		return nil, fmt.Errorf("%s %s: config: %w", s, tagOrDigest, err)
 	}
-	if err := checkConfig(&c, m); err != nil {
+	if err := checkConfig(c, m); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
 	}
-	x, ib, err := readIndex(ctx, s, m.Layers[0], c.Index.Size)
+	x, ib, err := readIndexChain(ctx, s, m.Layers[:len(c.Indexes)], c)
 	if err != nil {
-		return nil, err
+		return nil, err // names the store and the index document
 	}
-	if err := checkIndex(x, &c); err != nil {
+	if err := materialise(x, c); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
 	}
-	return &Snapshot{Digest: d, Manifest: m, Config: &c, Index: x,
+	if err := checkIndex(x, c); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
+	}
+	return &Snapshot{Digest: d, Manifest: m, Config: c, Index: x,
 		ManifestBytes: int64(len(mb)), ConfigBytes: int64(len(cb)), IndexBytes: ib}, nil
-}
-
-func readIndex(ctx context.Context, s Store, d v1.Descriptor, size int64) (*Index, int64, error) {
-	zb, err := readSmallBlob(ctx, s, d, maxIndexBytes)
-	if err != nil {
-		return nil, 0, err
-	}
-	dec, err := newDecoder(bytes.NewReader(zb))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer dec.Close()
-	b, err := io.ReadAll(io.LimitReader(dec, size+1))
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: index %s: %w", s, d.Digest, err)
-	}
-	if int64(len(b)) != size {
-		return nil, 0, verifyErrorf("%s: index %s decompresses to %d bytes, config declares %d", s, d.Digest, len(b), size)
-	}
-	var x Index
-	if err := json.Unmarshal(b, &x); err != nil {
-		return nil, 0, fmt.Errorf("%s: index %s: %w", s, d.Digest, err)
-	}
-	return &x, int64(len(zb)), nil
 }
 
 // isNotFound reports a missing manifest or blob.

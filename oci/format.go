@@ -12,18 +12,18 @@ import (
 	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/melcache/melcache/mount"
 )
 
 // Media types and annotations of the snapshot artifact (docs/format.md).
 const (
 	// ArtifactType marks a manifest as a melcache snapshot.
-	ArtifactType = "application/vnd.melcache.snapshot.v1"
+	ArtifactType = "application/vnd.melcache.snapshot.v2"
 	// ConfigMediaType is the deterministic JSON config blob.
-	ConfigMediaType = "application/vnd.melcache.snapshot.config.v1+json"
-	// IndexMediaType is the zstd-compressed JSON index, always layers[0].
-	IndexMediaType = "application/vnd.melcache.snapshot.index.v1+json+zstd"
+	ConfigMediaType = "application/vnd.melcache.snapshot.config.v2+json"
+	// IndexMediaType is one zstd-compressed JSON index document; the
+	// manifest's first layers are the index chain (index_chain.go).
+	IndexMediaType = "application/vnd.melcache.snapshot.index.v2+json+zstd"
 	// LayerMediaType is a data layer: a standard OCI tar+zstd layer, so
 	// generic tools (skopeo, crane, oras, tar) can read it.
 	LayerMediaType = "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -39,9 +39,9 @@ const (
 	AnnotationFiles = "dev.melcache.snapshot.files"
 )
 
-// FormatVersion is the snapshot format this code writes and the only one it
-// reads.
-const FormatVersion = 1
+// FormatVersion is the snapshot format this code writes. Readers also
+// accept formatVersion1 (format_v1.go).
+const FormatVersion = 2
 
 // Limits on what a reader accepts from a store. They bound memory and disk
 // use against a hostile or broken snapshot; real caches are far below them.
@@ -50,8 +50,12 @@ const (
 	maxManifestBytes = 4 << 20
 	// maxConfigBytes: the config holds a few lines per layer.
 	maxConfigBytes = 4 << 20
-	// maxIndexBytes: ~150 bytes per entry; 1 GiB allows ~7M entries.
+	// maxIndexBytes: ~150 bytes per entry; 1 GiB allows ~7M entries. It
+	// bounds each index document and the whole chain.
 	maxIndexBytes = 1 << 30
+	// maxFrameSize bounds a layer's declared frameSize: the cacheprog
+	// reader holds a frame in memory, and writers use pzstdChunk (4 MiB).
+	maxFrameSize = 64 << 20
 	// maxPathBytes / maxNameBytes: PATH_MAX and NAME_MAX on Linux.
 	maxPathBytes = 4096
 	maxNameBytes = 255
@@ -75,18 +79,39 @@ type Entry struct {
 	Mode   uint32      `json:"mode"`
 	Size   int64       `json:"size,omitempty"`
 	SHA256 string      `json:"sha256,omitempty"`
-	// Layer is the index into Config.Layers of the layer holding the file.
-	Layer int `json:"layer"`
+	// Gen is the generation of the data layer holding the file; with Cache
+	// it names exactly one config layer.
+	Gen int `json:"gen,omitempty"`
+	// Offset is the byte offset of the file's content (after its tar
+	// headers) in its layer's uncompressed tar stream; -1 when unknown (a
+	// version 1 snapshot). Frame is Offset / the layer's frameSize. Both
+	// are written for every file, frame 0 included (wireEntry).
+	Offset int64 `json:"offset,omitempty"`
+	Frame  int64 `json:"frame,omitempty"`
+	// GoTime is the time field of a GOCACHE -a entry as packed (decimal
+	// ns in the file); 0 for every other entry.
+	GoTime int64 `json:"goTime,omitempty"`
+	// Layer is the index into Config.Layers of the layer holding the file:
+	// not stored, the reader materialises it from (Cache, Gen).
+	Layer int `json:"-"`
 
 	// mtime is the modification time (ns) seen when the entry was scanned:
 	// packing skips re-hashing a file whose size and mtime are unchanged.
 	mtime int64
 }
 
-// sameAs compares the indexed fields of two entries.
-func (e Entry) sameAs(o Entry) bool {
-	e.mtime, o.mtime = 0, 0
-	return e == o
+// sameAs compares the fields an index document stores, and Layer. Fields
+// a scan keeps for itself (mtime and the like) do not count.
+func (e *Entry) sameAs(o *Entry) bool {
+	return e.sameStored(o) && e.Layer == o.Layer
+}
+
+// sameStored compares the fields an index document stores: two entries
+// that differ in any of them make an index delta carry the entry.
+func (e *Entry) sameStored(o *Entry) bool {
+	return e.Cache == o.Cache && e.Path == o.Path && e.Type == o.Type && e.Mode == o.Mode &&
+		e.Size == o.Size && e.SHA256 == o.SHA256 && e.Gen == o.Gen && e.Offset == o.Offset &&
+		e.Frame == o.Frame && e.GoTime == o.GoTime
 }
 
 // TarName is the entry's member name in a data layer: CACHE/PATH.
@@ -94,7 +119,8 @@ func (e Entry) TarName() string { return string(e.Cache) + "/" + e.Path }
 
 func (e Entry) key() string { return string(e.Cache) + "\x00" + e.Path }
 
-// Index is the snapshot's index document.
+// Index is a snapshot's materialised index: the chain of index documents
+// applied in order (index_chain.go), sorted by (cache, path).
 type Index struct {
 	FormatVersion int     `json:"formatVersion"`
 	Entries       []Entry `json:"entries"`
@@ -108,27 +134,38 @@ type LayerInfo struct {
 	Files      int         `json:"files"`
 	// Size is the exact length of the uncompressed tar stream.
 	Size int64 `json:"size"`
+	// FrameSize is the uncompressed tar bytes per zstd frame (every frame
+	// but the last holds exactly this many); Frames the compressed length
+	// of each frame, so frame i starts at sum(Frames[:i]) in the blob.
+	// Both are zero in a version 1 snapshot.
+	FrameSize int64   `json:"frameSize"`
+	Frames    []int64 `json:"frames"`
 }
 
-// BlobRef names the index blob in the config.
-type BlobRef struct {
+// IndexRef names one index document of the chain in the config.
+type IndexRef struct {
 	Digest v1.Hash `json:"digest"`
-	// Size is the uncompressed size of the index document.
+	// Size is the uncompressed size of the document.
 	Size int64 `json:"size"`
+	// Entries is the number of entries plus deletions in the document.
+	Entries int `json:"entries"`
 }
 
-// Config is the snapshot's config blob.
+// Config is the snapshot's config blob (version 2; format_v1.go reads
+// version 1 into it).
 type Config struct {
-	FormatVersion int         `json:"formatVersion"`
-	Arch          string      `json:"arch"`
-	GoVersion     string      `json:"goVersion"`
-	Files         int         `json:"files"`
-	Size          int64       `json:"size"`
-	Index         BlobRef     `json:"index"`
-	Layers        []LayerInfo `json:"layers"`
-	// Caches lists the caches a partial snapshot (push --only) holds;
-	// absent (nil) for a full snapshot, which holds every cache.
-	Caches []mount.Cache `json:"caches,omitempty"`
+	FormatVersion int    `json:"formatVersion"`
+	Arch          string `json:"arch"`
+	GoVersion     string `json:"goVersion"`
+	// Caches are the caches the snapshot holds, in registry order
+	// (mount.Profiles); a partial push (--only) lists fewer.
+	Caches []mount.Cache `json:"caches"`
+	Files  int           `json:"files"`
+	Size   int64         `json:"size"`
+	// Indexes is the index chain, oldest first: manifest layers
+	// [0, len(Indexes)).
+	Indexes []IndexRef  `json:"indexes"`
+	Layers  []LayerInfo `json:"layers"`
 }
 
 // MaxGeneration returns the highest layer generation, 0 with no layers.
@@ -158,71 +195,26 @@ func Arch(goarch string) string {
 // HostArch is Arch(runtime.GOARCH).
 func HostArch() string { return Arch(runtime.GOARCH) }
 
-// Snapshot is a parsed, validated snapshot: manifest, config and index.
+// Snapshot is a parsed, validated snapshot: manifest, config and the
+// materialised index.
 type Snapshot struct {
 	Digest   v1.Hash
 	Manifest *v1.Manifest
 	Config   *Config
 	Index    *Index
-	// ManifestBytes, ConfigBytes and IndexBytes are the blobs' sizes as stored.
+	// ManifestBytes, ConfigBytes and IndexBytes are the blobs' sizes as
+	// stored (IndexBytes: every document of the chain).
 	ManifestBytes, ConfigBytes, IndexBytes int64
 }
 
-// parseManifest checks that b is a melcache snapshot manifest.
-func parseManifest(mediaType string, b []byte) (*v1.Manifest, error) {
-	var m v1.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	if mediaType != "" && mediaType != string(types.OCIManifestSchema1) {
-		return nil, fmt.Errorf("not a melcache snapshot: manifest media type %s", mediaType)
-	}
-	if m.ArtifactType != ArtifactType {
-		return nil, fmt.Errorf("not a melcache snapshot: artifactType %q, want %s", m.ArtifactType, ArtifactType)
-	}
-	if m.Config.MediaType != ConfigMediaType {
-		return nil, fmt.Errorf("not a melcache snapshot: config media type %s", m.Config.MediaType)
-	}
-	if len(m.Layers) == 0 || m.Layers[0].MediaType != IndexMediaType {
-		return nil, fmt.Errorf("snapshot manifest: first layer is not the index (%s)", IndexMediaType)
-	}
-	for i, l := range m.Layers[1:] {
-		if l.MediaType != LayerMediaType {
-			return nil, fmt.Errorf("snapshot manifest: layer %d has media type %s, want %s", i+1, l.MediaType, LayerMediaType)
-		}
-	}
-	if m.Config.Size > maxConfigBytes {
-		return nil, fmt.Errorf("snapshot config is %d bytes, over the %d limit", m.Config.Size, maxConfigBytes)
-	}
-	return &m, nil
+// IndexLayers are the manifest's descriptors of the index chain.
+func (s *Snapshot) IndexLayers() []v1.Descriptor {
+	return s.Manifest.Layers[:len(s.Config.Indexes)]
 }
 
-// checkConfig validates the config against the manifest.
-func checkConfig(c *Config, m *v1.Manifest) error {
-	if c.FormatVersion != FormatVersion {
-		return fmt.Errorf("snapshot format version %d; this melcache reads version %d", c.FormatVersion, FormatVersion)
-	}
-	if len(c.Layers) != len(m.Layers)-1 {
-		return fmt.Errorf("snapshot config lists %d data layers, manifest %d", len(c.Layers), len(m.Layers)-1)
-	}
-	if c.Index.Digest != m.Layers[0].Digest {
-		return fmt.Errorf("snapshot config names index %s, manifest %s", c.Index.Digest, m.Layers[0].Digest)
-	}
-	if c.Index.Size < 0 || c.Index.Size > maxIndexBytes {
-		return fmt.Errorf("snapshot index declares %d bytes, over the %d limit", c.Index.Size, maxIndexBytes)
-	}
-	for i, l := range c.Layers {
-		if l.Digest != m.Layers[i+1].Digest {
-			return fmt.Errorf("snapshot config layer %d is %s, manifest says %s", i, l.Digest, m.Layers[i+1].Digest)
-		}
-		if l.Cache != mount.GoModCache && l.Cache != mount.GoCache {
-			return fmt.Errorf("snapshot layer %s restores into unknown cache %q", l.Digest, l.Cache)
-		}
-		if l.Size < 0 || l.Files < 0 {
-			return fmt.Errorf("snapshot layer %s: negative size or file count", l.Digest)
-		}
-	}
-	return nil
+// DataLayer is the manifest's descriptor of config layer i.
+func (s *Snapshot) DataLayer(i int) v1.Descriptor {
+	return s.Manifest.Layers[len(s.Config.Indexes)+i]
 }
 
 // goTrimFile is GOCACHE's trim.txt, which a restore rewrites (Restore,
@@ -235,15 +227,15 @@ var goCacheDataName = regexp.MustCompile(`^[0-9a-f]{2}/([0-9a-f]{64})-d$`)
 
 // checkIndex validates every entry (docs/format.md, "Restore" step 2).
 func checkIndex(x *Index, c *Config) error {
-	if x.FormatVersion != FormatVersion {
-		return fmt.Errorf("snapshot index format version %d; want %d", x.FormatVersion, FormatVersion)
+	if x.FormatVersion != c.FormatVersion {
+		return fmt.Errorf("snapshot index format version %d; want %d", x.FormatVersion, c.FormatVersion)
 	}
 	seen := make(map[string]string, len(x.Entries)) // key → type
 	files := 0
 	var size int64
 	perLayer := make([]int64, len(c.Layers))
 	for _, e := range x.Entries {
-		if e.Cache != mount.GoModCache && e.Cache != mount.GoCache {
+		if _, ok := mount.LookupCache(string(e.Cache)); !ok {
 			return fmt.Errorf("snapshot index: entry %q in unknown cache %q", e.Path, e.Cache)
 		}
 		if err := checkPath(e.Path); err != nil {
@@ -260,6 +252,9 @@ func checkIndex(x *Index, c *Config) error {
 		case TypeDir:
 			if e.Cache == mount.GoCache && e.Path == goTrimFile {
 				return fmt.Errorf("snapshot index: %s/%s is a directory: a restore writes Go's trim file there", e.Cache, e.Path)
+			}
+			if e.Gen != 0 || e.Offset > 0 || e.Frame != 0 || e.GoTime != 0 {
+				return fmt.Errorf("snapshot index: directory %s/%s has a layer position or time", e.Cache, e.Path)
 			}
 		case TypeFile:
 			if e.Layer < 0 || e.Layer >= len(c.Layers) {
@@ -279,6 +274,11 @@ func checkIndex(x *Index, c *Config) error {
 			perLayer[e.Layer] += e.Size
 			if perLayer[e.Layer] > c.Layers[e.Layer].Size {
 				return fmt.Errorf("snapshot index: layer %d holds more bytes than the config declares (%d)", e.Layer, c.Layers[e.Layer].Size)
+			}
+			if c.FormatVersion >= 2 {
+				if err := checkPosition(&e, c.Layers[e.Layer]); err != nil {
+					return err
+				}
 			}
 			files++
 			size += e.Size
@@ -303,6 +303,22 @@ func checkIndex(x *Index, c *Config) error {
 				return fmt.Errorf("snapshot index: %s/%s has no directory entry for its parent", e.Cache, e.Path)
 			}
 		}
+	}
+	return nil
+}
+
+// checkPosition checks a version 2 file entry's place in its layer: its
+// content lies inside the tar stream, on a tar block boundary after at
+// least one header, in the frame the entry names; only a GOCACHE -a entry
+// has a goTime.
+func checkPosition(e *Entry, l LayerInfo) error {
+	switch {
+	case e.Offset < tarBlock || e.Offset%tarBlock != 0 || e.Offset > l.Size-e.Size:
+		return fmt.Errorf("snapshot index: %s/%s: content at offset %d (%d bytes) is not inside its %d-byte layer", e.Cache, e.Path, e.Offset, e.Size, l.Size)
+	case e.Frame != e.Offset/l.FrameSize:
+		return fmt.Errorf("snapshot index: %s/%s: frame %d, but offset %d is in frame %d", e.Cache, e.Path, e.Frame, e.Offset, e.Offset/l.FrameSize)
+	case e.GoTime != 0 && (e.Cache != mount.GoCache || !strings.HasSuffix(e.Path, "-a")):
+		return fmt.Errorf("snapshot index: %s/%s has a goTime but is not a GOCACHE -a entry", e.Cache, e.Path)
 	}
 	return nil
 }

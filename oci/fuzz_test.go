@@ -38,10 +38,12 @@ func fuzzSnapshot(s *memStore, indexJSON, layer []byte, rawLayer bool, slack int
 	if declared < 0 {
 		declared = 0
 	}
-	c := &Config{FormatVersion: FormatVersion, Arch: HostArch(), Index: BlobRef{Digest: id.Digest, Size: int64(len(indexJSON))},
-		Layers: []LayerInfo{{Digest: ld.Digest, Cache: mount.GoCache, Generation: 1, Size: declared}}}
-	var x Index
+	c := &Config{FormatVersion: FormatVersion, Arch: HostArch(), Caches: []mount.Cache{mount.GoModCache, mount.GoCache},
+		Indexes: []IndexRef{{Digest: id.Digest, Size: int64(len(indexJSON))}},
+		Layers:  []LayerInfo{{Digest: ld.Digest, Cache: mount.GoCache, Generation: 1, Size: declared, FrameSize: pzstdChunk, Frames: []int64{ld.Size}}}}
+	var x indexDoc
 	if json.Unmarshal(indexJSON, &x) == nil {
+		c.Indexes[0].Entries = len(x.Entries) + len(x.Deleted)
 		for _, e := range x.Entries {
 			if e.Type == TypeFile {
 				c.Files++
@@ -75,8 +77,18 @@ func fuzzSeedTar(members ...member) []byte {
 	return tb.Bytes()
 }
 
+// fuzzSeedIndex encodes entries as an index document, the files in
+// generation 1 at the offsets they would have as consecutive tar members.
 func fuzzSeedIndex(entries ...Entry) []byte {
-	b, _ := encodeJSON(&Index{FormatVersion: FormatVersion, Entries: entries})
+	var at int64
+	for i := range entries {
+		if e := &entries[i]; e.Type == TypeFile {
+			e.Gen, e.Offset = 1, at+tarBlock
+			e.Frame = e.Offset / pzstdChunk
+			at += tarSizeOf(e.Size)
+		}
+	}
+	b, _ := encodeIndexDoc(entries, nil)
 	return b
 }
 

@@ -42,7 +42,7 @@ func List(ctx context.Context, s Store) ([]Listing, error) {
 			out = append(out, Listing{Tag: t, Digest: d.String(), Error: err.Error()})
 			continue
 		}
-		li := Listing{Tag: t, Digest: d.String(), Layers: len(m.Layers) - 1}
+		li := Listing{Tag: t, Digest: d.String(), Layers: dataLayerCount(m)}
 		li.Created, _ = time.Parse(time.RFC3339, m.Annotations[AnnotationCreated])
 		li.Files, _ = strconv.Atoi(m.Annotations[AnnotationFiles])
 		for _, l := range m.Layers {
@@ -79,10 +79,11 @@ type Report struct {
 	Digest      string            `json:"digest"`
 	Annotations map[string]string `json:"annotations"`
 	Config      *Config           `json:"config"`
-	Index       v1.Descriptor     `json:"index"`
-	IndexFiles  int               `json:"indexFiles"`
-	IndexDirs   int               `json:"indexDirs"`
-	Layers      []LayerReport     `json:"layers"`
+	// Indexes are the index chain's documents, oldest first.
+	Indexes    []v1.Descriptor `json:"indexes"`
+	IndexFiles int             `json:"indexFiles"`
+	IndexDirs  int             `json:"indexDirs"`
+	Layers     []LayerReport   `json:"layers"`
 	// Chain is this snapshot and its bases, newest first.
 	Chain []ChainLink `json:"chain"`
 }
@@ -95,9 +96,9 @@ func Inspect(ctx context.Context, s Store, tagOrDigest string) (*Report, error) 
 		return nil, err
 	}
 	r := &Report{Digest: snap.Digest.String(), Annotations: snap.Manifest.Annotations, Config: snap.Config,
-		Index: snap.Manifest.Layers[0]}
+		Indexes: snap.IndexLayers()}
 	for i, li := range snap.Config.Layers {
-		r.Layers = append(r.Layers, LayerReport{LayerInfo: li, Compressed: snap.Manifest.Layers[i+1].Size})
+		r.Layers = append(r.Layers, LayerReport{LayerInfo: li, Compressed: snap.DataLayer(i).Size})
 	}
 	for _, e := range snap.Index.Entries {
 		if e.Type == TypeDir {

@@ -282,8 +282,18 @@ func TestSkopeoCrossCheck(t *testing.T) {
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	src := makeCache(t, testenv.TempDir(t))
-	if _, err := Push(ctx, src, registryStore(t, reg, "snap"), "t1", Options{}); err != nil {
+	rs := registryStore(t, reg, "snap")
+	if _, err := Push(ctx, src, rs, "t1", Options{}); err != nil {
 		t.Fatal(err)
+	}
+	// A delta: the manifest then leads with an index chain of two
+	// documents, which skopeo copies like any layers.
+	writeT(t, filepath.Join(src.CacheDir(mount.GoCache), "ee", "delta"), []byte("a delta file"), 0o644)
+	if _, err := Push(ctx, src, rs, "t1", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := FetchSnapshot(ctx, rs, "t1"); err != nil || len(snap.Config.Indexes) != 2 {
+		t.Fatalf("delta snapshot: %v, %+v", err, snap)
 	}
 	out, err := exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+reg.Host+"/snap:t1").CombinedOutput()
 	if err != nil {
@@ -310,6 +320,7 @@ func TestSkopeoCrossCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffSums(t, treeSums(t, src), treeSums(t, dst))
+	tarLists(t, layout, s, tag)
 
 	// And through the CLI, as a user would.
 	bin := testenv.MelcacheBinary(t)
@@ -319,4 +330,26 @@ func TestSkopeoCrossCheck(t *testing.T) {
 		t.Fatalf("melcache pull oci:%s:t1: %v\n%s", layout, err, out)
 	}
 	diffSums(t, treeSums(t, src), treeSums(t, cli))
+}
+
+// tarLists checks that plain zstd and tar read every data layer of the
+// snapshot in an OCI layout, listing as many members as the config says.
+func tarLists(t *testing.T, layout string, s Store, tag string) {
+	t.Helper()
+	zstd := testenv.RequireTool(t, "zstd")
+	snap, err := FetchSnapshot(context.Background(), s, tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, li := range snap.Config.Layers {
+		blob := filepath.Join(layout, "blobs", "sha256", snap.DataLayer(i).Digest.Hex)
+		cmd := exec.Command("sh", "-c", `"$0" -dc "$1" | tar -tf -`, zstd, blob)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("zstd -dc | tar -t of layer %d: %v\n%s", i, err, out)
+		}
+		if n := strings.Count(string(out), "\n"); n != li.Files {
+			t.Fatalf("tar lists %d members in layer %d, the config says %d:\n%s", n, i, li.Files, out)
+		}
+	}
 }

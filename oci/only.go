@@ -31,10 +31,10 @@ func ParseOnly(s string) ([]mount.Cache, error) {
 	return out, nil
 }
 
-// Holds reports whether the snapshot holds cache c: every cache when the
-// config's caches field is absent (a full snapshot), else the ones listed.
+// Holds reports whether the snapshot holds cache c: the config lists it
+// (a version 1 config without caches is read as every cache, format_v1.go).
 func (c *Config) Holds(cache mount.Cache) bool {
-	return len(c.Caches) == 0 || slices.Contains(c.Caches, cache)
+	return slices.Contains(c.Caches, cache)
 }
 
 // pushCaches are the caches a push scans: the layout's, cut to o.Only.
@@ -56,14 +56,10 @@ func (o *Options) pushCaches(l mount.Layout) ([]mount.Cache, error) {
 	return out, nil
 }
 
-// partialCaches is the config's caches field for a push: nil for a full
-// snapshot (so full snapshots keep their bytes and digests), the pushed
-// caches otherwise.
-func (o *Options) partialCaches(l mount.Layout) []mount.Cache {
-	cs, err := o.pushCaches(l)
-	if err != nil || len(o.Only) == 0 || len(cs) == len(l.Caches()) && l.Mode == mount.Split {
-		return nil
-	}
+// configCaches is the config's caches field for a push: the caches pushed,
+// in registry order (pushCaches keeps the layout's, which is the registry's).
+func (o *Options) configCaches(l mount.Layout) []mount.Cache {
+	cs, _ := o.pushCaches(l) // the scan already succeeded with the same call
 	return cs
 }
 
@@ -106,11 +102,6 @@ func selectCaches(l mount.Layout, snap *Snapshot, o Options) (*Snapshot, error) 
 // checkPartial refuses an index entry of a cache a partial snapshot's
 // config does not list.
 func checkPartial(x *Index, c *Config) error {
-	for _, cc := range c.Caches {
-		if cc != mount.GoModCache && cc != mount.GoCache {
-			return fmt.Errorf("snapshot config: unknown cache %q in caches", cc)
-		}
-	}
 	for _, e := range x.Entries {
 		if !c.Holds(e.Cache) {
 			return fmt.Errorf("snapshot index: %s/%s: the snapshot holds only %s", e.Cache, e.Path, joinCaches(c.Caches))

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -159,12 +160,12 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := p.packAndUpload(tmp); err != nil {
 		return nil, err
 	}
-	cfg, index, err := p.uploadMetadata()
+	cfg, chain, err := p.uploadMetadata()
 	if err != nil {
 		return nil, err
 	}
 	crashPoint("push-manifest")
-	if err := p.writeManifest(cfg, index); err != nil {
+	if err := p.writeManifest(cfg, chain); err != nil {
 		return nil, err
 	}
 	return finish(l, s, tag, p.res, p.start, "push")
@@ -238,11 +239,17 @@ func (p *pusher) scan() error {
 }
 
 // diff plans the snapshot against the base: which base layers it keeps and
-// which files go into new layers. Without the base's layers in the store
-// it plans a full snapshot.
+// which files go into new layers. Without the base's layers (or index
+// documents) in the store it plans a full snapshot; a version 1 base has no
+// file positions to keep, so the push repacks every file (a compaction).
 func (p *pusher) diff() error {
-	p.plan = makePlan(p.entries, p.base, p.o.Compact)
-	if p.base != nil && !p.plan.compact && !baseLayersPresent(p.ctx, p.s, p.plan.kept) {
+	v1Base := p.base != nil && p.base.Config.FormatVersion != FormatVersion
+	p.plan = makePlan(p.entries, p.base, p.o.Compact || v1Base)
+	if v1Base && !p.o.Compact {
+		p.plan.reason = fmt.Sprintf("the base is format version %d, without file positions", p.base.Config.FormatVersion)
+		p.log.Info("pushing a full format 2 snapshot: "+p.plan.reason, "base", p.base.Digest)
+	}
+	if p.base != nil && !p.plan.compact && !baseLayersPresent(p.ctx, p.s, reusedBlobs(p.base, p.plan.kept)) {
 		p.log.Warn("store lacks layers of the base snapshot; pushing a full snapshot", "base", p.base.Digest)
 		p.base = nil
 		p.plan = makePlan(p.entries, nil, p.o.Compact)
@@ -297,7 +304,7 @@ func (p *pusher) packAndUpload(tmp string) error {
 		}
 		pl.info.Generation = p.plan.generation
 		for _, e := range files {
-			e.Layer = len(p.layers)
+			e.Layer, e.Gen = len(p.layers), p.plan.generation
 		}
 		p.layers = append(p.layers, pl.info)
 		p.packed = append(p.packed, pl)
@@ -346,54 +353,62 @@ func (p *pusher) uploadLayer(ctx context.Context, pl *packedLayer) (skipped bool
 	return sk, nil
 }
 
-// uploadMetadata uploads the index and the config and returns their
-// descriptors.
-func (p *pusher) uploadMetadata() (cfgDesc, indexDesc v1.Descriptor, err error) {
-	ib, err := encodeJSON(&Index{FormatVersion: FormatVersion, Entries: p.plan.entries})
+// uploadMetadata uploads the new index document, if the chain needs one
+// (index_write.go), and the config, unless the base has the same config
+// bytes; it returns the config's and the chain's descriptors.
+func (p *pusher) uploadMetadata() (cfgDesc v1.Descriptor, chain *indexChain, err error) {
+	chain, err = planIndexChain(p.base, p.plan.entries, p.plan.compact)
 	if err != nil {
-		return cfgDesc, indexDesc, err
+		return cfgDesc, nil, err
 	}
-	izb, err := compressBytes(ib)
-	if err != nil {
-		return cfgDesc, indexDesc, err
+	if p.base != nil && chain.full {
+		p.log.Debug("writing a full index: "+chain.reason, "entries", len(p.plan.entries))
 	}
-	indexDesc = blobDescriptor(IndexMediaType, izb)
 	cfg := &Config{FormatVersion: FormatVersion, Arch: HostArch(), GoVersion: p.o.GoVersion,
-		Files: p.res.Files, Size: p.res.Bytes, Index: BlobRef{Digest: indexDesc.Digest, Size: int64(len(ib))},
-		Layers: p.layers, Caches: p.o.partialCaches(p.l)}
+		Caches: p.o.configCaches(p.l), Files: p.res.Files, Size: p.res.Bytes, Indexes: chain.refs, Layers: p.layers}
 	cb, err := encodeJSON(cfg)
 	if err != nil {
-		return cfgDesc, indexDesc, err
+		return cfgDesc, nil, err
 	}
 	cfgDesc = blobDescriptor(ConfigMediaType, cb)
-	for _, blob := range []struct {
-		d v1.Descriptor
-		b []byte
-	}{{indexDesc, izb}, {cfgDesc, cb}} {
-		sk, err := p.s.WriteBlob(p.ctx, blob.d.Digest, blob.d.Size, func() (io.ReadCloser, error) {
-			return io.NopCloser(strings.NewReader(string(blob.b))), nil
-		})
-		if err != nil {
-			return cfgDesc, indexDesc, fmt.Errorf("%s: upload %s: %w", p.s, blob.d.MediaType, err)
-		}
-		if sk {
-			p.res.BlobsSkipped++
-		} else {
-			p.res.MetaBytes += blob.d.Size
+	if chain.upload != nil {
+		if err := p.uploadSmall(chain.uploadDesc, chain.upload); err != nil {
+			return cfgDesc, nil, err
 		}
 	}
-	return cfgDesc, indexDesc, nil
+	if p.base != nil && p.base.Manifest.Config.Digest == cfgDesc.Digest {
+		p.res.BlobsSkipped++ // the base's config: the store has it
+		return cfgDesc, chain, nil
+	}
+	return cfgDesc, chain, p.uploadSmall(cfgDesc, cb)
+}
+
+// uploadSmall uploads one metadata blob, counting it in MetaBytes unless
+// the store already had it.
+func (p *pusher) uploadSmall(d v1.Descriptor, b []byte) error {
+	sk, err := p.s.WriteBlob(p.ctx, d.Digest, d.Size, func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: upload %s: %w", p.s, d.MediaType, err)
+	}
+	if sk {
+		p.res.BlobsSkipped++
+	} else {
+		p.res.MetaBytes += d.Size
+	}
+	return nil
 }
 
 // writeManifest puts the manifest, which makes the snapshot visible under
-// the tag.
-func (p *pusher) writeManifest(cfgDesc, indexDesc v1.Descriptor) error {
+// the tag: the index chain, then the data layers.
+func (p *pusher) writeManifest(cfgDesc v1.Descriptor, chain *indexChain) error {
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		ArtifactType:  ArtifactType,
 		Config:        cfgDesc,
-		Layers:        []v1.Descriptor{indexDesc},
+		Layers:        append([]v1.Descriptor(nil), chain.descs...),
 		Annotations: map[string]string{
 			AnnotationCreated: p.o.now().UTC().Format(time.RFC3339),
 			AnnotationFiles:   strconv.Itoa(p.res.Files),
@@ -503,6 +518,16 @@ func loadBase(ctx context.Context, l mount.Layout, s Store, tag string, log *slo
 		return nil
 	}
 	return snap
+}
+
+// reusedBlobs are the base blobs a delta push lists in its manifest: the
+// data layers it keeps and the base's index documents.
+func reusedBlobs(base *Snapshot, kept []LayerInfo) []LayerInfo {
+	out := append([]LayerInfo(nil), kept...)
+	for _, d := range base.IndexLayers() {
+		out = append(out, LayerInfo{Digest: d.Digest})
+	}
+	return out
 }
 
 func baseLayersPresent(ctx context.Context, s Store, kept []LayerInfo) bool {

@@ -34,6 +34,9 @@ type pzstdWriter struct {
 	pool    sync.Pool // input chunks
 	outPool sync.Pool // compressed frames
 	wrote   bool
+	// frames are the compressed lengths of the frames written, in order
+	// (appended by the writing goroutine; read after Close).
+	frames []int64
 }
 
 type pzJob struct {
@@ -79,6 +82,7 @@ func newPzstdWriter(w io.Writer, workers int) *pzstdWriter {
 				if _, err := z.w.Write(j.out); err != nil {
 					z.setError(err)
 				}
+				z.frames = append(z.frames, int64(len(j.out)))
 			}
 			z.pool.Put(j.in[:0])
 			z.outPool.Put(j.out[:0])

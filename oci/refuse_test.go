@@ -21,12 +21,16 @@ type member struct {
 }
 
 // craft stores a hand-made snapshot: entries and tar members as given, the
-// config derived from them unless fix edits it.
+// config derived from them unless fix edits it. File entries get
+// generation 1 and the content offset of the member of their name (the
+// first block after the headers when there is none).
 func craft(t *testing.T, s *memStore, entries []Entry, members []member, fix func(*Config)) {
 	t.Helper()
 	ctx := context.Background()
 	var tb bytes.Buffer
-	tw := tar.NewWriter(&tb)
+	cw := &countWriter{w: &tb}
+	tw := tar.NewWriter(cw)
+	offsets := map[string]int64{}
 	for _, m := range members {
 		h := m.hdr
 		if h.Typeflag == tar.TypeReg {
@@ -36,17 +40,32 @@ func craft(t *testing.T, s *memStore, entries []Entry, members []member, fix fun
 			t.Fatal(err)
 		}
 		tw.Write([]byte(m.body))
+		if _, dup := offsets[h.Name]; !dup {
+			offsets[h.Name] = cw.n - int64(len(m.body))
+		}
 	}
 	tw.Close()
-	lz, _ := compressBytes(tb.Bytes())
+	lz, frames := pzstdBytes(tb.Bytes())
 	ld := blobDescriptor(LayerMediaType, lz)
 	s.WriteBlob(ctx, ld.Digest, ld.Size, openBytes(lz))
-	ib, _ := encodeJSON(&Index{FormatVersion: FormatVersion, Entries: entries})
+	entries = append([]Entry(nil), entries...)
+	for i := range entries {
+		if e := &entries[i]; e.Type == TypeFile {
+			e.Gen, e.Offset = 1, tarBlock
+			if off, ok := offsets[e.TarName()]; ok {
+				e.Offset = off
+			}
+			e.Frame = e.Offset / pzstdChunk
+		}
+	}
+	ib, _ := encodeIndexDoc(entries, nil)
 	iz, _ := compressBytes(ib)
 	id := blobDescriptor(IndexMediaType, iz)
 	s.WriteBlob(ctx, id.Digest, id.Size, openBytes(iz))
-	c := &Config{FormatVersion: FormatVersion, Arch: HostArch(), Index: BlobRef{Digest: id.Digest, Size: int64(len(ib))},
-		Layers: []LayerInfo{{Digest: ld.Digest, Cache: mount.GoCache, Generation: 1, Files: len(members), Size: int64(tb.Len())}}}
+	c := &Config{FormatVersion: FormatVersion, Arch: HostArch(), Caches: []mount.Cache{mount.GoModCache, mount.GoCache},
+		Indexes: []IndexRef{{Digest: id.Digest, Size: int64(len(ib)), Entries: len(entries)}},
+		Layers: []LayerInfo{{Digest: ld.Digest, Cache: mount.GoCache, Generation: 1, Files: len(members), Size: int64(tb.Len()),
+			FrameSize: pzstdChunk, Frames: frames}}}
 	for _, e := range entries {
 		if e.Type == TypeFile {
 			c.Files++
@@ -65,6 +84,15 @@ func craft(t *testing.T, s *memStore, entries []Entry, members []member, fix fun
 	if _, err := s.PutManifest(ctx, "bad", string(types.OCIManifestSchema1), mb); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// pzstdBytes compresses b as packLayer does, returning the frame table.
+func pzstdBytes(b []byte) ([]byte, []int64) {
+	var out bytes.Buffer
+	z := newPzstdWriter(&out, 1)
+	z.Write(b)
+	z.Close()
+	return out.Bytes(), z.frames
 }
 
 func openBytes(b []byte) func() (ioReadCloser, error) {

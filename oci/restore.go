@@ -522,7 +522,7 @@ func (r *restorer) download() error {
 	}
 	dst := func(e *Entry) string { return r.newPath(e.Cache, e.Path) }
 	for _, li := range order {
-		desc, info := r.snap.Manifest.Layers[li+1], r.snap.Config.Layers[li]
+		desc, info := r.snap.DataLayer(li), r.snap.Config.Layers[li]
 		g.Go(func() error {
 			n, err := fetchLayer(gctx, r.s, desc, info, want[li], dst, &written, r.o)
 			dataBytes.Add(n)
@@ -772,6 +772,11 @@ func fetchLayerOnce(ctx context.Context, s Store, desc v1.Descriptor, info Layer
 		}
 		if hdr.Size != e.Size {
 			return cr.n, verifyErrorf("%s: layer %s: %s is %d bytes, the index says %d", s, desc.Digest, hdr.Name, hdr.Size, e.Size)
+		}
+		// The tar reader has read exactly the headers: what lr gave so
+		// far is the content's offset, which a range reader relies on.
+		if at := info.Size - lr.n; e.Offset >= 0 && at != e.Offset {
+			return cr.n, verifyErrorf("%s: layer %s: %s is at offset %d, the index says %d", s, desc.Digest, hdr.Name, at, e.Offset)
 		}
 		if err := writeFile(dst(e), tr, e, *buf, fh); err != nil {
 			var pe *fs.PathError

@@ -293,7 +293,8 @@ func TestDeltaAndMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pres.Layers != 1 || pres.FilesWritten != 3 || s.reads[last.Digest] != 1 || sumReads(s)-before != 3 {
+	// Blobs read: the config, each index document of the chain, the layer.
+	if pres.Layers != 1 || pres.FilesWritten != 3 || s.reads[last.Digest] != 1 || sumReads(s)-before != 2+len(snap.Config.Indexes) {
 		t.Fatalf("delta pull: %+v, reads %v", pres, s.reads)
 	}
 	want := treeSums(t, src)
@@ -521,8 +522,9 @@ func TestAutoCompaction(t *testing.T) {
 		t.Fatalf("compacted at generation %d, want %d", compactedAt, maxGenerations+1)
 	}
 	snap, _ := FetchSnapshot(ctx, s, "k")
-	if len(snap.Config.Layers) != 2 {
-		t.Fatalf("after compaction: %d layers", len(snap.Config.Layers))
+	// A compaction also writes the index as one full document.
+	if len(snap.Config.Layers) != 2 || len(snap.Config.Indexes) != 1 {
+		t.Fatalf("after compaction: %d layers, %d index documents", len(snap.Config.Layers), len(snap.Config.Indexes))
 	}
 
 	// Dead bytes: a big file pushed next to a small one (so its layer stays

@@ -69,9 +69,11 @@ type packedLayer struct {
 // packLayer writes the files es (sorted, all of cache c, from layout l) as a
 // reproducible tar + zstd layer into a new temporary file in tmpDir, hashing
 // the compressed stream as it is written: each layer is written once and
-// never held in memory. A file whose content changed since it was hashed
-// is packed as read now, and its entry's SHA256 updated to match; a file
-// that shrank fails the push (a build is rewriting the cache).
+// never held in memory. It sets each entry's Offset and Frame, and the
+// layer's frame table, from the counts it keeps anyway (no extra pass). A
+// file whose content changed since it was hashed is packed as read now, and
+// its entry's SHA256 updated to match; a file that shrank fails the push (a
+// build is rewriting the cache).
 func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, tmpDir string, jobs int) (_ *packedLayer, err error) {
 	f, err := os.CreateTemp(tmpDir, "layer-*.tar.zst")
 	if err != nil {
@@ -100,6 +102,10 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 		if err := packFile(tw, l, e, *buf, fh); err != nil {
 			return nil, err
 		}
+		// The tar writer pads a member only when the next header or
+		// Close comes, so the content just written ends at tc.n.
+		e.Offset = tc.n - e.Size
+		e.Frame = e.Offset / pzstdChunk
 		if e.SHA256 == "" {
 			writing++
 		}
@@ -118,7 +124,7 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 	}
 	return &packedLayer{
 		info: LayerInfo{Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(dh.Sum(nil))},
-			Cache: c, Files: len(es), Size: tc.n},
+			Cache: c, Files: len(es), Size: tc.n, FrameSize: pzstdChunk, Frames: zw.frames},
 		file:       f.Name(),
 		compressed: cw.n,
 		writing:    writing,

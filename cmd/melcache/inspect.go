@@ -95,7 +95,9 @@ func runInspect(cmd *cobra.Command, g *globals, f *inspectFlags, args []string) 
 	fmt.Fprintf(w, "created   %s\n", safetext.Text(r.Annotations[oci.AnnotationCreated]))
 	fmt.Fprintf(w, "arch      %s   go %s   format v%d\n", safetext.Text(r.Config.Arch), safetext.Text(orDash(r.Config.GoVersion)), r.Config.FormatVersion)
 	fmt.Fprintf(w, "content   %d files, %d directories, %s\n", r.IndexFiles, r.IndexDirs, units.FormatSize(r.Config.Size))
-	fmt.Fprintf(w, "index     %s (%s)\n", r.Index.Digest, units.FormatSize(r.Index.Size))
+	for i, d := range r.Indexes {
+		fmt.Fprintf(w, "index %d   %s (%s)\n", i, d.Digest, units.FormatSize(d.Size))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LAYER\tCACHE\tGEN\tFILES\tRESTORES\tZSTD\tTAR\tDIGEST")
 	for i, l := range r.Layers {

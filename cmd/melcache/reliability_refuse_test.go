@@ -71,9 +71,11 @@ func layoutFromTar(t *testing.T, dir string, entries []map[string]any, tarBytes 
 	cb, _ := json.Marshal(cfg)
 	cd, cs := put(cb)
 	man := map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-		"artifactType": oci.ArtifactType,
-		"config":       map[string]any{"mediaType": oci.ConfigMediaType, "digest": cd, "size": cs},
-		"layers": []map[string]any{{"mediaType": oci.IndexMediaType, "digest": id, "size": is},
+		// Format version 1, which pull still reads: its one index
+		// document names layers, so hand-made entries need no positions.
+		"artifactType": "application/vnd.melcache.snapshot.v1",
+		"config":       map[string]any{"mediaType": "application/vnd.melcache.snapshot.config.v1+json", "digest": cd, "size": cs},
+		"layers": []map[string]any{{"mediaType": "application/vnd.melcache.snapshot.index.v1+json+zstd", "digest": id, "size": is},
 			{"mediaType": oci.LayerMediaType, "digest": ld, "size": ls}},
 		"annotations": map[string]string{oci.AnnotationCreated: "2026-01-01T00:00:00Z"}}
 	if editManifest != nil {
