@@ -120,7 +120,7 @@ func TestBaseCrossRepositoryMount(t *testing.T) {
 	for _, li := range snapA.Config.Layers {
 		mounted := false
 		for _, m := range mounts {
-			mounted = mounted || strings.Contains(m, li.Digest.Hex) && strings.Contains(m, "from=cache%2Fa") && strings.Contains(m, "\" 201 ")
+			mounted = mounted || strings.Contains(m, "?mount=sha256%3A"+li.Digest.Hex+"&from=cache%2Fa ") && strings.Contains(m, "\" 201 ")
 		}
 		if !mounted {
 			t.Errorf("no successful mount of A's layer %s in the access log:\n%s", li.Digest, strings.Join(mounts, "\n"))

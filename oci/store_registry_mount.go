@@ -52,8 +52,8 @@ func (s *RegistryStore) MountBlob(ctx context.Context, d v1.Hash, from BlobMount
 	if err != nil {
 		return false, s.fail("mounting a blob in", err)
 	}
-	q := url.Values{"mount": {d.String()}, "from": {src.repo.RepositoryStr()}}
-	u := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/?%s", s.repo.Registry.Scheme(), s.repo.RegistryStr(), s.repo.RepositoryStr(), q.Encode())
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/uploads/?mount=%s&from=%s", s.repo.Registry.Scheme(), s.repo.RegistryStr(),
+		s.repo.RepositoryStr(), url.QueryEscape(d.String()), url.QueryEscape(src.repo.RepositoryStr()))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, http.NoBody)
 	if err != nil {
 		return false, err
