@@ -20,9 +20,11 @@ cache; an unchanged cache uploads nothing. The base is, in order: --base REF;
 else the newest snapshot this dir pushed or pulled in the same repository,
 under any tag; else the newest tag matching --restore-keys; else the newest
 snapshot this dir exchanged with another repository of the same registry,
-whose layers the registry then mounts instead of receiving them again (see
-docs/format.md, "Deltas: choosing the base"). --json says which rule chose
-(baseRule) and how many blobs were mounted. GOCACHE entries a running build is still writing are skipped and
+whose layers the registry then mounts instead of receiving them again
+(docs/format.md, "Deltas: choosing the base"). --json says which rule chose
+(baseRule) and how many blobs were mounted (blobsMounted).
+
+GOCACHE entries a running build is still writing are skipped and
 counted. Plain HTTP is used only for loopback registries unless --insecure.`
 
 // pushExample are the examples in the help of `melcache push`.
