@@ -56,6 +56,10 @@ func TestPushBaseFlags(t *testing.T) {
 	if keyed.BaseRule != "restore-key k" {
 		t.Errorf("push --restore-keys: %+v", keyed)
 	}
+	out := mustRun(t, nil, "push", "--dir", src, reg.Host+"/cli/c:k5").stdout
+	if want := "(other repository) in " + b + ", "; !strings.Contains(out, want) || !strings.Contains(out, " blobs mounted") {
+		t.Errorf("push output lacks %q:\n%s", want, out)
+	}
 	r := mrun(t, nil, "push", "--dir", src, "--base", "no:such", a+":k4")
 	if r.code != 2 || !strings.Contains(r.stderr, "--base") {
 		t.Errorf("malformed --base: exit %d\n%s", r.code, r.stderr)
