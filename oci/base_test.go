@@ -346,3 +346,55 @@ func deleteSnapshot(t *testing.T, s Store, digest string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBaseNewKeyRealGo is the measured case on a real Go cache:
+// push :a, build a second program into the same dir, push under a new key
+// (it used to upload everything) and to another repository (mounts). The
+// new key's upload is at most 1.1x the new and changed files as
+// tar | zstd -1 (the layers' level, klauspost's SpeedFastest); the other
+// repository receives none of the layers the first holds.
+func TestBaseNewKeyRealGo(t *testing.T) {
+	testenv.SkipShort(t, "end-to-end (real Go builds, registry)")
+	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
+	work := testenv.TempDir(t)
+	testenv.CopyTree(t, testenv.RealCache(t), filepath.Join(work, "src"))
+	src, _ := mount.New(filepath.Join(work, "src"), mount.Options{})
+	s := registryStore(t, reg, "real/a")
+	first := mustPush(t, src, s, "a", Options{})
+	firstSnap, err := FetchSnapshot(context.Background(), s, first.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testenv.GoEnv{ModCache: src.CacheDir(mount.GoModCache), Cache: src.CacheDir(mount.GoCache)}
+	if n, _ := testenv.GoBuild(t, secondProgram(t), env, "."); n == 0 {
+		t.Fatal("second program compiled nothing: no delta to test")
+	}
+	changed := changedFiles(t, src, firstSnap)
+	zsize := zstdSizeAt(t, src.Dir, changed, "-1")
+	res := mustPush(t, src, s, "ab", Options{})
+	if res.BaseRule != BaseRuleExchanged || res.Base != first.Digest {
+		t.Fatalf("new key: base %q by %q, want %s", res.Base, res.BaseRule, first.Digest)
+	}
+	if float64(res.DataBytes) > 1.1*float64(zsize) {
+		t.Errorf("push under a new key uploaded %d data bytes; the %d new and changed files are %d as tar|zstd -1 (limit 1.1x)", res.DataBytes, len(changed), zsize)
+	}
+	t.Logf("new key: %d files changed, %d bytes tar|zstd -1, %d uploaded (full push: %d)", len(changed), zsize, res.DataBytes, first.DataBytes)
+
+	b := registryStore(t, reg, "real/b")
+	cross := mustPush(t, src, b, "ab", Options{})
+	if cross.BaseRule != BaseRuleOtherRepo || cross.BlobsMounted == 0 || cross.DataBytes != 0 {
+		t.Errorf("push to another repository: %+v", cross)
+	}
+	snapA, err := FetchSnapshot(context.Background(), s, res.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, li := range snapA.Config.Layers {
+		for _, p := range reg.Requests(t, "PUT", "/v2/real/b/blobs/uploads/") {
+			if strings.Contains(p, li.Digest.Hex) {
+				t.Errorf("layer %s, held by real/a, was uploaded to real/b", li.Digest)
+			}
+		}
+	}
+	checkPullsBack(t, b, "ab", src)
+}
