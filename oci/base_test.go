@@ -333,6 +333,24 @@ func TestBaseVanishedFallsThrough(t *testing.T) {
 		t.Fatalf("forged records chose base %q by %q", res.Base, res.BaseRule)
 	}
 	checkPullsBack(t, s, "k4", src)
+
+	// A record planted as a link is neither followed nor written through.
+	target := filepath.Join(testenv.TempDir(t), "elsewhere.json")
+	writeT(t, target, []byte(`{"store":"`+s.String()+`","digest":"`+res.Digest+`","time":"2026-01-01T00:00:00Z"}`), 0o644)
+	link := filepath.Join(src.State, storeRecord(s.String()))
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	res = mustPush(t, src, s, "k5", Options{})
+	if res.BaseRule == BaseRuleExchanged {
+		t.Errorf("a record planted as a link chose the base %q", res.Base)
+	}
+	if b, _ := os.ReadFile(target); !strings.Contains(string(b), "2026-01-01") {
+		t.Errorf("the push wrote through the planted link: %s", b)
+	}
 }
 
 // deleteSnapshot deletes the manifest a push made.
