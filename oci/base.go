@@ -2,11 +2,9 @@ package oci
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/melcache/melcache/mount"
@@ -21,69 +19,6 @@ const (
 	BaseRuleRestoreKey = "restore-key"
 	BaseRuleOtherRepo  = "other repository"
 )
-
-// BlobMounter is a Store that can make a blob another repository of the
-// same registry holds present in itself without uploading it: the
-// distribution spec's cross-repository blob mount. The registry store
-// implements it; layouts do not need it (a base lives in the same layout).
-type BlobMounter interface {
-	Store
-	// Registry names the registry, "host[:port]": mounts and siblings
-	// stay within it.
-	Registry() string
-	// Sibling opens the repository "host[:port]/path" of the same
-	// registry, with this store's transport and credentials; another
-	// registry or a malformed name is an error.
-	Sibling(repository string) (BlobMounter, error)
-	// MountBlob asks the registry to make blob d of repository from
-	// present here. mounted is false when the registry declined (the
-	// caller uploads the blob instead).
-	MountBlob(ctx context.Context, d v1.Hash, from BlobMounter) (mounted bool, err error)
-}
-
-// BaseRef is a parsed --base: a tag or digest in the push's own store, or
-// in another repository of the same registry.
-type BaseRef struct {
-	// Repository is "host[:port]/path" of another repository; "" means
-	// the push's own store.
-	Repository string
-	// Ref is a tag or a "sha256:..." digest.
-	Ref string
-}
-
-// ParseBase parses --base: "TAG", "@sha256:HEX" (or "sha256:HEX") in the
-// push's own store, or "HOST/REPO:TAG" / "HOST/REPO@sha256:HEX" in another
-// repository of the same registry. A tag never holds '/', so a '/' means a
-// repository.
-func ParseBase(s string) (BaseRef, error) {
-	switch {
-	case s == "":
-		return BaseRef{}, errors.New("--base: empty reference")
-	case strings.Contains(s, "/"):
-		r, err := ParseRef(s, RefOptions{})
-		if err != nil {
-			return BaseRef{}, fmt.Errorf("--base: %w", err)
-		}
-		if r.Kind != RefRegistry {
-			return BaseRef{}, fmt.Errorf("--base %s: not a registry repository (a layout's base is a tag or digest in the same layout)", s)
-		}
-		if r.Reference() == "" {
-			return BaseRef{}, fmt.Errorf("--base %s: names no tag or digest", s)
-		}
-		return BaseRef{Repository: r.Repo.String(), Ref: r.Reference()}, nil
-	}
-	d := strings.TrimPrefix(s, "@")
-	if strings.HasPrefix(d, "sha256:") {
-		if _, err := v1.NewHash(d); err != nil {
-			return BaseRef{}, fmt.Errorf("--base %s: %v", s, err)
-		}
-		return BaseRef{Ref: d}, nil
-	}
-	if err := checkTag(s); err != nil {
-		return BaseRef{}, fmt.Errorf("--base: %v", err)
-	}
-	return BaseRef{Ref: s}, nil
-}
 
 // base is the snapshot a push deltas against, where it lives and the rule
 // that chose it.

@@ -12,6 +12,25 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// BlobMounter is a Store that can make a blob another repository of the
+// same registry holds present in itself without uploading it: the
+// distribution spec's cross-repository blob mount. The registry store
+// implements it; layouts do not need it (a base lives in the same layout).
+type BlobMounter interface {
+	Store
+	// Registry names the registry, "host[:port]": mounts and siblings
+	// stay within it.
+	Registry() string
+	// Sibling opens the repository "host[:port]/path" of the same
+	// registry, with this store's transport and credentials; another
+	// registry or a malformed name is an error.
+	Sibling(repository string) (BlobMounter, error)
+	// MountBlob asks the registry to make blob d of repository from
+	// present here. mounted is false when the registry declined (the
+	// caller uploads the blob instead).
+	MountBlob(ctx context.Context, d v1.Hash, from BlobMounter) (mounted bool, err error)
+}
+
 // baseBlobs counts how the base blobs a push keeps got into its store.
 type baseBlobs struct {
 	present int   // already there
