@@ -136,10 +136,10 @@ type Result struct {
 // Push snapshots the caches of l to s under tag (docs/format.md), as a delta
 // against the base chooseBase picks (o.Base, else the newest snapshot this
 // directory exchanged with s, else a restore-key match, else one exchanged
-// with another repository of the same registry). It holds the layout's lock shared: builds (shared holders)
-// may run meanwhile, and a GOCACHE -d file still being written is skipped;
-// pull, prune and clean (exclusive) wait. The phases are pusher's methods,
-// in the order below.
+// with another repository of the same registry). It holds the layout's
+// lock shared: builds (shared holders) may run meanwhile, and a GOCACHE -d
+// file still being written is skipped; pull, prune and clean (exclusive)
+// wait. The phases are pusher's methods, in the order below.
 func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (*Result, error) {
 	p := &pusher{ctx: ctx, l: l, s: s, tag: tag, o: o, log: o.log(), start: time.Now(),
 		res: &Result{Direction: "push", Store: s.String(), Tag: tag}}
