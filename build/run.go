@@ -228,7 +228,7 @@ func (b *run) push(ctx context.Context, ep endpoints, code int) error {
 		b.report.PushSkipped = "the cache directory is not usable"
 		return nil
 	}
-	return b.pushDelta(context.WithoutCancel(ctx), ep.pushStore, ep.pushTag)
+	return b.pushDelta(context.WithoutCancel(ctx), ep.pushStore, ep.pushTag, ep.restoreKeys)
 }
 
 // recordBuild writes how melange is pointed at the caches in the cache

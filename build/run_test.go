@@ -249,3 +249,40 @@ func TestRunRunnerError(t *testing.T) {
 		t.Fatalf("err %v, exit %d: want the runner's error", err, rep.ExitCode)
 	}
 }
+
+// TestRunPushUsesRestoreKeys: a build's restore keys also pick its push's
+// delta base. A fresh cache dir that pulled nothing pushes under a new key
+// as a delta of the newest snapshot matching them.
+func TestRunPushUsesRestoreKeys(t *testing.T) {
+	layout := filepath.Join(t.TempDir(), "out")
+	writeZip := func(f *fixture, v string) func([]string) {
+		return func([]string) {
+			zip := filepath.Join(f.cfg.Layout.CacheDir(mount.GoModCache), "cache", "download", "example.com", "m", "@v", v+".zip")
+			if err := os.MkdirAll(filepath.Dir(zip), 0o755); err != nil {
+				t.Error(err)
+			}
+			if err := os.WriteFile(zip, []byte("zip "+v), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	first := newFixture(t)
+	first.cfg.Push = "oci:" + layout + ":pkg-1"
+	first.runner.build = writeZip(first, "v1.0.0")
+	rep1, err := first.run(t, context.Background())
+	if err != nil || rep1.Push == nil {
+		t.Fatalf("first build: %v, push %+v", err, rep1.Push)
+	}
+
+	second := newFixture(t)
+	second.cfg.Push = "oci:" + layout + ":pkg-2"
+	second.cfg.RestoreKeys = []string{"pkg-"}
+	second.runner.build = writeZip(second, "v1.1.0")
+	rep2, err := second.run(t, context.Background())
+	if err != nil || rep2.Push == nil {
+		t.Fatalf("second build: %v, push %+v", err, rep2.Push)
+	}
+	if rep2.Push.BaseRule != "restore-key pkg-" || rep2.Push.Base != rep1.Push.Digest {
+		t.Errorf("push base %q by %q; want %s by restore-key pkg-", rep2.Push.Base, rep2.Push.BaseRule, rep1.Push.Digest)
+	}
+}

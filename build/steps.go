@@ -198,9 +198,11 @@ func (b *run) mark(ctx context.Context) error {
 }
 
 // pushDelta pushes what the build added. Its failure is a warning (the
-// build's result stands) unless Strict.
-func (b *run) pushDelta(ctx context.Context, s oci.Store, tag string) error {
-	o := oci.Options{Lock: b.lock, Log: b.log, LockOptions: b.o.LockOptions}
+// build's result stands) unless Strict. The restore keys that found the
+// pull's snapshot also find the push's delta base when this dir exchanged
+// none with the store (oci.Options.RestoreKeys).
+func (b *run) pushDelta(ctx context.Context, s oci.Store, tag string, restoreKeys []string) error {
+	o := oci.Options{Lock: b.lock, Log: b.log, LockOptions: b.o.LockOptions, RestoreKeys: restoreKeys}
 	// The snapshot records the Go version when it can be known; an
 	// unknown one is "" (doctor then cannot compare), not a failed push.
 	o.GoVersion, _ = b.goVer.Version(ctx)

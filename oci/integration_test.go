@@ -258,8 +258,14 @@ func changedFiles(t *testing.T, l mount.Layout, base *Snapshot) []string {
 // through the zstd command at its default level.
 func zstdSize(t *testing.T, dir string, files []string) int64 {
 	t.Helper()
+	return zstdSizeAt(t, dir, files, "-3")
+}
+
+// zstdSizeAt is zstdSize at a given zstd level flag ("-1").
+func zstdSizeAt(t *testing.T, dir string, files []string, level string) int64 {
+	t.Helper()
 	testenv.RequireTool(t, "zstd")
-	cmd := exec.Command("sh", "-c", "tar -cf - --no-recursion -T - | zstd -q -c | wc -c")
+	cmd := exec.Command("sh", "-c", "tar -cf - --no-recursion -T - | zstd -q "+level+" -c | wc -c")
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(strings.Join(files, "\n") + "\n")
 	var out, errb bytes.Buffer

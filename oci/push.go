@@ -36,8 +36,13 @@ type Options struct {
 	// Replace makes a pull give exactly the snapshot instead of merging.
 	Replace bool
 	// RestoreKeys are tag prefixes a pull falls back to, in order, when the
-	// reference's tag does not exist (newest by created annotation wins).
+	// reference's tag does not exist (newest by created annotation wins);
+	// a push picks its delta base among them when this directory has
+	// exchanged no snapshot with the store (rule (c) of chooseBase).
 	RestoreKeys []string
+	// Base forces a push's delta base (ParseBase): a tag or digest in the
+	// store, or in another repository of the same registry.
+	Base string
 	// Lock is a lock the caller already holds on the layout, reused instead
 	// of taking a new one.
 	Lock *mount.Lock
@@ -94,8 +99,12 @@ type Result struct {
 	Store     string `json:"store"`
 	Tag       string `json:"tag,omitempty"`
 	Digest    string `json:"digest"`
-	// Base is the snapshot a push was a delta of.
-	Base string `json:"base,omitempty"`
+	// Base is the snapshot a push was a delta of; BaseRule the rule that
+	// chose it (BaseRuleForced, ...; "restore-key PREFIX"); BaseStore
+	// its repository when not the push's own.
+	Base      string `json:"base,omitempty"`
+	BaseRule  string `json:"baseRule,omitempty"`
+	BaseStore string `json:"baseStore,omitempty"`
 	// Resolved says how a pull found its snapshot: "tag", "digest" or
 	// "restore-key PREFIX".
 	Resolved string `json:"resolved,omitempty"`
@@ -108,6 +117,9 @@ type Result struct {
 	// BlobsSkipped counts blobs not moved: already in the store (push) or
 	// whose files were all present locally (pull).
 	BlobsSkipped int `json:"blobsSkipped"`
+	// BlobsMounted counts base blobs a push made present by a
+	// cross-repository mount instead of an upload.
+	BlobsMounted int `json:"blobsMounted,omitempty"`
 	// Files and Bytes count the snapshot's files and their size.
 	Files int   `json:"files"`
 	Bytes int64 `json:"bytes"`
@@ -123,11 +135,12 @@ type Result struct {
 }
 
 // Push snapshots the caches of l to s under tag (docs/format.md), as a delta
-// against the snapshot last exchanged with s under that tag when the store
-// still has it. It holds the layout's lock shared: builds (shared holders)
-// may run meanwhile, and a GOCACHE -d file still being written is skipped;
-// pull, prune and clean (exclusive) wait. The phases are pusher's methods,
-// in the order below.
+// against the base chooseBase picks (o.Base, else the newest snapshot this
+// directory exchanged with s, else a restore-key match, else one exchanged
+// with another repository of the same registry). It holds the layout's
+// lock shared: builds (shared holders) may run meanwhile, and a GOCACHE -d
+// file still being written is skipped; pull, prune and clean (exclusive)
+// wait. The phases are pusher's methods, in the order below.
 func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (*Result, error) {
 	p := &pusher{ctx: ctx, l: l, s: s, tag: tag, o: o, log: o.log(), start: time.Now(),
 		res: &Result{Direction: "push", Store: s.String(), Tag: tag}}
@@ -183,11 +196,13 @@ type pusher struct {
 	start time.Time
 	res   *Result
 
-	entries []Entry   // set by scan: the caches' entries
-	base    *Snapshot // set by scan, cleared by diff when unusable: the delta's base
-	plan    *plan     // set by diff
-	packed  []*packedLayer
-	layers  []LayerInfo // the new config's layers: the base's kept ones, then the packed ones
+	entries   []Entry   // set by scan: the caches' entries
+	base      *Snapshot // set by scan, cleared by diff when unusable: the delta's base
+	baseStore Store     // set with base: where it lives (s, or a sibling repository)
+	keptBlobs baseBlobs // set by diff: how the kept base layers got into s
+	plan      *plan     // set by diff
+	packed    []*packedLayer
+	layers    []LayerInfo // the new config's layers: the base's kept ones, then the packed ones
 }
 
 // recover finishes an interrupted restore first: the caches could be half
@@ -215,7 +230,17 @@ func (p *pusher) probe() error {
 // file's digest up front; a full push hashes while packing, so each byte
 // is hashed once.
 func (p *pusher) scan() error {
-	p.base = loadBase(p.ctx, p.l, p.s, p.tag, p.log)
+	b, err := chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, p.log)
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		p.base, p.baseStore = b.snap, b.store
+		p.res.BaseRule = b.rule
+		if b.store != p.s {
+			p.res.BaseStore = b.store.String()
+		}
+	}
 	caches, err := p.o.pushCaches(p.l)
 	if err != nil {
 		return err
@@ -239,9 +264,11 @@ func (p *pusher) scan() error {
 }
 
 // diff plans the snapshot against the base: which base layers it keeps and
-// which files go into new layers. Without the base's layers (or index
-// documents) in the store it plans a full snapshot; a version 1 base has no
-// file positions to keep, so the push repacks every file (a compaction).
+// which files go into new layers, and makes the reused base blobs (kept
+// data layers, index documents) present in the store, mounted from the
+// base's repository when it is another one; without them it plans a full
+// snapshot. A version 1 base has no file positions to keep, so the push
+// repacks every file (a compaction).
 func (p *pusher) diff() error {
 	v1Base := p.base != nil && p.base.Config.FormatVersion != FormatVersion
 	p.plan = makePlan(p.entries, p.base, p.o.Compact || v1Base)
@@ -249,10 +276,15 @@ func (p *pusher) diff() error {
 		p.plan.reason = fmt.Sprintf("the base is format version %d, without file positions", p.base.Config.FormatVersion)
 		p.log.Info("pushing a full format 2 snapshot: "+p.plan.reason, "base", p.base.Digest)
 	}
-	if p.base != nil && !p.plan.compact && !baseLayersPresent(p.ctx, p.s, reusedBlobs(p.base, p.plan.kept)) {
-		p.log.Warn("store lacks layers of the base snapshot; pushing a full snapshot", "base", p.base.Digest)
-		p.base = nil
-		p.plan = makePlan(p.entries, nil, p.o.Compact)
+	if p.base != nil && !p.plan.compact {
+		kb, ok := ensureBlobs(p.ctx, p.s, p.baseStore, reusedDescriptors(p.plan.kept, p.base), p.o.jobs(), p.log)
+		if !ok {
+			p.base, p.baseStore, p.res.BaseRule, p.res.BaseStore = nil, nil, "", ""
+			p.plan = makePlan(p.entries, nil, p.o.Compact)
+		}
+		p.keptBlobs = kb
+		p.res.BlobsMounted = kb.mounted
+		p.res.Layers, p.res.DataBytes = kb.copied, kb.bytes
 	}
 	if p.base != nil {
 		p.res.Base = p.base.Digest.String()
@@ -328,9 +360,9 @@ func (p *pusher) packAndUpload(tmp string) error {
 		p.res.Files, p.res.Bytes = countFiles(&Index{Entries: p.plan.entries})
 	}
 	p.log.Debug("uploaded data layers", "elapsed", time.Since(p.start))
-	p.res.Layers = len(p.packed) - int(skipped.Load())
-	p.res.DataBytes = dataBytes.Load()
-	p.res.BlobsSkipped = int(skipped.Load()) + len(p.plan.kept)
+	p.res.Layers += len(p.packed) - int(skipped.Load())
+	p.res.DataBytes += dataBytes.Load()
+	p.res.BlobsSkipped = int(skipped.Load()) + p.keptBlobs.present
 	return nil
 }
 
@@ -376,8 +408,8 @@ func (p *pusher) uploadMetadata() (cfgDesc v1.Descriptor, chain *indexChain, err
 			return cfgDesc, nil, err
 		}
 	}
-	if p.base != nil && p.base.Manifest.Config.Digest == cfgDesc.Digest {
-		p.res.BlobsSkipped++ // the base's config: the store has it
+	if p.base != nil && p.baseStore == p.s && p.base.Manifest.Config.Digest == cfgDesc.Digest {
+		p.res.BlobsSkipped++ // the base's config, in this store
 		return cfgDesc, chain, nil
 	}
 	return cfgDesc, chain, p.uploadSmall(cfgDesc, cb)
@@ -456,7 +488,11 @@ func dropUnhashed(p *plan) int {
 func finish(l mount.Layout, s Store, tag string, res *Result, start time.Time, dir string) (*Result, error) {
 	now := time.Now()
 	crashPoint(dir + "-record") // "push-record", "pull-record": done, not yet recorded
-	if err := recordBase(l, BaseRecord{Store: s.String(), Tag: tag, Digest: res.Digest, Direction: dir, Time: now.UTC()}); err != nil {
+	var registry string
+	if m, ok := s.(BlobMounter); ok {
+		registry = m.Registry()
+	}
+	if err := recordBase(l, registry, BaseRecord{Store: s.String(), Tag: tag, Digest: res.Digest, Direction: dir, Time: now.UTC()}); err != nil {
 		return nil, err
 	}
 	ref := s.String()
@@ -496,49 +532,9 @@ func compressedSize(li LayerInfo, packed []*packedLayer, base *Snapshot) int64 {
 	return -1
 }
 
-// loadBase fetches the base snapshot for a push, or nil for a full push.
 // probeDigest is the digest of zero bytes: a blob no snapshot needs, so
 // asking a store for it tests reachability and credentials and nothing else.
 var probeDigest = v1.Hash{Algorithm: "sha256", Hex: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}
-
-func loadBase(ctx context.Context, l mount.Layout, s Store, tag string, log *slog.Logger) *Snapshot {
-	rec, err := baseFor(l, s.String(), tag)
-	if err != nil {
-		log.Warn("unreadable base record; pushing a full snapshot", "err", err)
-		return nil
-	}
-	if rec == nil {
-		return nil
-	}
-	snap, err := FetchSnapshot(ctx, s, rec.Digest)
-	if err != nil {
-		if !isNotFound(err) {
-			log.Warn("cannot read the base snapshot; pushing a full snapshot", "base", rec.Digest, "err", err)
-		}
-		return nil
-	}
-	return snap
-}
-
-// reusedBlobs are the base blobs a delta push lists in its manifest: the
-// data layers it keeps and the base's index documents.
-func reusedBlobs(base *Snapshot, kept []LayerInfo) []LayerInfo {
-	out := append([]LayerInfo(nil), kept...)
-	for _, d := range base.IndexLayers() {
-		out = append(out, LayerInfo{Digest: d.Digest})
-	}
-	return out
-}
-
-func baseLayersPresent(ctx context.Context, s Store, kept []LayerInfo) bool {
-	for _, li := range kept {
-		ok, err := s.HasBlob(ctx, li.Digest)
-		if err != nil || !ok {
-			return false
-		}
-	}
-	return true
-}
 
 func blobDescriptor(mt string, b []byte) v1.Descriptor {
 	h, n, _ := v1.SHA256(strings.NewReader(string(b)))

@@ -10,18 +10,32 @@ import (
 	"github.com/melcache/melcache/mount"
 )
 
-// snapshotsDir holds, under the layout's state directory, one record per
-// (store, tag) of the snapshot last pushed or pulled: the delta bases.
+// snapshotsDir holds, under the layout's state directory, the records of
+// the snapshots this cache directory pushed or pulled: the delta bases
+// (docs/format.md, "Deltas: choosing the base").
 const snapshotsDir = "snapshots"
 
-// BaseRecord is the snapshot a cache directory last exchanged with a store
-// under a tag.
+// maxRegistryRecords is how many repositories of one registry the
+// registry record remembers. A builder exchanges snapshots with a handful
+// of repositories (a cache per project or branch); the cross-repository
+// rule wants the newest few, and a bound keeps a record the build can
+// write (and so inflate) cheap to read and to act on: each candidate may
+// cost a manifest request.
+const maxRegistryRecords = 8
+
+// BaseRecord is a snapshot a cache directory exchanged with a store.
 type BaseRecord struct {
 	Store     string    `json:"store"`
 	Tag       string    `json:"tag"`
 	Digest    string    `json:"digest"`
 	Direction string    `json:"direction"`
 	Time      time.Time `json:"time"`
+}
+
+// registryRecord lists the newest exchange with each of the last few
+// repositories of one registry, newest first.
+type registryRecord struct {
+	Recent []BaseRecord `json:"recent"`
 }
 
 func recordName(parts ...string) string {
@@ -33,7 +47,21 @@ func recordName(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil)[:12]) + ".json"
 }
 
-// refRecord and pullRecord name records inside the state directory.
+// storeRecord names the record of the newest exchange with a store, under
+// any tag: rule (b) of the base rule.
+func storeRecord(store string) string {
+	return filepath.Join(snapshotsDir, "store-"+recordName(store))
+}
+
+// registryRecordName names the record of the newest exchanges with the
+// repositories of one registry: rule (d).
+func registryRecordName(registry string) string {
+	return filepath.Join(snapshotsDir, "registry-"+recordName(registry))
+}
+
+// refRecord and pullRecord name the records melcache wrote before the
+// store record existed (per store and tag, and per store for pulls). They
+// are still read, so the first push after an upgrade keeps its base.
 func refRecord(store, tag string) string {
 	return filepath.Join(snapshotsDir, "ref-"+recordName(store, tag))
 }
@@ -46,38 +74,43 @@ func readRecord(l mount.Layout, name string) (*BaseRecord, error) {
 	return mount.ReadState[BaseRecord](l, name)
 }
 
-// writeRecord records r under name.
+// writeRecord records v under name.
 //
 // Durability: fsutil.SyncFile. A base record only picks the snapshot the
 // next push deltas against; losing one to a crash makes that push larger
 // (an older base, or none), never wrong, so it does not wait for a
 // directory flush.
-func writeRecord(l mount.Layout, name string, r BaseRecord) error {
-	return mount.WriteState(l, name, r, fsutil.WriteOptions{Sync: fsutil.SyncFile})
+func writeRecord(l mount.Layout, name string, v any) error {
+	return mount.WriteState(l, name, v, fsutil.WriteOptions{Sync: fsutil.SyncFile})
 }
 
-// recordBase remembers digest as the base for (store, tag); a pull is also
-// remembered as the store's last pull, the fallback base of a push under a
-// new tag (a CI job restores key A and saves key B).
-func recordBase(l mount.Layout, r BaseRecord) error {
-	if r.Tag != "" {
-		if err := writeRecord(l, refRecord(r.Store, r.Tag), r); err != nil {
-			return err
+// recordBase remembers r as the newest exchange with its store and, when
+// registry is not "" (a registry store), with that registry.
+//
+// The registry record is read, changed and written without a lock: two
+// pushes from one directory to two repositories at once may lose one of
+// the two entries, which costs a later cross-repository push its base,
+// never correctness.
+func recordBase(l mount.Layout, registry string, r BaseRecord) error {
+	if err := writeRecord(l, storeRecord(r.Store), r); err != nil {
+		return err
+	}
+	if registry == "" {
+		return nil
+	}
+	name := registryRecordName(registry)
+	old, err := mount.ReadState[registryRecord](l, name)
+	if err != nil || old == nil {
+		old = &registryRecord{} // an unreadable record is replaced
+	}
+	rec := registryRecord{Recent: []BaseRecord{r}}
+	for _, o := range old.Recent {
+		if len(rec.Recent) == maxRegistryRecords {
+			break
+		}
+		if o.Store != r.Store {
+			rec.Recent = append(rec.Recent, o)
 		}
 	}
-	if r.Direction == "pull" {
-		return writeRecord(l, pullRecord(r.Store), r)
-	}
-	return nil
-}
-
-// baseFor returns the record a push to (store, tag) deltas against, or nil.
-func baseFor(l mount.Layout, store, tag string) (*BaseRecord, error) {
-	if tag != "" {
-		r, err := readRecord(l, refRecord(store, tag))
-		if r != nil || err != nil {
-			return r, err
-		}
-	}
-	return readRecord(l, pullRecord(store))
+	return writeRecord(l, name, rec)
 }

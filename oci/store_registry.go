@@ -45,6 +45,9 @@ type RegistryStore struct {
 	mu     sync.Mutex
 	pullRT http.RoundTripper // authenticated, pull scope
 	pushRT http.RoundTripper // authenticated, push+pull scope
+	// mountRT: authenticated to push here and pull from a mount's source
+	// repository, by source (store_registry_mount.go).
+	mountRT map[string]http.RoundTripper
 }
 
 // NewRegistryStore returns the store for repo. It connects to nothing until

@@ -95,7 +95,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&f.dir, "dir", mount.DefaultDir, "cache directory (given to melange as --cache-dir)")
 	_ = c.MarkFlagDirname("dir")
 	c.Flags().StringVar(&f.pull, "pull", "", "restore this snapshot first: HOST/REPO[:TAG], oci:PATH[:TAG]")
-	c.Flags().StringSliceVar(&f.restoreKeys, "restore-keys", nil, "tag prefixes to fall back to when the pull tag is missing (templates; repeat or comma-separate)")
+	c.Flags().StringSliceVar(&f.restoreKeys, "restore-keys", nil, "tag prefixes to fall back to when the pull tag is missing, and to pick the push's delta base from (templates; repeat or comma-separate)")
 	c.Flags().StringVar(&f.push, "push", "", "push the delta after a successful build: HOST/REPO[:TAG], oci:PATH[:TAG]")
 	c.Flags().StringVar(&f.key, "key", "", "tag template for --pull and --push REFs without a tag: {arch}, {go}, {hash:FILE} (FILE relative to the source dir)")
 	c.Flags().StringVar(&f.goVersion, "go", "", goFlagUsage)

@@ -60,7 +60,6 @@ func newPullCmd(g *globals) *cobra.Command {
 	fl.register(c, false)
 	c.Flags().BoolVar(&fl.replace, "replace", false, "make the caches exactly the snapshot (default: merge)")
 	c.Flags().BoolVar(&fl.requireDigest, "require-digest", false, "refuse a REF without @sha256:<digest> (pin the exact snapshot; see docs/security.md)")
-	c.Flags().StringSliceVar(&fl.restoreKeys, "restore-keys", nil, "tag prefixes to fall back to, in order (repeat or comma-separate)")
 	c.Flags().BoolVar(&fl.missingOK, "missing-ok", false, "exit 0 with a notice when no snapshot matches (a first run): nothing is restored")
 	return c
 }
@@ -70,7 +69,6 @@ type pullFlags struct {
 	snapshotFlags
 	replace       bool
 	requireDigest bool
-	restoreKeys   []string
 	missingOK     bool
 }
 
@@ -93,13 +91,7 @@ func runPull(cmd *cobra.Command, g *globals, f *pullFlags, args []string) error 
 	if f.requireDigest && len(f.restoreKeys) > 0 {
 		return usageErrorf("--require-digest: --restore-keys would pick a snapshot by tag prefix; give a pinned REPO@sha256:<digest> only")
 	}
-	// Prefixes are templates too, but not cut to a tag: a prefix
-	// may end in '-'.
-	ko, err := f.keyOptions(ctx)
-	if err != nil {
-		return err
-	}
-	keys, err := build.ExpandRestoreKeys(f.restoreKeys, ko)
+	keys, err := f.expandRestoreKeys(ctx)
 	if err != nil {
 		return err
 	}

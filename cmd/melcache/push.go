@@ -15,20 +15,32 @@ artifact (docs/format.md). REF is a registry reference (HOST/REPO[:TAG]),
 oci:PATH[:TAG] for an OCI image layout, or nothing for the embedded store under
 the user's cache directory. The tag is REF's, or --key's expansion, or "latest".
 
-Only what changed since the snapshot last pushed to or pulled from the same
-store is uploaded, as one new layer per cache; an unchanged cache uploads
-nothing. GOCACHE entries a running build is still writing are skipped and
+Only what changed against a base snapshot is uploaded, as one new layer per
+cache; an unchanged cache uploads nothing. The base is, in order: --base REF;
+else the newest snapshot this dir pushed or pulled in the same repository,
+under any tag; else the newest tag matching --restore-keys; else the newest
+snapshot this dir exchanged with another repository of the same registry,
+whose layers the registry then mounts instead of receiving them again
+(docs/format.md, "Deltas: choosing the base"). --json says which rule chose
+(baseRule) and how many blobs were mounted (blobsMounted).
+
+GOCACHE entries a running build is still writing are skipped and
 counted. Plain HTTP is used only for loopback registries unless --insecure.`
 
 // pushExample are the examples in the help of `melcache push`.
 const pushExample = `  melcache push ghcr.io/acme/gocache:main
   melcache push --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml ghcr.io/acme/gocache
+  melcache push --key 'go-{go}-{arch}-{hash:go.sum}' --config pkg.yaml \
+      --restore-keys 'go-{go}-{arch}-' ghcr.io/acme/gocache   # a new key deltas against the newest match
+  melcache push --base main ghcr.io/acme/gocache:pr-42       # delta against :main
+  melcache push --base ghcr.io/acme/base-cache:main ghcr.io/acme/gocache:main   # layers mounted from another repository
   melcache push oci:/srv/cache-layout:nightly --json
   melcache push                                   # embedded store, tag latest
   melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version`
 
 func newPushCmd(g *globals) *cobra.Command {
 	var f snapshotFlags
+	var base string
 	c := &cobra.Command{
 		Use:     "push [REF]",
 		Short:   "Snapshot the caches to a registry, an OCI layout or the embedded store",
@@ -59,6 +71,15 @@ func newPushCmd(g *globals) *cobra.Command {
 			if o.Only, err = oci.ParseOnly(f.only); err != nil {
 				return usageErrorf("%v", err)
 			}
+			if base != "" {
+				if _, err := oci.ParseBase(base); err != nil {
+					return usageErrorf("%v", err)
+				}
+			}
+			if o.RestoreKeys, err = f.expandRestoreKeys(ctx); err != nil {
+				return err
+			}
+			o.Base = base
 			p := f.progress(g)
 			o.Progress = p
 			res, err := oci.Push(ctx, l, s, tag, o)
@@ -70,5 +91,6 @@ func newPushCmd(g *globals) *cobra.Command {
 		},
 	}
 	f.register(c, true)
+	c.Flags().StringVar(&base, "base", "", "delta base: a TAG or @sha256:DIGEST in REF's repository, or HOST/REPO:TAG|@sha256:DIGEST in another repository of the same registry")
 	return c
 }

@@ -33,6 +33,9 @@ func printResult(w io.Writer, asJSON bool, r *oci.Result) error {
 	case r.Direction == "push":
 		fmt.Fprintf(w, "pushed %s@%s: %d files (%s), %d new layers (%s), %d blobs already there, %.1fs\n",
 			where, r.Digest, r.Files, units.FormatSize(r.Bytes), r.Layers, units.FormatSize(r.DataBytes), r.BlobsSkipped, r.Seconds)
+		if r.Base != "" {
+			printBase(w, r)
+		}
 		if r.Compacted != "" {
 			fmt.Fprintf(w, "compacted: %s\n", r.Compacted)
 		}
@@ -47,4 +50,14 @@ func printResult(w io.Writer, asJSON bool, r *oci.Result) error {
 		fmt.Fprintf(w, "skipped %d entries that are neither files nor directories\n", r.Other)
 	}
 	return nil
+}
+
+// printBase says which snapshot a push was a delta of, and by which rule
+// (docs/format.md, "Deltas: choosing the base").
+func printBase(w io.Writer, r *oci.Result) {
+	fmt.Fprintf(w, "delta of %s (%s)", r.Base, r.BaseRule)
+	if r.BaseStore != "" {
+		fmt.Fprintf(w, " in %s, %d blobs mounted", r.BaseStore, r.BlobsMounted)
+	}
+	fmt.Fprintln(w)
 }

@@ -31,6 +31,9 @@ type snapshotFlags struct {
 	isPush   bool // push records the Go version in the snapshot
 	noWait   bool
 	only     string
+	// restoreKeys are tag-prefix templates (build.ExpandRestoreKeys): a
+	// pull's fallbacks, a push's base candidates.
+	restoreKeys []string
 }
 
 func (f *snapshotFlags) register(c *cobra.Command, push bool) {
@@ -47,6 +50,11 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 	c.Flags().StringVar(&f.config, "config", "", "melange YAML that {go} reads (its Go package and repositories)")
 	c.Flags().StringVar(&f.goPin, "go", "", goFlagUsage)
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail instead of waiting when the cache directory is locked")
+	restoreUsage := "tag prefixes to fall back to, in order (repeat or comma-separate)"
+	if push {
+		restoreUsage = "tag prefixes to pick the delta base from when this dir exchanged no snapshot with the repository, in order (repeat or comma-separate)"
+	}
+	c.Flags().StringSliceVar(&f.restoreKeys, "restore-keys", nil, restoreUsage)
 	c.Flags().StringVar(&f.only, "only", "", "only this cache: gomodcache or gocache (a partial snapshot; a pull leaves the other cache untouched)")
 }
 
@@ -135,6 +143,17 @@ func (f *snapshotFlags) keyOptions(ctx context.Context) (oci.KeyOptions, error) 
 		o.Dir = filepath.Dir(f.config)
 	}
 	return o, nil
+}
+
+// expandRestoreKeys expands --restore-keys with the parser pull and build
+// share. Prefixes are templates too, but not cut to a tag: a prefix may
+// end in '-'.
+func (f *snapshotFlags) expandRestoreKeys(ctx context.Context) ([]string, error) {
+	ko, err := f.keyOptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return build.ExpandRestoreKeys(f.restoreKeys, ko)
 }
 
 // progress returns bars on a terminal stderr unless --json or --quiet; the
