@@ -36,9 +36,10 @@ mc_json_bytes() { jq '(.dataBytes // 0) + (.metadataBytes // 0)' "$1"; }
 
 # mc_build SRC PKG DIR REF: melcache pull (restore-keys, merge), build, push under the key.
 # Prints key, restored (exact | prefix:HASH | miss), down bytes, pull s, build s, push s, up
-# bytes, compile actions run, reused. Runs melcache in SRC, where {hash:go.sum} finds go.sum.
+# bytes, what the push was a delta of (its rule, or none), compile actions run, reused. Runs
+# melcache in SRC, where {hash:go.sum} finds go.sum.
 mc_build() {
-  local src=$1 pkg=$2 dir=$3 ref=$4 t0 ps restored down b pu up key
+  local src=$1 pkg=$2 dir=$3 ref=$4 t0 ps restored down b pu up key base
   [ -d "$dir" ] || "$MC" prepare -q --dir "$dir" >/dev/null
   sync
   t0=$(bench_now)
@@ -55,7 +56,9 @@ mc_build() {
   pu=$(bench_since "$t0")
   up=$(mc_json_bytes "$WORK/push.json")
   key=$(jq -r .tag "$WORK/push.json")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$restored" "$down" "$ps" "$(cut -f1 <<<"$b")" "$pu" "$up" "$(cut -f2 <<<"$b")" "$(cut -f3 <<<"$b")"
+  # baseRule is push's (issue 13); before it, a push with a base says only which.
+  base=$(jq -r 'if .unchanged then "unchanged" else (.baseRule // (if .base then "base" else "none" end)) end | gsub("[\t ]"; "_")' "$WORK/push.json")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$restored" "$down" "$ps" "$(cut -f1 <<<"$b")" "$pu" "$up" "$base" "$(cut -f2 <<<"$b")" "$(cut -f3 <<<"$b")"
 }
 
 # ac_build SRC PKG DIR STORE KEY: the actions/cache model. STORE holds one immutable archive per

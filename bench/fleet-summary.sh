@@ -11,15 +11,15 @@ echo "$(val run.tsv date), commit $(val run.tsv commit), $(val run.tsv go), $(va
   "load at the end $(val run.tsv load), run time $(awk '{printf "%.1f", $1/60}' "$RES/seconds") min" \
   "(builds only); push --restore-keys: $(val run.tsv push_restore_keys)."
 echo
-echo "| # | build | on | melcache restored | down MB | up MB | pull s | build s | push s | compiles run / reused | actions/cache restored | down MB | up MB | restore s | build s | save s | compiles run / reused | cold s (compiles) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| # | build | on | melcache restored | down MB | up MB | pull s | build s | push s | push delta of | compiles run / reused | actions/cache restored | down MB | up MB | restore s | build s | save s | compiles run / reused | cold s (compiles) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 awk -F'\t' -v OFS=' | ' '
   function mb(b) { return sprintf("%.2f", b / 1e6) }
   NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
   {
-    cold = ($c["cold_s"] == "-") ? "-" : $c["cold_s"] " (" $c["cold_run"] ")"
+    cold = ($c["cold_s"] == "-" || $c["cold_s"] == "") ? "-" : $c["cold_s"] " (" $c["cold_run"] ")"
     print "| " $c["step"], $c["program"] "@" $c["version"], $c["builder"],
-      $c["mc_restored"], mb($c["mc_down"]), mb($c["mc_up"]), $c["mc_pull_s"], $c["mc_build_s"], $c["mc_push_s"], $c["mc_run"] " / " $c["mc_reused"],
+      $c["mc_restored"], mb($c["mc_down"]), mb($c["mc_up"]), $c["mc_pull_s"], $c["mc_build_s"], $c["mc_push_s"], ("mc_base" in c ? $c["mc_base"] : "?"), $c["mc_run"] " / " $c["mc_reused"],
       $c["ac_restored"], mb($c["ac_down"]), mb($c["ac_up"]), $c["ac_restore_s"], $c["ac_build_s"], $c["ac_save_s"], $c["ac_run"] " / " $c["ac_reused"],
       cold " |"
   }' "$RES/builds.tsv"
@@ -28,14 +28,14 @@ awk -F'\t' -v rall="$(val storage.tsv registry_all)" -v rgc="$(val storage.tsv r
   -v mall="$(val storage.tsv model_all)" -v mnew="$(val storage.tsv model_newest)" '
   function mb(b) { return sprintf("%.1f MB", b / 1e6) }
   function ratio(a, b) { return b > 0 ? sprintf("%.3f", a / b) : "-" }
-  function verdict(a, b, max) { return b > 0 && a / b <= max ? "**met**" : "**missed**" }
+  function verdict(a, b, max) { return b == 0 ? "-" : a / b <= max ? "**met**" : "**missed**" }
   NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
   {
     mu += $c["mc_up"]; md += $c["mc_down"]; au += $c["ac_up"]; ad += $c["ac_down"]
     mt += $c["mc_pull_s"] + $c["mc_build_s"] + $c["mc_push_s"]; at += $c["ac_restore_s"] + $c["ac_build_s"] + $c["ac_save_s"]
     mb_ += $c["mc_build_s"]; ab += $c["ac_build_s"]
     mrun += $c["mc_run"]; mre += $c["mc_reused"]; arun += $c["ac_run"]; are += $c["ac_reused"]
-    if ($c["cold_s"] != "-") { cs += $c["cold_s"]; cr += $c["cold_run"]; cn++ }
+    if ($c["cold_s"] != "-" && $c["cold_s"] != "") { cs += $c["cold_s"]; cr += $c["cold_run"]; cn++ }
   }
   END {
     print "| total | melcache | actions/cache model | melcache / model | target |"
