@@ -1,0 +1,110 @@
+package cacheprog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Listener is the host's socket in a directory the build may write
+// (DIR/.melcache/cacheprog).
+type Listener struct {
+	*net.UnixListener
+	dirfd   int
+	name    string
+	display string
+}
+
+// Listen makes the unix socket name in dir and listens on it. dir must be
+// a real directory (a link at its last element is refused) and is held
+// open: the socket is bound through /proc/self/fd, so a link swapped in
+// for dir afterwards cannot move it elsewhere, and the path stays short
+// whatever DIR is (sun_path holds 108 bytes). An entry already at name
+// (a stale socket, or anything the build planted) is unlinked, never
+// followed. With uid >= 0 the socket is given to uid:gid (lchown), so
+// the build user can connect when the host runs as root.
+func Listen(dir, name string, uid, gid int) (*Listener, error) {
+	display := filepath.Join(dir, name)
+	if name != filepath.Base(name) || name == "." || name == ".." {
+		return nil, fmt.Errorf("cacheprog socket %s: not a plain name", display)
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cacheprog socket %s: opening %s: %w (a link there is not followed)", display, dir, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	if err := unix.Unlinkat(fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return nil, fmt.Errorf("cacheprog socket %s: removing what is there: %w", display, err)
+	}
+	addr := &net.UnixAddr{Net: "unix", Name: fmt.Sprintf("/proc/self/fd/%d/%s", fd, name)}
+	ln, err := net.ListenUnix("unix", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cacheprog socket %s: %w", display, err)
+	}
+	ln.SetUnlinkOnClose(false) // the /proc path is only valid while fd is open
+	if uid >= 0 {
+		if err := unix.Fchownat(fd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("cacheprog socket %s: %w", display, err)
+		}
+	}
+	ok = true
+	return &Listener{UnixListener: ln, dirfd: fd, name: name, display: display}, nil
+}
+
+// Path is the socket's host path.
+func (l *Listener) Path() string { return l.display }
+
+// Close stops listening and removes the socket.
+func (l *Listener) Close() error {
+	err := l.UnixListener.Close()
+	_ = unix.Unlinkat(l.dirfd, l.name, 0)
+	unix.Close(l.dirfd)
+	return err
+}
+
+// Host serves every connection on a listener with one Backend: each is
+// one go command's GOCACHEPROG session through a forwarder.
+type Host struct {
+	Backend Backend
+	Stats   *Stats
+	Log     *slog.Logger
+}
+
+// Serve accepts connections until ln is closed, then waits for the
+// sessions in progress to end (they end when the guest's go commands
+// close them, or when ctx is done).
+func (h *Host) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	srv := &Server{Backend: h.Backend, Stats: h.Stats, Log: h.Log}
+	for {
+		c, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("cacheprog host: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			if err := srv.Serve(ctx, c, c); err != nil && h.Log != nil {
+				h.Log.Warn("cacheprog session ended", "err", err)
+			}
+		}()
+	}
+}
