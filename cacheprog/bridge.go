@@ -69,8 +69,7 @@ func StartBridge(ctx context.Context, l mount.Layout, o BridgeOptions) (*Bridge,
 		return nil, err
 	}
 	b := &Bridge{done: make(chan error, 1)}
-	guestState := path.Join(mount.GuestRoot, mount.StateName, bridgeDir)
-	b.GuestProg, b.GuestSocket = path.Join(guestState, forwarderName), path.Join(guestState, socketName)
+	b.GuestProg, b.GuestSocket = GuestPaths(path.Join(mount.GuestRoot, mount.StateName))
 	var err error
 	b.store, err = OpenStore(l.CacheDir(mount.GoCache), StoreOptions{DiskDir: l.GuestPath(mount.GoCache), Stats: &b.stats})
 	if err != nil {
@@ -99,6 +98,13 @@ func (b *Bridge) Stop() (Report, error) {
 	b.cancel()
 	err = errors.Join(err, <-b.done, b.store.Close())
 	return b.stats.Report(), err
+}
+
+// GuestPaths are the forwarder's and the socket's paths given the state
+// directory's path (as the guest sees it): what GOCACHEPROG and ForwardEnv
+// are set to.
+func GuestPaths(stateDir string) (prog, socket string) {
+	return path.Join(stateDir, bridgeDir, forwarderName), path.Join(stateDir, bridgeDir, socketName)
 }
 
 // placeForwarder copies src to DIR/.melcache/cacheprog/melcache (replacing

@@ -1,0 +1,138 @@
+package cacheprog_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/melcache/melcache/cacheprog"
+	"github.com/melcache/melcache/internal/testenv"
+	"github.com/melcache/melcache/mount"
+)
+
+// seedCache is a GOCACHE written by plain go (no GOCACHEPROG) with the
+// standard packages testdata/hello needs, shared between runs: the test
+// then compiles only hello's own packages, and its first run shows that
+// cacheprog reads what plain go wrote.
+func seedCache(t *testing.T) string {
+	src, _ := filepath.Abs("testdata/seed")
+	key := "cacheprog-seed\x00" + testenv.HashFiles(func(string) bool { return true }, src)
+	return testenv.SharedCache(t, key, func(t testing.TB, env testenv.GoEnv) {
+		for _, args := range [][]string{{"build", "-trimpath", "./..."}, {"test", "-trimpath", "./..."}} {
+			goCmd(t, src, env.Environ(), args...)
+		}
+	})
+}
+
+func goCmd(t testing.TB, dir string, env []string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestRealGoThroughCacheprog runs go build and go test of a real module
+// through `melcache cacheprog` (the CLI, as GOCACHEPROG): the binary is
+// the same as plain go's, the second run of each is all hits, plain go
+// reuses what cacheprog stored (no compiles), and verify finds the
+// entries well-formed.
+func TestRealGoThroughCacheprog(t *testing.T) {
+	testenv.SkipShort(t, "real Go build")
+	mc := testenv.MelcacheBinary(t)
+	seed := seedCache(t)
+	src, _ := filepath.Abs("testdata/hello")
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "D")
+	testenv.CopyTree(t, filepath.Join(seed, "gocache"), filepath.Join(dir, "gocache"))
+	plain := filepath.Join(tmp, "plain")
+	testenv.CopyTree(t, filepath.Join(seed, "gocache"), plain)
+	modcache := filepath.Join(dir, "gomodcache")
+	out := filepath.Join(tmp, "out")
+
+	run := func(name string, args ...string) (cacheprog.Report, []byte) {
+		t.Helper()
+		statsFile := filepath.Join(tmp, name+".json")
+		env := testenv.GoEnv{ModCache: modcache, Cache: filepath.Join(tmp, "gocache-"+name), Extra: []string{
+			"GOCACHEPROG=" + mc + " cacheprog --dir " + dir + " --stats-json " + statsFile}}
+		outb := goCmd(t, src, env.Environ(), args...)
+		var rep cacheprog.Report
+		data, err := os.ReadFile(statsFile)
+		if err != nil {
+			t.Fatalf("%s: no stats: %v\n%s", name, err, outb)
+		}
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Errors != 0 || rep.Gets != rep.Hits+rep.Misses {
+			t.Fatalf("%s: %+v", name, rep)
+		}
+		return rep, outb
+	}
+	build := []string{"build", "-trimpath", "-o", filepath.Join(out, "hello"), "."}
+	test := []string{"test", "-trimpath", "./..."}
+
+	b1, _ := run("build1", build...)
+	if b1.Misses == 0 || b1.Puts == 0 || b1.Hits == 0 {
+		t.Errorf("first build %+v: want misses and puts (hello's packages) and hits (the standard library plain go wrote)", b1)
+	}
+	t1, testOut := run("test1", test...)
+	if !bytes.Contains(testOut, []byte("ok")) || t1.Puts == 0 {
+		t.Errorf("first test %+v:\n%s", t1, testOut)
+	}
+	for _, r := range []struct {
+		name string
+		args []string
+	}{{"build2", build}, {"test2", test}} {
+		rep, outb := run(r.name, r.args...)
+		if rep.Gets == 0 || rep.Hits != rep.Gets || rep.Puts != 0 {
+			t.Errorf("%s: %+v, want all hits and no puts\n%s", r.name, rep, outb)
+		}
+		if r.name == "test2" && !bytes.Contains(outb, []byte("(cached)")) {
+			t.Errorf("second go test did not use its cached result:\n%s", outb)
+		}
+	}
+
+	// The same binary as plain go's, from plain go's own cache.
+	plainEnv := testenv.GoEnv{ModCache: modcache, Cache: plain}
+	goCmd(t, src, plainEnv.Environ(), "build", "-trimpath", "-o", filepath.Join(out, "plain"), ".")
+	got, _ := os.ReadFile(filepath.Join(out, "hello"))
+	want, _ := os.ReadFile(filepath.Join(out, "plain"))
+	if len(got) == 0 || !bytes.Equal(got, want) {
+		t.Errorf("binary through cacheprog (%d bytes) differs from plain go's (%d bytes)", len(got), len(want))
+	}
+	// Plain go on the same dir compiles nothing: cacheprog's entries are
+	// Go's own.
+	sameEnv := testenv.GoEnv{ModCache: modcache, Cache: filepath.Join(dir, "gocache")}
+	x := goCmd(t, src, sameEnv.Environ(), "build", "-x", "-trimpath", "-o", filepath.Join(out, "again"), ".")
+	if n := testenv.CountCompiles(x); n != 0 {
+		t.Errorf("plain go on cacheprog's dir compiled %d packages", n)
+	}
+	l, err := mount.New(dir, mount.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Verify(context.Background(), mount.VerifyOptions{})
+	if err != nil || !res.OK() || res.Actions == 0 {
+		t.Errorf("verify after cacheprog: %+v, %v", res, err)
+	}
+}
+
+// TestCacheprogRefRefused: a REF asks for the lazy fetch, which needs the
+// snapshot format with positions; until then it fails with that reason.
+func TestCacheprogRefRefused(t *testing.T) {
+	mc := testenv.MelcacheBinary(t)
+	cmd := exec.Command(mc, "cacheprog", "--dir", t.TempDir(), "registry.example/x:y")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "remote fetch needs snapshot format 2; not yet available") {
+		t.Fatalf("cacheprog REF: %v\n%s", err, out)
+	}
+}
