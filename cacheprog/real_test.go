@@ -15,20 +15,6 @@ import (
 	"github.com/melcache/melcache/mount"
 )
 
-// seedCache is a GOCACHE written by plain go (no GOCACHEPROG) with the
-// standard packages testdata/hello needs, shared between runs: the test
-// then compiles only hello's own packages, and its first run shows that
-// cacheprog reads what plain go wrote.
-func seedCache(t *testing.T) string {
-	src, _ := filepath.Abs("testdata/seed")
-	key := "cacheprog-seed\x00" + testenv.HashFiles(func(string) bool { return true }, src)
-	return testenv.SharedCache(t, key, func(t testing.TB, env testenv.GoEnv) {
-		for _, args := range [][]string{{"build", "-trimpath", "./..."}, {"test", "-trimpath", "./..."}} {
-			goCmd(t, src, env.Environ(), args...)
-		}
-	})
-}
-
 func goCmd(t testing.TB, dir string, env []string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command("go", args...)
@@ -48,7 +34,8 @@ func goCmd(t testing.TB, dir string, env []string, args ...string) []byte {
 func TestRealGoThroughCacheprog(t *testing.T) {
 	testenv.SkipShort(t, "real Go build")
 	mc := testenv.MelcacheBinary(t)
-	seed := seedCache(t)
+	seedSrc, _ := filepath.Abs("testdata/seed")
+	seed := testenv.SeedCache(t, seedSrc) // plain go's entries: the first run reads them
 	src, _ := filepath.Abs("testdata/hello")
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "D")
