@@ -13,15 +13,6 @@ import (
 	"github.com/melcache/melcache/mount"
 )
 
-// staticMelcache is the melcache CLI built with CGO_ENABLED=0: a forwarder
-// a guest without the host's libc can run.
-func staticMelcache(t *testing.T) string {
-	t.Helper()
-	t.Setenv("CGO_ENABLED", "0")
-	return testenv.Binary(t, "melcache-static", "melcache", "github.com/melcache/melcache/cmd/melcache",
-		testenv.SourceHash()+"\x00CGO_ENABLED=0")
-}
-
 // guestEnv is the environment of the guest's go command: the host's,
 // without its Go settings, plus the env-file's, offline.
 func guestEnv(vars map[string]string) []string {
@@ -51,7 +42,7 @@ func TestCacheProgBridgeBwrap(t *testing.T) {
 	src := filepath.Join(root, "cacheprog", "testdata", "hello")
 	seed := testenv.SeedCache(t, filepath.Join(root, "cacheprog", "testdata", "seed"))
 	f := newFixture(t)
-	f.cfg.CacheProg, f.cfg.CacheProgBinary = true, staticMelcache(t)
+	f.cfg.CacheProg, f.cfg.CacheProgBinary = true, testenv.StaticMelcacheBinary(t)
 	testenv.CopyTree(t, filepath.Join(seed, "gocache"), f.cfg.Layout.CacheDir(mount.GoCache))
 	out := filepath.Join(t.TempDir(), "hello")
 	f.runner.build = func(argv []string) {
