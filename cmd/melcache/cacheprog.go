@@ -48,6 +48,9 @@ REF (a lazy fetch from a snapshot) is not available yet. See docs/cacheprog.md.`
 			}
 			rep, err := cacheprog.ServeLocal(cmd.Context(), l.CacheDir(mount.GoCache), g.stdin, g.rawStdout(),
 				cacheprog.LocalOptions{Log: g.log})
+			if err != nil && rep.Gets+rep.Puts == 0 {
+				return err // the store did not open: the error alone, nothing written
+			}
 			if !g.quiet {
 				fmt.Fprintln(g.stderr, rep)
 			}
