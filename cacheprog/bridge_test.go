@@ -31,8 +31,8 @@ func TestListenForward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Lstat(filepath.Join(dir, "sock")); err != nil || fi.Mode()&os.ModeSocket == 0 {
-		t.Fatalf("socket: %v, %v", fi, err)
+	if fi, err := os.Lstat(filepath.Join(dir, "sock")); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("socket: %v, %v; want a socket only its owner may connect to", fi, err)
 	}
 	if b, _ := os.ReadFile(victim); string(b) != "keep" {
 		t.Fatalf("planted link's target changed: %q", b)

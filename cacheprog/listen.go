@@ -12,6 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// socketUmask makes the socket 0700 (see Listen).
+const socketUmask = 0o077
+
 // Listener is the host's socket in a directory the build may write
 // (DIR/.melcache/cacheprog).
 type Listener struct {
@@ -27,8 +30,8 @@ type Listener struct {
 // for dir afterwards cannot move it elsewhere, and the path stays short
 // whatever DIR is (sun_path holds 108 bytes). An entry already at name
 // (a stale socket, or anything the build planted) is unlinked, never
-// followed. With uid >= 0 the socket is given to uid:gid (lchown), so
-// the build user can connect when the host runs as root.
+// followed. The socket is 0700; with uid >= 0 it is given to uid:gid
+// (lchown), so the build user can connect when the host runs as root.
 func Listen(dir, name string, uid, gid int) (*Listener, error) {
 	display := filepath.Join(dir, name)
 	if name != filepath.Base(name) || name == "." || name == ".." {
@@ -48,7 +51,14 @@ func Listen(dir, name string, uid, gid int) (*Listener, error) {
 		return nil, fmt.Errorf("cacheprog socket %s: removing what is there: %w", display, err)
 	}
 	addr := &net.UnixAddr{Net: "unix", Name: fmt.Sprintf("/proc/self/fd/%d/%s", fd, name)}
+	// Connecting needs write permission on the socket: bind it 0700, so
+	// only its owner (given to uid below) may. The umask is the only way to
+	// set the mode without a chmod by name, which a link swapped in could
+	// redirect; it is process-wide, so for this instant other files get a
+	// stricter mode, never a looser one.
+	old := unix.Umask(socketUmask)
 	ln, err := net.ListenUnix("unix", addr)
+	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("cacheprog socket %s: %w", display, err)
 	}
