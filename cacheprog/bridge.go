@@ -75,11 +75,7 @@ func StartBridge(ctx context.Context, l mount.Layout, o BridgeOptions) (*Bridge,
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := -1, -1
-	if b.store.owner != nil {
-		uid, gid = b.store.owner.uid, b.store.owner.gid
-	}
-	b.ln, err = Listen(filepath.Join(l.State, bridgeDir), socketName, uid, gid)
+	b.ln, err = Listen(filepath.Join(l.State, bridgeDir), socketName)
 	if err != nil {
 		b.store.Close()
 		return nil, err

@@ -27,7 +27,7 @@ func TestListenForward(t *testing.T) {
 	if err := os.Symlink(victim, filepath.Join(dir, "sock")); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := Listen(dir, "sock", -1, -1)
+	ln, err := Listen(dir, "sock")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestListenRefusesLinkedDir(t *testing.T) {
 	if err := os.Symlink(t.TempDir(), filepath.Join(base, "state")); err != nil {
 		t.Fatal(err)
 	}
-	if ln, err := Listen(filepath.Join(base, "state"), "sock", -1, -1); err == nil {
+	if ln, err := Listen(filepath.Join(base, "state"), "sock"); err == nil {
 		ln.Close()
 		t.Fatal("Listen followed a linked directory")
 	}

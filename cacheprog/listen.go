@@ -30,9 +30,12 @@ type Listener struct {
 // for dir afterwards cannot move it elsewhere, and the path stays short
 // whatever DIR is (sun_path holds 108 bytes). An entry already at name
 // (a stale socket, or anything the build planted) is unlinked, never
-// followed. The socket is 0700; with uid >= 0 it is given to uid:gid
-// (lchown), so the build user can connect when the host runs as root.
-func Listen(dir, name string, uid, gid int) (*Listener, error) {
+// followed. The socket is 0700: only the user who runs this process may
+// connect, which is the user melange runs as, and so the host user of the
+// guest's processes (bubblewrap maps the build user to it). It is not
+// given to the cache's owner: when root runs melange with caches given to
+// another user (prepare --owner), the guest is still root on the host.
+func Listen(dir, name string) (*Listener, error) {
 	display := filepath.Join(dir, name)
 	if name != filepath.Base(name) || name == "." || name == ".." {
 		return nil, fmt.Errorf("cacheprog socket %s: not a plain name", display)
@@ -52,7 +55,7 @@ func Listen(dir, name string, uid, gid int) (*Listener, error) {
 	}
 	addr := &net.UnixAddr{Net: "unix", Name: fmt.Sprintf("/proc/self/fd/%d/%s", fd, name)}
 	// Connecting needs write permission on the socket: bind it 0700, so
-	// only its owner (given to uid below) may. The umask is the only way to
+	// only its owner may. The umask is the only way to
 	// set the mode without a chmod by name, which a link swapped in could
 	// redirect; it is process-wide, so for this instant other files get a
 	// stricter mode, never a looser one.
@@ -63,12 +66,6 @@ func Listen(dir, name string, uid, gid int) (*Listener, error) {
 		return nil, fmt.Errorf("cacheprog socket %s: %w", display, err)
 	}
 	ln.SetUnlinkOnClose(false) // the /proc path is only valid while fd is open
-	if uid >= 0 {
-		if err := unix.Fchownat(fd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("cacheprog socket %s: %w", display, err)
-		}
-	}
 	ok = true
 	return &Listener{UnixListener: ln, dirfd: fd, name: name, display: display}, nil
 }
