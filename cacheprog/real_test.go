@@ -29,8 +29,9 @@ func goCmd(t testing.TB, dir string, env []string, args ...string) []byte {
 // TestRealGoThroughCacheprog runs go build and go test of a real module
 // through `melcache cacheprog` (the CLI, as GOCACHEPROG): the binary is
 // the same as plain go's, the second run of each is all hits, plain go
-// reuses what cacheprog stored (no compiles), and verify finds the
-// entries well-formed.
+// reuses what cacheprog stored (no compiles), verify finds the entries
+// well-formed, a mark counts a cacheprog build's hits, and push then pull
+// give a dir that serves all hits.
 func TestRealGoThroughCacheprog(t *testing.T) {
 	testenv.SkipShort(t, "real Go build")
 	mc := testenv.MelcacheBinary(t)
@@ -44,8 +45,13 @@ func TestRealGoThroughCacheprog(t *testing.T) {
 	testenv.CopyTree(t, filepath.Join(seed, "gocache"), plain)
 	modcache := filepath.Join(dir, "gomodcache")
 	out := filepath.Join(tmp, "out")
+	var runIn func(dir, name string, args ...string) (cacheprog.Report, []byte)
 
 	run := func(name string, args ...string) (cacheprog.Report, []byte) {
+		t.Helper()
+		return runIn(dir, name, args...)
+	}
+	runIn = func(dir, name string, args ...string) (cacheprog.Report, []byte) {
 		t.Helper()
 		statsFile := filepath.Join(tmp, name+".json")
 		env := testenv.GoEnv{ModCache: modcache, Cache: filepath.Join(tmp, "gocache-"+name), Extra: []string{
@@ -110,6 +116,29 @@ func TestRealGoThroughCacheprog(t *testing.T) {
 	res, err := l.Verify(context.Background(), mount.VerifyOptions{})
 	if err != nil || !res.OK() || res.Actions == 0 {
 		t.Errorf("verify after cacheprog: %+v, %v", res, err)
+	}
+
+	// Use marks: after a mark, a build through cacheprog refreshes every
+	// entry it uses, so the mark's count sees hits and no compiles.
+	rec, err := l.Mark(context.Background(), mount.MarkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("build3", build...)
+	use, err := l.Use(rec.Time)
+	if err != nil || use.Hits == 0 || use.Misses != 0 || use.CompileActions.Reused == 0 || use.CompileActions.Run != 0 {
+		t.Errorf("use since the mark: %+v, %v; want hits, reused compiles and nothing written", use, err)
+	}
+
+	// A snapshot of the dir restores into a new one that serves all hits.
+	ref := "oci:" + filepath.Join(tmp, "layout") + ":t"
+	for _, args := range [][]string{{"push", "--dir", dir, ref}, {"pull", "--dir", filepath.Join(tmp, "D2"), ref}} {
+		if b, err := exec.Command(mc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("melcache %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+	}
+	if rep, outb := runIn(filepath.Join(tmp, "D2"), "pulled", build...); rep.Gets == 0 || rep.Hits != rep.Gets {
+		t.Errorf("build from the pulled dir: %+v, want all hits\n%s", rep, outb)
 	}
 }
 
