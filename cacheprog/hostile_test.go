@@ -79,7 +79,8 @@ func TestHostileRequestsStayInside(t *testing.T) {
 	gocache := filepath.Join(dir, "gocache")
 	old := time.Now().Add(-48 * time.Hour) // a hit would refresh it
 	ids := map[string]ID{}
-	for _, n := range []string{"shard", "alink", "dlink", "badout", "upper"} {
+	names := []string{"shard", "alink", "dlink", "badout", "upper", "fileshard"}
+	for _, n := range names {
 		ids[n], _ = ParseID(actionID(n))
 		plantEntry(t, outside, ids[n], []byte("outside "+n), old)
 	}
@@ -88,6 +89,13 @@ func TestHostileRequestsStayInside(t *testing.T) {
 	}
 	// A shard that is a link to the outside's shard of the same action.
 	if err := os.Symlink(filepath.Join(outside, ids["shard"].shard()), filepath.Join(gocache, ids["shard"].shard())); err != nil {
+		t.Fatal(err)
+	}
+	// A shard that is a regular file.
+	if ids["fileshard"].shard() == ids["shard"].shard() {
+		t.Fatal("test actions share a shard")
+	}
+	if err := os.WriteFile(filepath.Join(gocache, ids["fileshard"].shard()), []byte("not a dir"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// An "-a" that is a link to the outside's valid entry.
@@ -113,7 +121,7 @@ func TestHostileRequestsStayInside(t *testing.T) {
 	c := startClient(t, st, &stats)
 	id := int64(0)
 	next := func() int64 { id++; return id }
-	for _, n := range []string{"shard", "alink", "dlink", "badout", "upper"} {
+	for _, n := range names {
 		c.send(Request{ID: next(), Command: CmdGet, ActionID: ids[n].Bytes()}, nil)
 		if res := c.read(); !res.Miss || res.Err != "" {
 			t.Errorf("get %s: %+v, want a miss", n, res)
@@ -136,6 +144,10 @@ func TestHostileRequestsStayInside(t *testing.T) {
 	c.send(Request{ID: next(), Command: CmdPut, ActionID: ids["shard"].Bytes(), OutputID: outputOf(newBody), BodySize: int64(len(newBody))}, newBody)
 	if res := c.read(); res.Err == "" {
 		t.Errorf("put into a linked shard: %+v, want an error", res)
+	}
+	c.send(Request{ID: next(), Command: CmdPut, ActionID: ids["fileshard"].Bytes(), OutputID: outputOf([]byte("x")), BodySize: 1}, []byte("x"))
+	if res := c.read(); res.Err == "" {
+		t.Errorf("put into a shard that is a file: %+v, want an error", res)
 	}
 	c.send(Request{ID: next(), Command: CmdPut, ActionID: ids["alink"].Bytes(), OutputID: outputOf(newBody), BodySize: int64(len(newBody))}, newBody)
 	if res := c.read(); res.Err != "" || !strings.HasPrefix(res.DiskPath, gocache+"/") {

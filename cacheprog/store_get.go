@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"time"
 
 	"github.com/melcache/melcache/internal/fsutil"
@@ -58,12 +59,16 @@ func (s *Store) getLocal(action ID) (Object, bool, error) {
 	return Object{OutputID: out, Size: e.Size, Time: e.Time, DiskPath: s.diskPath(dName)}, true, nil
 }
 
-// missOrError: a missing entry or shard, a link where a shard or entry
-// should be, or an entry that is not a regular file is a miss, as for Go;
+// missOrError: a missing entry or shard, a link or file where a shard
+// should be, a link where an entry should be, or an entry that is not a
+// regular file is a miss, as for Go;
 // anything else is an error naming the entry.
 func (s *Store) missOrError(err error, name string) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsutil.ErrLink) {
 		return nil
+	}
+	if fi, lerr := s.root.Lstat(path.Dir(name)); lerr == nil && !fi.IsDir() {
+		return nil // a file or link planted where the shard should be
 	}
 	if fi, lerr := s.root.Lstat(name); lerr == nil && !fi.Mode().IsRegular() {
 		return nil
