@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/melcache/melcache/cacheprog"
 	"github.com/melcache/melcache/envinject"
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
@@ -62,6 +63,13 @@ type Config struct {
 	Offline bool
 	// Set are extra variables for the build's environment.
 	Set []envinject.Var
+	// CacheProg serves the guest's Go build cache through GOCACHEPROG: a
+	// forwarder in the guest, the host's cacheprog.Bridge on a socket in
+	// DIR/.melcache (docs/cacheprog.md). CacheProgBinary is the forwarder
+	// (a static melcache for the guest's arch); "" means the running
+	// binary when it is one.
+	CacheProg       bool
+	CacheProgBinary string
 }
 
 // SourceDir is where the build's relative files are resolved
@@ -186,4 +194,6 @@ type Report struct {
 	Push        *oci.Result `json:"push,omitempty"`
 	PushSkipped string      `json:"pushSkipped,omitempty"`
 	Warnings    []string    `json:"warnings,omitempty"`
+	// CacheProg is what the --cacheprog bridge served; nil without it.
+	CacheProg *cacheprog.Report `json:"cacheprog,omitempty"`
 }

@@ -25,7 +25,8 @@ const envFileName = "melcache.env"
 // melange would copy it into the workspace with the sources, and the user's
 // directory is left exactly as it was.
 func (b *run) inject() (config string, extra []string, err error) {
-	opts := envinject.Options{Offline: b.cfg.Offline, Force: b.cfg.Force, Set: b.cfg.Set}
+	set := append(b.cacheProgVars(), b.cfg.Set...) // the user's --set wins
+	opts := envinject.Options{Offline: b.cfg.Offline, Force: b.cfg.Force, Set: set}
 	vars, err := envinject.DefaultVars(opts)
 	if err != nil {
 		return "", nil, &UsageError{Err: err}
@@ -69,7 +70,10 @@ func (b *run) inject() (config string, extra []string, err error) {
 		return "", nil, configError(b.cfg.Config, err)
 	}
 	b.report.GoModCache, b.report.GoCache = caches.GoModCache.Value, caches.GoCache.Value
-	b.checkCaches(caches)
+	if !b.injected { // again without cacheprog: warned once already
+		b.checkCaches(caches)
+	}
+	b.injected = true
 	return config, extra, nil
 }
 

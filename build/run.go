@@ -35,6 +35,8 @@ type run struct {
 	tmp      string            // temporary dir for the env-file or rewritten config
 	created  []fsutil.Created  // what prepare created, for undoPrepare
 	goVer    *GoResolver       // the Go version the build uses, read once
+	cp       *cacheProg        // --cacheprog, when this build uses it
+	injected bool              // inject ran (it runs again when cacheprog fails)
 	record   mount.BuildRecord // how melange is pointed at the caches, for doctor
 	report   Report
 }
@@ -101,7 +103,16 @@ func (b *run) run(ctx context.Context) (err error) {
 	if err := b.warmUp(ctx, ep); err != nil {
 		return err
 	}
+	if ok, err := b.startCacheProg(ctx); err != nil {
+		return err
+	} else if !ok {
+		// Point melange at the caches again, without GOCACHEPROG.
+		if config, extra, err = b.inject(); err != nil {
+			return err
+		}
+	}
 	code, err := b.melange(ctx, config, extra)
+	b.stopCacheProg()
 	if err != nil {
 		return err
 	}
@@ -145,7 +156,7 @@ func (b *run) checkInput(ctx context.Context) (ep endpoints, err error) {
 		}
 		b.warn(msg)
 	}
-	return ep, nil
+	return ep, b.checkCacheProg()
 }
 
 // warmUp readies the cache dir for melange: prepare, pull, take the shared

@@ -29,6 +29,8 @@ type buildFlags struct {
 	insecure      bool
 	caCert        string
 	noWait        bool
+	cacheProg     bool
+	cacheProgBin  string
 }
 
 // buildLong is the help text of `melcache build`.
@@ -110,6 +112,8 @@ func newBuildCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&f.json, "json", false, "print the report as JSON (melange's stdout then goes to stderr)")
 	c.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
 	c.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
+	c.Flags().BoolVar(&f.cacheProg, "cacheprog", false, "serve the guest's Go build cache through GOCACHEPROG and a socket in DIR/.melcache (bubblewrap runner; see docs/cacheprog.md)")
+	c.Flags().StringVar(&f.cacheProgBin, "cacheprog-binary", "", "with --cacheprog: the guest's forwarder, a CGO_ENABLED=0 melcache for its arch (default: this binary when it is one)")
 	c.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once, naming the holder, when another process holds the cache lock")
 	return c
 }

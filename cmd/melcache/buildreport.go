@@ -76,7 +76,11 @@ func buildConfig(f *buildFlags, args []string) (build.Config, error) {
 	}
 	cfg := build.Config{Layout: l, Timeouts: to, Config: args[0], Melange: bin, MelangeArgs: ma,
 		Pull: f.pull, RestoreKeys: f.restoreKeys, Push: f.push, Key: f.key, Go: f.goVersion, Insecure: f.insecure, CACert: f.caCert,
-		Strict: f.strict, PushOnFailure: f.pushOnFailure, Preload: f.preload, Rewrite: f.rewrite, Force: f.force, Offline: f.offline}
+		Strict: f.strict, PushOnFailure: f.pushOnFailure, Preload: f.preload, Rewrite: f.rewrite, Force: f.force, Offline: f.offline,
+		CacheProg: f.cacheProg, CacheProgBinary: f.cacheProgBin}
+	if f.cacheProgBin != "" && !f.cacheProg {
+		return build.Config{}, usageErrorf("--cacheprog-binary needs --cacheprog")
+	}
 	for _, s := range f.set {
 		v, err := envinject.ParseVar(s)
 		if err != nil {
@@ -107,6 +111,9 @@ func printBuildReport(g *globals, asJSON bool, r *build.Report) error {
 	printBuildUse(w, r)
 	fmt.Fprintf(w, "  modules downloaded\t%d\n", r.ModulesDownloaded)
 	fmt.Fprintf(w, "  bytes added\t%s\n", signedSize(r.BytesAdded))
+	if c := r.CacheProg; c != nil {
+		fmt.Fprintf(w, "  cacheprog\t%d gets, %d hits, %d misses, %d puts (%s in, %s out)\n", c.Gets, c.Hits, c.Misses, c.Puts, units.FormatSize(c.BytesIn), units.FormatSize(c.BytesOut))
+	}
 	fmt.Fprintf(w, "  build time\t%.1fs (total %.1fs)\n", r.BuildSeconds, r.TotalSeconds)
 	printBuildPush(w, r)
 	if len(r.Warnings) > 0 {

@@ -42,6 +42,8 @@ func TestFailedCommandChangesNothing(t *testing.T) {
 		{name: "inject", args: []string{"inject", "-w", "bad.yaml"}},
 		{name: "status", args: []string{"status", "--dir", "afile"}},
 		{name: "mark", args: []string{"mark", "--dir", "afile"}},
+		{name: "cacheprog", args: []string{"cacheprog", "--dir", "afile"}},
+		{name: "cacheprog-ref", args: []string{"cacheprog", "--dir", "cache", "oci:layout:t"}},
 		{name: "prune", args: []string{"prune", "--dir", "cache", "--max-size", "lots"}},
 		{name: "verify", args: []string{"verify", "--dir", "afile"}},
 		{name: "clean", args: []string{"clean", "--dir", "afile"}},

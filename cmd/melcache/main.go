@@ -6,6 +6,17 @@
 // envinject and oci packages.
 package main
 
-import "os"
+import (
+	"os"
 
-func main() { os.Exit(Main()) }
+	"github.com/melcache/melcache/cacheprog"
+)
+
+func main() {
+	// The cacheprog forwarder inside melange runs bare (GOCACHEPROG holds a
+	// path, no arguments): see cacheprog.ForwardEnv.
+	if sock := os.Getenv(cacheprog.ForwardEnv); sock != "" && len(os.Args) == 1 {
+		os.Args = append(os.Args, "cacheprog", "--forward", sock)
+	}
+	os.Exit(Main())
+}

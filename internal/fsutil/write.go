@@ -159,6 +159,14 @@ func WriteFileIn(root *os.Root, name string, data []byte, o WriteOptions) error 
 	}, o)
 }
 
+// WriteFileFuncIn is WriteFileFunc for a directory already opened as
+// root: name is resolved inside root, links at its directories are refused
+// and a link at name is replaced, never written through. write receives the
+// temporary file (an *os.File).
+func WriteFileFuncIn(root *os.Root, name string, write func(w io.Writer) error, o WriteOptions) error {
+	return writeIn(root, name, write, o)
+}
+
 // writeIn is the one atomic write: every exported form comes here.
 func writeIn(root *os.Root, name string, write func(io.Writer) error, o WriteOptions) error {
 	display := filepath.Join(root.Name(), name)

@@ -62,3 +62,12 @@ func MelcacheBinary(t testing.TB) string {
 	t.Helper()
 	return Binary(t, "melcache-bin", "melcache", melcachePkg, SourceHash())
 }
+
+// StaticMelcacheBinary is MelcacheBinary built with CGO_ENABLED=0: a static
+// binary a melange guest (which has no host libc) can run, as the
+// `melcache build --cacheprog` forwarder.
+func StaticMelcacheBinary(t testing.TB) string {
+	t.Helper()
+	t.Setenv("CGO_ENABLED", "0")
+	return Binary(t, "melcache-static", "melcache", melcachePkg, SourceHash()+"\x00CGO_ENABLED=0")
+}

@@ -279,3 +279,21 @@ func TempDir(t testing.TB) string {
 	t.Cleanup(func() { RemoveAll(t, d) })
 	return d
 }
+
+// SeedCache returns a shared fixture whose gocache/ holds what plain go
+// (no GOCACHEPROG) writes when it builds and tests the module at src with
+// -trimpath: the standard packages a test module needs, so a test through
+// GOCACHEPROG compiles only its own packages. Keyed on src's files.
+func SeedCache(t testing.TB, src string) string {
+	t.Helper()
+	key := "seed-" + filepath.Base(src) + "\x00" + HashFiles(func(string) bool { return true }, src)
+	return SharedCache(t, key, func(t testing.TB, env GoEnv) {
+		for _, args := range [][]string{{"build", "-trimpath", "./..."}, {"test", "-trimpath", "./..."}} {
+			cmd := exec.Command("go", args...)
+			cmd.Dir, cmd.Env = src, env.Environ()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("go %s in %s: %v\n%s", strings.Join(args, " "), src, err, tail(out, 4000))
+			}
+		}
+	})
+}

@@ -1,0 +1,154 @@
+package cacheprog_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/melcache/melcache/cacheprog"
+	"github.com/melcache/melcache/internal/testenv"
+	"github.com/melcache/melcache/mount"
+)
+
+func goCmd(t testing.TB, dir string, env []string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestRealGoThroughCacheprog runs go build and go test of a real module
+// through `melcache cacheprog` (the CLI, as GOCACHEPROG): the binary is
+// the same as plain go's, the second run of each is all hits, plain go
+// reuses what cacheprog stored (no compiles), verify finds the entries
+// well-formed, a mark counts a cacheprog build's hits, and push then pull
+// give a dir that serves all hits.
+func TestRealGoThroughCacheprog(t *testing.T) {
+	testenv.SkipShort(t, "real Go build")
+	mc := testenv.MelcacheBinary(t)
+	seedSrc, _ := filepath.Abs("testdata/seed")
+	seed := testenv.SeedCache(t, seedSrc) // plain go's entries: the first run reads them
+	src, _ := filepath.Abs("testdata/hello")
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "D")
+	testenv.CopyTree(t, filepath.Join(seed, "gocache"), filepath.Join(dir, "gocache"))
+	plain := filepath.Join(tmp, "plain")
+	testenv.CopyTree(t, filepath.Join(seed, "gocache"), plain)
+	modcache := filepath.Join(dir, "gomodcache")
+	out := filepath.Join(tmp, "out")
+	var runIn func(dir, name string, args ...string) (cacheprog.Report, []byte)
+
+	run := func(name string, args ...string) (cacheprog.Report, []byte) {
+		t.Helper()
+		return runIn(dir, name, args...)
+	}
+	runIn = func(dir, name string, args ...string) (cacheprog.Report, []byte) {
+		t.Helper()
+		statsFile := filepath.Join(tmp, name+".json")
+		env := testenv.GoEnv{ModCache: modcache, Cache: filepath.Join(tmp, "gocache-"+name), Extra: []string{
+			"GOCACHEPROG=" + mc + " cacheprog --dir " + dir + " --stats-json " + statsFile}}
+		outb := goCmd(t, src, env.Environ(), args...)
+		var rep cacheprog.Report
+		data, err := os.ReadFile(statsFile)
+		if err != nil {
+			t.Fatalf("%s: no stats: %v\n%s", name, err, outb)
+		}
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Errors != 0 || rep.Gets != rep.Hits+rep.Misses {
+			t.Fatalf("%s: %+v", name, rep)
+		}
+		return rep, outb
+	}
+	build := []string{"build", "-trimpath", "-o", filepath.Join(out, "hello"), "."}
+	test := []string{"test", "-trimpath", "./..."}
+
+	b1, _ := run("build1", build...)
+	if b1.Misses == 0 || b1.Puts == 0 || b1.Hits == 0 {
+		t.Errorf("first build %+v: want misses and puts (hello's packages) and hits (the standard library plain go wrote)", b1)
+	}
+	t1, testOut := run("test1", test...)
+	if !bytes.Contains(testOut, []byte("ok")) || t1.Puts == 0 {
+		t.Errorf("first test %+v:\n%s", t1, testOut)
+	}
+	for _, r := range []struct {
+		name string
+		args []string
+	}{{"build2", build}, {"test2", test}} {
+		rep, outb := run(r.name, r.args...)
+		if rep.Gets == 0 || rep.Hits != rep.Gets || rep.Puts != 0 {
+			t.Errorf("%s: %+v, want all hits and no puts\n%s", r.name, rep, outb)
+		}
+		if r.name == "test2" && !bytes.Contains(outb, []byte("(cached)")) {
+			t.Errorf("second go test did not use its cached result:\n%s", outb)
+		}
+	}
+
+	// The same binary as plain go's, from plain go's own cache.
+	plainEnv := testenv.GoEnv{ModCache: modcache, Cache: plain}
+	goCmd(t, src, plainEnv.Environ(), "build", "-trimpath", "-o", filepath.Join(out, "plain"), ".")
+	got, _ := os.ReadFile(filepath.Join(out, "hello"))
+	want, _ := os.ReadFile(filepath.Join(out, "plain"))
+	if len(got) == 0 || !bytes.Equal(got, want) {
+		t.Errorf("binary through cacheprog (%d bytes) differs from plain go's (%d bytes)", len(got), len(want))
+	}
+	// Plain go on the same dir compiles nothing: cacheprog's entries are
+	// Go's own.
+	sameEnv := testenv.GoEnv{ModCache: modcache, Cache: filepath.Join(dir, "gocache")}
+	x := goCmd(t, src, sameEnv.Environ(), "build", "-x", "-trimpath", "-o", filepath.Join(out, "again"), ".")
+	if n := testenv.CountCompiles(x); n != 0 {
+		t.Errorf("plain go on cacheprog's dir compiled %d packages", n)
+	}
+	l, err := mount.New(dir, mount.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Verify(context.Background(), mount.VerifyOptions{})
+	if err != nil || !res.OK() || res.Actions == 0 {
+		t.Errorf("verify after cacheprog: %+v, %v", res, err)
+	}
+
+	// Use marks: after a mark, a build through cacheprog refreshes every
+	// entry it uses, so the mark's count sees hits and no compiles.
+	rec, err := l.Mark(context.Background(), mount.MarkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("build3", build...)
+	use, err := l.Use(rec.Time)
+	if err != nil || use.Hits == 0 || use.Misses != 0 || use.CompileActions.Reused == 0 || use.CompileActions.Run != 0 {
+		t.Errorf("use since the mark: %+v, %v; want hits, reused compiles and nothing written", use, err)
+	}
+
+	// A snapshot of the dir restores into a new one that serves all hits.
+	ref := "oci:" + filepath.Join(tmp, "layout") + ":t"
+	for _, args := range [][]string{{"push", "--dir", dir, ref}, {"pull", "--dir", filepath.Join(tmp, "D2"), ref}} {
+		if b, err := exec.Command(mc, args...).CombinedOutput(); err != nil {
+			t.Fatalf("melcache %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+	}
+	if rep, outb := runIn(filepath.Join(tmp, "D2"), "pulled", build...); rep.Gets == 0 || rep.Hits != rep.Gets {
+		t.Errorf("build from the pulled dir: %+v, want all hits\n%s", rep, outb)
+	}
+}
+
+// TestCacheprogRefRefused: a REF asks for the lazy fetch, which needs the
+// snapshot format with positions; until then it fails with that reason.
+func TestCacheprogRefRefused(t *testing.T) {
+	mc := testenv.MelcacheBinary(t)
+	cmd := exec.Command(mc, "cacheprog", "--dir", t.TempDir(), "registry.example/x:y")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "remote fetch needs snapshot format 2; not yet available") {
+		t.Fatalf("cacheprog REF: %v\n%s", err, out)
+	}
+}

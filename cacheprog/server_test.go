@@ -1,0 +1,173 @@
+package cacheprog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/melcache/melcache/mount"
+)
+
+func openTestStore(t *testing.T, stats *Stats) (*Store, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "gocache")
+	st, err := OpenStore(dir, StoreOptions{Stats: stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st, dir
+}
+
+// TestServePutGet: a put's body reaches the disk in Go's layout with Go's
+// "-a" line, and a get finds it with a DiskPath whose content is the body.
+func TestServePutGet(t *testing.T) {
+	var stats Stats
+	st, dir := openTestStore(t, &stats)
+	c := startClient(t, st, &stats)
+	body := bytes.Repeat([]byte("object "), 10000) // longer than one read buffer
+	a, out := actionID("one"), outputOf(body)
+	c.send(Request{ID: 1, Command: CmdPut, ActionID: a, OutputID: out, BodySize: int64(len(body))}, body)
+	res := c.read()
+	if res.ID != 1 || res.Err != "" || res.DiskPath == "" {
+		t.Fatalf("put: %+v", res)
+	}
+	c.send(Request{ID: 2, Command: CmdGet, ActionID: a}, nil)
+	res = c.read()
+	if res.ID != 2 || res.Miss || !bytes.Equal(res.OutputID, out) || res.Size != int64(len(body)) || res.Time == nil {
+		t.Fatalf("get: %+v", res)
+	}
+	if got, err := os.ReadFile(res.DiskPath); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("DiskPath %s: %v, %d bytes, want the body", res.DiskPath, err, len(got))
+	}
+	aid, oid := ID{hex: hexOf(a)}, ID{hex: hexOf(out)}
+	if want := filepath.Join(dir, oid.name("d")); res.DiskPath != want {
+		t.Errorf("DiskPath %s, want %s", res.DiskPath, want)
+	}
+	line, err := os.ReadFile(filepath.Join(dir, aid.name("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := mount.ParseActionEntry(line, aid.String())
+	if err != nil || e.Out != oid.String() || e.Size != int64(len(body)) {
+		t.Fatalf("-a entry %q: %+v, %v", line, e, err)
+	}
+	c.send(Request{ID: 3, Command: CmdGet, ActionID: actionID("two")}, nil)
+	if res := c.read(); res.ID != 3 || !res.Miss {
+		t.Fatalf("get of a missing action: %+v", res)
+	}
+	if err := c.close(4); err != nil {
+		t.Fatal(err)
+	}
+	r := stats.Report()
+	if r.Gets != 2 || r.Hits != 1 || r.Misses != 1 || r.Puts != 1 || r.BytesIn != int64(len(body)) || r.BytesOut != int64(len(body)) {
+		t.Errorf("stats %+v", r)
+	}
+}
+
+// TestServeEmptyPutAndBadBody: a zero-size put has no body line; a body
+// that does not match its output ID is refused, nothing is stored, and the
+// stream goes on.
+func TestServeEmptyPutAndBadBody(t *testing.T) {
+	st, dir := openTestStore(t, nil)
+	c := startClient(t, st, nil)
+	c.send(Request{ID: 1, Command: CmdPut, ActionID: actionID("empty"), OutputID: outputOf(nil)}, nil)
+	if res := c.read(); res.Err != "" || res.DiskPath == "" {
+		t.Fatalf("empty put: %+v", res)
+	}
+	c.send(Request{ID: 2, Command: CmdPut, ActionID: actionID("bad"), OutputID: outputOf([]byte("other")), BodySize: 4}, []byte("body"))
+	if res := c.read(); res.ID != 2 || !strings.Contains(res.Err, "SHA-256") {
+		t.Fatalf("mismatched body: %+v", res)
+	}
+	c.send(Request{ID: 3, Command: CmdPut, ActionID: actionID("short"), OutputID: outputOf([]byte("body!")), BodySize: 5}, []byte("body"))
+	if res := c.read(); res.ID != 3 || res.Err == "" {
+		t.Fatalf("short body: %+v", res)
+	}
+	c.send(Request{ID: 4, Command: CmdGet, ActionID: actionID("empty")}, nil)
+	if res := c.read(); res.ID != 4 || res.Miss || res.Size != 0 {
+		t.Fatalf("get of the empty object: %+v", res)
+	}
+	if err := c.close(5); err != nil {
+		t.Fatal(err)
+	}
+	// Only the empty object and its action: no temporary files, nothing
+	// for the refused puts.
+	var names []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			names = append(names, filepath.Base(p))
+		}
+		return nil
+	})
+	if len(names) != 2 {
+		t.Errorf("files in GOCACHE: %q, want the empty object's -a and -d", names)
+	}
+}
+
+// gateBackend answers gets for "slow" only when released, others at once.
+type gateBackend struct {
+	slow    ID
+	release chan struct{}
+}
+
+func (g *gateBackend) Get(ctx context.Context, action ID) (Object, bool, error) {
+	if action == g.slow {
+		<-g.release
+	}
+	return Object{}, false, nil
+}
+
+func (g *gateBackend) Put(context.Context, ID, ID, io.Reader, int64) (Object, error) {
+	return Object{}, errors.New("read-only")
+}
+
+// TestServeOutOfOrder: a get that waits does not hold up the ones after
+// it; its answer comes later, with its own ID, and close waits for it.
+func TestServeOutOfOrder(t *testing.T) {
+	slow, _ := ParseID(actionID("slow"))
+	g := &gateBackend{slow: slow, release: make(chan struct{})}
+	c := startClient(t, g, nil)
+	c.send(Request{ID: 1, Command: CmdGet, ActionID: actionID("slow")}, nil)
+	c.send(Request{ID: 2, Command: CmdGet, ActionID: actionID("fast")}, nil)
+	c.send(Request{ID: 3, Command: CmdGet, ActionID: actionID("fast too")}, nil)
+	got := map[int64]bool{}
+	for range 2 {
+		res := c.read() // a server answering in order would block here forever
+		if res.ID == 1 || !res.Miss {
+			t.Fatalf("answer %+v before the slow get was released", res)
+		}
+		got[res.ID] = true
+	}
+	if !got[2] || !got[3] {
+		t.Fatalf("answers %v, want 2 and 3", got)
+	}
+	c.send(Request{ID: 4, Command: CmdClose}, nil)
+	close(g.release)
+	if res := c.read(); res.ID != 1 || !res.Miss {
+		t.Fatalf("slow get's answer: %+v (close must wait for it)", res)
+	}
+	if res := c.read(); res.ID != 4 {
+		t.Fatalf("close answered as %+v", res)
+	}
+	if err := <-c.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeHandshakeAndEOF: the handshake comes first without a request,
+// and the end of the input (no close) ends Serve cleanly.
+func TestServeHandshakeAndEOF(t *testing.T) {
+	st, _ := openTestStore(t, nil)
+	var out bytes.Buffer
+	if err := (&Server{Backend: st}).Serve(context.Background(), strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"ID":0,"KnownCommands":["get","put","close"]}` + "\n"; out.String() != want {
+		t.Fatalf("handshake %q, want %q", out.String(), want)
+	}
+}

@@ -1,0 +1,123 @@
+package cacheprog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/melcache/melcache/internal/fsutil"
+)
+
+// Store keeps objects in a GOCACHE directory in Go's own layout. Every
+// name is built from a validated ID and resolved inside an os.Root on the
+// directory; shard directories and entries that are links are never
+// followed. It is safe for concurrent use.
+type Store struct {
+	root    *os.Root
+	dir     string // host path of the GOCACHE dir
+	diskDir string // the same dir as the go command sees it
+	remote  Remote
+	stats   *Stats
+	now     func() time.Time
+	owner   *owner
+}
+
+// StoreOptions configure OpenStore.
+type StoreOptions struct {
+	// DiskDir is the directory DiskPaths are given in: the guest path of
+	// the GOCACHE dir in the melange bridge. "" means the host path.
+	DiskDir string
+	// Remote is asked on a local miss; nil means local only.
+	Remote Remote
+	// Stats counts what the store does; nil counts nothing.
+	Stats *Stats
+	// Now is the clock for use marks and new entries; nil means time.Now.
+	Now func() time.Time
+}
+
+// owner is who new files belong to when the store runs as root: the owner
+// of the GOCACHE dir (the build user), so that plain go can still
+// overwrite the entries it finds.
+type owner struct{ uid, gid int }
+
+// gocachePerm is the mode of a new GOCACHE dir or shard, as Go makes them
+// (0777 less the usual umask).
+const gocachePerm = 0o755
+
+// OpenStore opens the GOCACHE directory dir (DIR/gocache), creating it
+// (one level) when missing. A link at dir is refused. The caller closes
+// the store.
+func OpenStore(dir string, o StoreOptions) (*Store, error) {
+	if err := os.Mkdir(dir, gocachePerm); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("cacheprog: %w", err)
+	}
+	root, err := fsutil.OpenRootNoFollow(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cacheprog: %w", err)
+	}
+	s := &Store{root: root, dir: dir, diskDir: o.DiskDir, remote: o.Remote, stats: o.Stats, now: o.Now}
+	if s.diskDir == "" {
+		s.diskDir = dir
+	}
+	if s.stats == nil {
+		s.stats = new(Stats)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if os.Geteuid() == 0 {
+		if fi, err := root.Stat("."); err == nil {
+			if uid, gid, ok := fsutil.OwnerOf(fi); ok && uid != 0 {
+				s.owner = &owner{uid, gid}
+			}
+		}
+	}
+	return s, nil
+}
+
+// Close closes the store's directory.
+func (s *Store) Close() error { return s.root.Close() }
+
+// Dir is the host path of the GOCACHE dir.
+func (s *Store) Dir() string { return s.dir }
+
+// diskPath is the DiskPath of the entry name (relative to GOCACHE).
+func (s *Store) diskPath(name string) string {
+	return filepath.Join(s.diskDir, filepath.FromSlash(name))
+}
+
+// display is the host path of name, for errors.
+func (s *Store) display(name string) string { return filepath.Join(s.dir, filepath.FromSlash(name)) }
+
+// Get implements Backend: the local entry, else the Remote's.
+func (s *Store) Get(ctx context.Context, action ID) (Object, bool, error) {
+	obj, ok, err := s.getLocal(action)
+	if ok || err != nil || s.remote == nil {
+		return obj, ok, err
+	}
+	return s.fetch(ctx, action)
+}
+
+// fetch asks the Remote for action and stores what it returns.
+func (s *Store) fetch(ctx context.Context, action ID) (Object, bool, error) {
+	t0 := time.Now()
+	f, err := s.remote.Fetch(ctx, action)
+	if errors.Is(err, ErrNotFound) {
+		s.stats.remoteWait(time.Since(t0), 0)
+		return Object{}, false, nil
+	} else if err != nil {
+		s.stats.remoteWait(time.Since(t0), 0)
+		return Object{}, false, fmt.Errorf("remote fetch of action %s: %w", action, err)
+	}
+	defer f.Body.Close()
+	obj, err := s.store(action, f.OutputID, f.Body, f.Size)
+	s.stats.remoteWait(time.Since(t0), f.Size)
+	if err != nil {
+		return Object{}, false, fmt.Errorf("remote fetch of action %s: %w", action, err)
+	}
+	return obj, true, nil
+}

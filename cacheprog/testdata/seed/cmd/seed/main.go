@@ -1,0 +1,9 @@
+package main
+
+import (
+	"fmt"
+
+	"example.com/seed"
+)
+
+func main() { fmt.Println(seed.Seed()) }

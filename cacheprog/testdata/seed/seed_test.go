@@ -1,0 +1,9 @@
+package seed
+
+import "testing"
+
+func TestSeed(t *testing.T) {
+	if Seed() != "SEED" {
+		t.Fatal(Seed())
+	}
+}
