@@ -63,6 +63,8 @@ type VerifyResult struct {
 	Unverified []string `json:"unverified,omitempty"`
 	// Problems lists the bad entries, by path.
 	Problems []Problem `json:"problems"`
+	// Caches reports the caches other than Go's that are present.
+	Caches []CacheCheck `json:"caches,omitempty"`
 }
 
 // OK reports whether nothing bad was found (or everything found was
@@ -86,7 +88,9 @@ func (r *VerifyResult) OK() bool {
 //     stored under;
 //   - every module zip and extracted tree matches its .ziphash, as `go mod
 //     verify` checks them (golang.org/x/mod/sumdb/dirhash);
-//   - with GoSums, every cached module zip and go.mod matches go.sum.
+//   - with GoSums, every cached module zip and go.mod matches go.sum;
+//   - the other caches present, as their formats allow (verify_caches.go,
+//     docs/caches.md).
 //
 // A name check catches corruption, not a malicious writer: a new, correctly
 // named output plus an action entry pointing at it passes every check
@@ -121,6 +125,9 @@ func (l Layout) Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, err
 		}
 	}
 	if err := verifyModCache(ctx, l.CacheDir(GoModCache), sums, res, report); err != nil {
+		return nil, err
+	}
+	if err := l.verifyOtherCaches(ctx, res, report); err != nil {
 		return nil, err
 	}
 	sort.Slice(res.Problems, func(i, j int) bool { return res.Problems[i].Path < res.Problems[j].Path })
