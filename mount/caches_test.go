@@ -216,3 +216,54 @@ func TestPruneByMtime(t *testing.T) {
 		t.Errorf("gocache was not named, and lost an entry: %v", err)
 	}
 }
+
+// TestLinkedRootRefusedByChangingCommands: a build can replace a cache root
+// with a link to any host directory; clean, prune and verify --repair run as
+// root must refuse it, not empty or prune what it points at.
+func TestLinkedRootRefusedByChangingCommands(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []Cache{GoCache, GoModCache, NPMCache} {
+		t.Run(string(c), func(t *testing.T) {
+			l, _ := New(filepath.Join(t.TempDir(), "mc"), Options{})
+			if _, err := l.Prepare(ctx, PrepareOptions{Caches: []Cache{GoModCache, GoCache, NPMCache}}); err != nil {
+				t.Fatal(err)
+			}
+			victim := t.TempDir()
+			bad := "ab/ab" + strings.Repeat("0", 62) + "-d" // a bad Go output: repair would remove it
+			writeFiles(t, victim, map[string]string{"important": "x", bad: "bad", "cache/download/x/@v/v1.0.0.zip": "zip"})
+			if err := os.RemoveAll(l.CacheDir(c)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(victim, l.CacheDir(c)); err != nil {
+				t.Fatal(err)
+			}
+			before := treeState(t, victim)
+			calls := map[string]func() error{
+				"clean": func() error {
+					_, err := l.Clean(ctx, CleanOptions{Caches: []Cache{c}})
+					return err
+				},
+				"prune": func() error {
+					o := PruneOptions{Caches: []Cache{c}, MaxSize: 1}
+					if c == NPMCache {
+						o.MaxAge = time.Nanosecond
+					}
+					_, err := l.Prune(ctx, o)
+					return err
+				},
+				"verify --repair": func() error {
+					_, err := l.Verify(ctx, VerifyOptions{Repair: true})
+					return err
+				},
+			}
+			for name, call := range calls {
+				if err := call(); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+					t.Errorf("%s with %s linked: %v, want a refusal naming the link", name, c, err)
+				}
+			}
+			if d := diffStates(before, treeState(t, victim)); len(d) > 0 {
+				t.Errorf("the link's target changed: %v", d)
+			}
+		})
+	}
+}

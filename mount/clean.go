@@ -64,6 +64,13 @@ func (l Layout) Clean(ctx context.Context, o CleanOptions) (*CleanResult, error)
 		return nil, err
 	}
 	defer release()
+	// A root that is a link is refused before anything goes: emptying it
+	// would empty whatever it points at (a build can plant one).
+	for _, c := range o.Caches {
+		if err := l.CheckCacheRoot(c); err != nil {
+			return nil, fmt.Errorf("clean: %w", err)
+		}
+	}
 	res := &CleanResult{}
 	if l.Mode == Recipe {
 		if fi, err := os.Stat(downloadDir(l.Dir)); err != nil || !fi.IsDir() {

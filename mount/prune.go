@@ -128,6 +128,11 @@ func (l Layout) Prune(ctx context.Context, o PruneOptions) (*PruneResult, error)
 		return nil, err
 	}
 	defer release()
+	// A root that is a link is refused before anything goes: pruning it
+	// would remove files wherever it points (a build can plant one).
+	if err := l.CheckCacheRoots(); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
 	res := &PruneResult{DryRun: o.DryRun}
 	if gc := l.CacheDir(GoCache); gc != "" && (o.Caches == nil || slices.Contains(o.Caches, GoCache)) {
 		if err := l.pruneGoCache(ctx, gc, now, o, res); err != nil {

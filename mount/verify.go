@@ -112,6 +112,11 @@ func (l Layout) Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, err
 		return nil, err
 	}
 	defer release()
+	// A root that is a link is refused: --repair would remove files
+	// wherever it points (a build can plant one).
+	if err := l.CheckCacheRoots(); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	res := &VerifyResult{GoSum: len(sums)}
 	var mu sync.Mutex
 	report := func(p Problem) {
