@@ -62,14 +62,33 @@ func (l Layout) CachePresent(c Cache) (bool, error) {
 // never follows or reads them. A missing cache has no files.
 func (l Layout) cacheFiles(ctx context.Context, c Cache) ([]cacheFile, error) {
 	if c == FetchCache {
-		return l.fetchFiles()
+		if l.Mode == Recipe {
+			return nil, nil // DIR is a module cache
+		}
+		return listTree(ctx, c, l.Dir)
 	}
 	if err := l.CheckCacheRoot(c); err != nil {
 		return nil, err
 	}
-	root := l.CacheDir(c)
-	if root == "" {
-		return nil, nil
+	if root := l.CacheDir(c); root != "" {
+		return listTree(ctx, c, root)
+	}
+	return nil, nil
+}
+
+// fetchFiles lists the fetch cache: DIR's regular files named by
+// FetchDigest.
+func (l Layout) fetchFiles() ([]cacheFile, error) {
+	return l.cacheFiles(context.Background(), FetchCache)
+}
+
+// listTree lists the regular files of cache c laid out under root (a cache
+// root, or a staging copy of one): every file below root, or for the fetch
+// cache root's own entries named by FetchDigest. Links and special files
+// are not listed; a missing root has none.
+func listTree(ctx context.Context, c Cache, root string) ([]cacheFile, error) {
+	if c == FetchCache {
+		return listFetch(root)
 	}
 	var out []cacheFile
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -99,18 +118,13 @@ func (l Layout) cacheFiles(ctx context.Context, c Cache) ([]cacheFile, error) {
 	return out, nil
 }
 
-// fetchFiles lists the fetch cache: DIR's regular files named by
-// FetchDigest. In recipe mode DIR is a module cache and has none.
-func (l Layout) fetchFiles() ([]cacheFile, error) {
-	if l.Mode == Recipe {
-		return nil, nil
-	}
-	ents, err := os.ReadDir(l.Dir)
+func listFetch(dir string) ([]cacheFile, error) {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("fetch cache in %s: %w", l.Dir, err)
+		return nil, fmt.Errorf("fetch cache in %s: %w", dir, err)
 	}
 	var out []cacheFile
 	for _, e := range ents {
@@ -121,7 +135,7 @@ func (l Layout) fetchFiles() ([]cacheFile, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, cacheFile{path: filepath.Join(l.Dir, e.Name()), rel: e.Name(), size: fi.Size(), mtime: fi.ModTime()})
+		out = append(out, cacheFile{path: filepath.Join(dir, e.Name()), rel: e.Name(), size: fi.Size(), mtime: fi.ModTime()})
 	}
 	return out, nil
 }

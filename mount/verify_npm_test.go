@@ -102,6 +102,23 @@ func TestVerifyNPMRealCache(t *testing.T) {
 		t.Errorf("checked %d files, want %d content + %d buckets; volatile %d, want npm's _logs", c.Checked, len(content), len(buckets), c.Volatile)
 	}
 	t.Run("index", func(t *testing.T) { testNPMIndex(t, l, content, buckets) })
+	// A copy of the cache elsewhere (a restore's staging dir) is checked
+	// the same way, content paths resolved under the copy.
+	stage := filepath.Join(t.TempDir(), "npm")
+	runIn(t, "/", os.Environ(), "cp", "-a", l.CacheDir(NPMCache), stage)
+	staged := filepath.Join(stage, strings.TrimPrefix(content[0], l.CacheDir(NPMCache)))
+	if err := os.WriteFile(staged, []byte("forged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cc, probs, err := VerifyTree(context.Background(), NPMCache, stage)
+	// One tarball, under as many keys as npm made for it: every bucket
+	// names that content, whose size is no longer the entry's.
+	if err != nil || cc.Checked != len(content)+len(buckets) || len(content) != 1 || len(probs) != 1+len(buckets) {
+		t.Fatalf("VerifyTree(staged copy): %+v %+v %v; want the forged content and each index entry whose size it no longer has", cc, probs, err)
+	}
+	if res := verifyOnly(t, l, false); !res.OK() {
+		t.Fatalf("the live cache is untouched by the staged forgery: %v", res.Problems)
+	}
 
 	// One flipped byte in a tarball npm would install: same size, other
 	// sha512 than the integrity that names the file.

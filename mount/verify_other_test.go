@@ -53,6 +53,17 @@ func TestVerifyFetchCache(t *testing.T) {
 	if len(res.Caches) != 1 || res.Caches[0] != (CacheCheck{Name: FetchCache, Checked: 3}) {
 		t.Errorf("caches %+v", res.Caches)
 	}
+	// The same check on a tree outside a layout, as a restore's staging
+	// dir would hold it.
+	stage := t.TempDir()
+	writeFiles(t, stage, map[string]string{good512: src, bad: "other bytes", "README": "not the fetch cache's"})
+	cc, probs, err := VerifyTree(context.Background(), FetchCache, stage)
+	if err != nil || cc != (CacheCheck{Name: FetchCache, Checked: 2}) || len(probs) != 1 || probs[0].Path != filepath.Join(stage, bad) {
+		t.Errorf("VerifyTree(staging): %+v %+v %v", cc, probs, err)
+	}
+	if _, _, err := VerifyTree(context.Background(), GoCache, stage); err == nil {
+		t.Error("VerifyTree(gocache) should refuse: the Go caches have their own checks")
+	}
 	if d := diffStates(before, treeState(t, l.Dir)); len(d) > 0 {
 		t.Errorf("verify without --repair changed %v", d)
 	}
