@@ -161,6 +161,9 @@ func TestPrepareCleanStatusOtherCaches(t *testing.T) {
 			t.Errorf("after clean npm: %s exists %v, want %v", p, err == nil, want)
 		}
 	}
+	if _, err := l.Prepare(ctx, PrepareOptions{Caches: []Cache{NPMCache}, FromHost: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "--from-host seeds gomodcache") {
+		t.Errorf("prepare --cache npm --from-host: %v", err)
+	}
 	r, _ := New(filepath.Join(t.TempDir(), "r"), Options{Recipe: true, StateRoot: t.TempDir()})
 	if _, err := r.Prepare(ctx, PrepareOptions{Caches: []Cache{NPMCache}}); err == nil || !strings.Contains(err.Error(), "recipe layout holds only gomodcache") {
 		t.Errorf("recipe prepare --cache npm: %v", err)

@@ -199,6 +199,9 @@ func (l Layout) checkPrepare(owner Owner, o PrepareOptions) (dirExists bool, err
 			}
 		}
 	}
+	if o.FromHost != "" && !slices.Contains(o.Caches, GoModCache) {
+		return false, fmt.Errorf("--from-host seeds gomodcache, which is not among the caches to prepare (%s)", joinCaches(o.Caches))
+	}
 	if o.FromHost != "" {
 		if fi, err := os.Stat(downloadDir(o.FromHost)); err != nil {
 			return false, fmt.Errorf("--from-host: host module cache %s: %w", o.FromHost, err)
