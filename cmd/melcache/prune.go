@@ -123,19 +123,7 @@ func runPrune(cmd *cobra.Command, g *globals, f *pruneFlags, args []string) erro
 			return err
 		}
 	} else {
-		verb := "removed"
-		if f.dryRun {
-			verb = "would remove"
-		}
-		if o.Caches == nil || slices.Contains(o.Caches, mount.GoCache) {
-			fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, units.FormatSize(res.Bytes), res.Kept, units.FormatSize(res.KeptBytes))
-		}
-		for _, c := range res.Caches {
-			fmt.Fprintf(g.stdout, "%s: %s %d files (%s); %d kept (%s)\n", c.Name, verb, c.Files, units.FormatSize(c.Bytes), c.Kept, units.FormatSize(c.KeptBytes))
-		}
-		if f.trees || slices.Contains(o.Caches, mount.GoModCache) {
-			fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, units.FormatSize(res.TreeBytes))
-		}
+		printPrune(g, f, o, res)
 	}
 	removed := res.Entries + res.Trees
 	for _, c := range res.Caches {
@@ -145,6 +133,23 @@ func runPrune(cmd *cobra.Command, g *globals, f *pruneFlags, args []string) erro
 		return checkFound()
 	}
 	return nil
+}
+
+// printPrune prints what prune removed (or would remove), per cache pruned.
+func printPrune(g *globals, f *pruneFlags, o mount.PruneOptions, res *mount.PruneResult) {
+	verb := "removed"
+	if f.dryRun {
+		verb = "would remove"
+	}
+	if o.Caches == nil || slices.Contains(o.Caches, mount.GoCache) {
+		fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, units.FormatSize(res.Bytes), res.Kept, units.FormatSize(res.KeptBytes))
+	}
+	for _, c := range res.Caches {
+		fmt.Fprintf(g.stdout, "%s: %s %d files (%s); %d kept (%s)\n", c.Name, verb, c.Files, units.FormatSize(c.Bytes), c.Kept, units.FormatSize(c.KeptBytes))
+	}
+	if f.trees || slices.Contains(o.Caches, mount.GoModCache) {
+		fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, units.FormatSize(res.TreeBytes))
+	}
 }
 
 // usageIfLimits makes Prune's refusal of a cache list and limits that do
