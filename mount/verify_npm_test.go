@@ -37,6 +37,7 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 // fillNPMCache fills DIR/npm as a melange build would, offline: npm pack of
 // a local package, npm cache add, then npm install --offline from the cache.
 func fillNPMCache(t *testing.T) Layout {
+	testenv.SkipShort(t, "real npm (a package manager run, ~10-20 s)")
 	npm := testenv.RequireTool(t, "npm")
 	l, err := New(t.TempDir(), Options{})
 	if err != nil {

@@ -43,6 +43,7 @@ func writeSdist(t *testing.T, dir string) {
 // where melange puts it (PIP_CACHE_DIR, DIR/pip on the host), offline, and
 // returns the wheel pip cached.
 func fillPipCache(t *testing.T) (Layout, string) {
+	testenv.SkipShort(t, "real pip (a package manager run, ~10-20 s)")
 	py := testenv.RequirePython(t, "pip", "setuptools", "wheel")
 	l, err := New(t.TempDir(), Options{})
 	if err != nil {
