@@ -9,8 +9,36 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// cacheVars are the variables the linter follows.
+// cacheVars are the variables the linter follows: Go's, which melcache
+// sets, and melangeCacheVars.
 var cacheVars = map[string]string{"GOMODCACHE": DefaultGoModCache, "GOCACHE": DefaultGoCache}
+
+// MelangeCacheVars are the cache variables melange's pkg/config/config.go
+// sets, when the config leaves them empty, to a directory of the mount (at
+// melange 2043d30b). The linter reports a config that points one outside
+// GuestRoot, where the cache dies with the build. mount's cache registry
+// names the same directories (a mount test checks they agree).
+var MelangeCacheVars = map[string]string{
+	"UV_CACHE_DIR":       GuestRoot + "/uv",
+	"PIP_CACHE_DIR":      GuestRoot + "/pip",
+	"COMPOSER_CACHE_DIR": GuestRoot + "/composer",
+	"npm_config_cache":   GuestRoot + "/npm",
+}
+
+// lintedVar returns the canonical name of a variable the linter follows,
+// or "" for another. npm reads npm_config_* in any case, so
+// NPM_CONFIG_CACHE is npm_config_cache.
+func lintedVar(name string) string {
+	if _, ok := cacheVars[name]; ok {
+		return name
+	}
+	for k := range MelangeCacheVars {
+		if name == k || (k == "npm_config_cache" && strings.EqualFold(name, k)) {
+			return k
+		}
+	}
+	return ""
+}
 
 // linter checks a config's cache settings for ones that defeat the cache.
 // final holds the value each variable has in the top-level environment after
@@ -58,12 +86,18 @@ func lint(c *Config, final map[string]string) []Finding {
 func (l *linter) topEnv(m *yaml.Node) {
 	for _, kv := range entries(m) {
 		k, v := kv[0], kv[1]
-		if _, ok := cacheVars[k.Value]; !ok || k.Line == 0 || resolve(v).Kind != yaml.ScalarNode {
+		name := lintedVar(k.Value)
+		if name == "" || k.Line == 0 || resolve(v).Kind != yaml.ScalarNode {
 			continue // Line 0: written by Inject
 		}
 		val := resolve(v).Value
 		line, col := k.Line, l.d.t.byteCol(k.Line, k.Column)
-		switch {
+		switch def, melange := MelangeCacheVars[name]; {
+		case melange && outside(val):
+			l.add(line, col,
+				fmt.Sprintf("%s: %s is outside %s, so that cache does not survive the build", k.Value, val, GuestRoot),
+				fmt.Sprintf("remove it (melange then sets %s=%s), or set %s: %s", name, def, k.Value, def))
+		case melange:
 		case k.Value == "GOMODCACHE" && l.goBuild != nil && judgeable(val) && underGuestRoot(expand(val)) && path.Clean(val) != DefaultGoModCache:
 			l.add(line, col, splitMsg(val), splitFix)
 		case outside(val):
@@ -112,7 +146,7 @@ func (l *linter) step(s StepAt) {
 func (l *linter) override(m *yaml.Node, where string) {
 	for _, kv := range entries(m) {
 		k, v := kv[0], kv[1]
-		if _, ok := cacheVars[k.Value]; !ok || resolve(v).Kind != yaml.ScalarNode {
+		if lintedVar(k.Value) == "" || resolve(v).Kind != yaml.ScalarNode {
 			continue
 		}
 		l.check(k.Line, l.d.t.byteCol(k.Line, k.Column), k.Value, resolve(v).Value, where+" sets",
@@ -149,7 +183,7 @@ func (l *linter) script(k, v *yaml.Node) {
 		}
 		base := start - t.lineStart(ln)
 		for _, e := range exports(t.src[start:t.lineEnd(ln)]) {
-			if _, ok := cacheVars[e.name]; ok {
+			if lintedVar(e.name) != "" {
 				l.check(ln, base+e.col+1, e.name, e.value, "runs: script exports",
 					"delete the export: the top-level environment sets "+e.name)
 			}

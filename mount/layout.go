@@ -45,10 +45,10 @@ func (m Mode) String() string {
 	return "split"
 }
 
-// Cache names one of the two Go caches.
+// Cache names one of the caches in the registry (caches.go).
 type Cache string
 
-// The caches melcache manages.
+// The Go caches, the ones push and pull snapshot.
 const (
 	GoModCache Cache = "gomodcache"
 	GoCache    Cache = "gocache"
@@ -103,12 +103,13 @@ func New(dir string, o Options) (Layout, error) {
 }
 
 // CacheDir returns the host path of cache c, or "" when the layout has no
-// such cache (GOCACHE in recipe mode).
+// such cache (GOCACHE in recipe mode) or c has no root directory (the
+// fetch cache, whose files are DIR's own entries: see FetchFiles).
 func (l Layout) CacheDir(c Cache) string {
 	switch {
 	case l.Mode == Recipe && c == GoModCache:
 		return l.Dir
-	case l.Mode == Recipe:
+	case l.Mode == Recipe || c == FetchCache:
 		return ""
 	}
 	return filepath.Join(l.Dir, string(c))
@@ -122,17 +123,22 @@ func (l Layout) GuestPath(c Cache) string {
 		return GuestRoot
 	case l.Mode == Recipe:
 		return ""
+	case c == FetchCache:
+		return GuestRoot
 	}
 	return GuestRoot + "/" + string(c)
 }
 
-// Caches lists the caches this layout holds, module cache first.
+// Caches lists the snapshotted caches this layout holds (the Go caches),
+// module cache first: what push, pull, the journal and build measure. The
+// other caches (AllCaches) join it when oci snapshots them (issue 15; see
+// CacheProfile.Snapshotted).
 func (l Layout) Caches() []Cache {
 	if l.Mode == Recipe {
 		return []Cache{GoModCache}
 	}
-	out := make([]Cache, 0, len(cacheProfiles))
-	for _, p := range cacheProfiles {
+	var out []Cache
+	for _, p := range Profiles() {
 		out = append(out, p.Name)
 	}
 	return out

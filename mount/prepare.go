@@ -42,6 +42,10 @@ type PrepareOptions struct {
 	LockOptions LockOptions
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
+	// Caches are the caches to create; nil means the Go caches
+	// (Layout.Caches), as before there were others. The fetch cache has no
+	// directory: naming it creates nothing.
+	Caches []Cache
 }
 
 // PrepareResult says what Prepare did.
@@ -66,7 +70,8 @@ func (r *PrepareResult) Changed() bool {
 }
 
 // Prepare creates the layout: the cache directory (its parent must exist, so
-// that a mistyped path fails instead of growing a tree), the caches, the
+// that a mistyped path fails instead of growing a tree), the caches asked
+// for (o.Caches; the Go caches by default), the
 // state directory and Go's README in the build cache, all owned by
 // o.Owner. It is idempotent: a second run changes nothing. Nothing in the
 // directory that is not melcache's is read or changed. Every check runs
@@ -81,6 +86,9 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 		owner = *o.Owner
 	}
 	res := &PrepareResult{Owner: owner}
+	if o.Caches == nil {
+		o.Caches = l.Caches()
+	}
 	dirExists, err := l.checkPrepare(owner, o)
 	if err != nil {
 		return nil, err
@@ -123,14 +131,14 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 	}
 	defer release()
 
-	for _, c := range l.Caches() {
-		if p := l.CacheDir(c); p != l.Dir {
+	for _, p := range l.dirsOf(o.Caches) {
+		if p != l.Dir {
 			if err := mkdir(p, true); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if gc := l.CacheDir(GoCache); gc != "" {
+	if gc := l.CacheDir(GoCache); gc != "" && slices.Contains(o.Caches, GoCache) {
 		readme := filepath.Join(gc, goCacheREADME)
 		if _, err := os.Lstat(readme); errors.Is(err, fs.ErrNotExist) {
 			// Go writes it 0666 minus umask; so do we.
@@ -150,7 +158,7 @@ func (l Layout) Prepare(ctx context.Context, o PrepareOptions) (*PrepareResult, 
 	// Give everything melcache manages to the owner: files written by an
 	// earlier root build or copied in would otherwise stay out of reach of
 	// the build user, and Go would silently fail to refresh their use marks.
-	roots := cacheDirs(l)
+	roots := l.dirsOf(o.Caches)
 	if l.Mode == Split {
 		roots = append(roots, l.State)
 	}
@@ -177,16 +185,22 @@ func (l Layout) checkPrepare(owner Owner, o PrepareOptions) (dirExists bool, err
 	if err := checkCanChown(owner); err != nil {
 		return false, err
 	}
+	if err := l.checkCaches(o.Caches); err != nil {
+		return false, err
+	}
 	dirExists, err = l.checkDir()
 	if err != nil {
 		return false, err
 	}
 	if dirExists {
-		for _, p := range append(cacheDirs(l), l.State) {
+		for _, p := range append(l.dirsOf(o.Caches), l.State) {
 			if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
 				return false, fmt.Errorf("%s exists and is not a directory; melcache will not replace it", p)
 			}
 		}
+	}
+	if o.FromHost != "" && !slices.Contains(o.Caches, GoModCache) {
+		return false, fmt.Errorf("--from-host seeds gomodcache, which is not among the caches to prepare (%s)", joinCaches(o.Caches))
 	}
 	if o.FromHost != "" {
 		if fi, err := os.Stat(downloadDir(o.FromHost)); err != nil {
@@ -277,11 +291,5 @@ func (l Layout) checkExists() error {
 	return nil
 }
 
-// cacheDirs lists the host paths of l's caches.
-func cacheDirs(l Layout) []string {
-	var out []string
-	for _, c := range l.Caches() {
-		out = append(out, l.CacheDir(c))
-	}
-	return out
-}
+// cacheDirs lists the host paths of l's Go caches.
+func cacheDirs(l Layout) []string { return l.dirsOf(l.Caches()) }

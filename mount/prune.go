@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -46,6 +47,18 @@ type PruneOptions struct {
 	ModcacheTrees bool
 	// DryRun reports what would go and changes nothing.
 	DryRun bool
+	// Caches names the caches to prune; nil means the build cache (and
+	// the module cache's trees with ModcacheTrees), as before there were
+	// other caches. Named gocache is trimmed by use marks as above; named
+	// gomodcache loses its re-extractable trees (as ModcacheTrees); every
+	// other named cache, which has no use marks (its tools never touch a
+	// file they read), loses its files written longer than MaxAge ago, then
+	// its oldest files until it fits in MaxSize. Those are pruned only when
+	// named, and need MaxAge or MaxSize.
+	Caches []Cache
+	// MaxAge is the age, by mtime, past which a named cache without use
+	// marks loses a file.
+	MaxAge time.Duration
 	// Now is the clock; nil means time.Now.
 	Now         func() time.Time
 	Lock        *Lock
@@ -66,6 +79,18 @@ type PruneResult struct {
 	TreeBytes int64 `json:"treeBytes"`
 	// TrimUpdated is true when trim.txt was rewritten (see Prune).
 	TrimUpdated bool `json:"trimUpdated"`
+	// Caches reports the named caches without use marks.
+	Caches []CachePrune `json:"caches,omitempty"`
+}
+
+// CachePrune says what Prune removed from (or kept in) a cache without use
+// marks.
+type CachePrune struct {
+	Name      Cache `json:"name"`
+	Files     int   `json:"files"`
+	Bytes     int64 `json:"bytes"`
+	Kept      int   `json:"kept"`
+	KeptBytes int64 `json:"keptBytes"`
 }
 
 // Prune trims the build cache least recently used first, by Go's own use
@@ -87,6 +112,10 @@ func (l Layout) Prune(ctx context.Context, o PruneOptions) (*PruneResult, error)
 	if o.UnusedFor > 0 && o.UnusedFor < MinUnusedFor {
 		return nil, fmt.Errorf("prune: unused-for %v is below Go's %v use-mark interval: every entry looks unused and would go (use Clean to empty a cache)", o.UnusedFor, MinUnusedFor)
 	}
+	byAge, err := l.checkPruneCaches(o)
+	if err != nil {
+		return nil, err
+	}
 	if o.MaxSize == 0 && o.UnusedFor == 0 {
 		o.UnusedFor = DefaultUnusedFor
 	}
@@ -99,13 +128,23 @@ func (l Layout) Prune(ctx context.Context, o PruneOptions) (*PruneResult, error)
 		return nil, err
 	}
 	defer release()
+	// A root that is a link is refused before anything goes: pruning it
+	// would remove files wherever it points (a build can plant one).
+	if err := l.CheckCacheRoots(); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
 	res := &PruneResult{DryRun: o.DryRun}
-	if gc := l.CacheDir(GoCache); gc != "" {
+	if gc := l.CacheDir(GoCache); gc != "" && (o.Caches == nil || slices.Contains(o.Caches, GoCache)) {
 		if err := l.pruneGoCache(ctx, gc, now, o, res); err != nil {
 			return res, err
 		}
 	}
-	if o.ModcacheTrees {
+	for _, c := range byAge {
+		if err := l.pruneByMtime(ctx, c, now, o, res); err != nil {
+			return res, err
+		}
+	}
+	if o.ModcacheTrees || slices.Contains(o.Caches, GoModCache) {
 		if err := pruneTrees(ctx, l.CacheDir(GoModCache), o.DryRun, res); err != nil {
 			return res, err
 		}

@@ -11,7 +11,7 @@ import (
 
 // CacheStatus describes one cache.
 type CacheStatus struct {
-	// Name is "gomodcache" or "gocache".
+	// Name is the cache's name in the registry (caches.go).
 	Name Cache `json:"name"`
 	// Path is the host path; GuestPath the path inside the build.
 	Path      string `json:"path"`
@@ -38,10 +38,15 @@ type CacheStatus struct {
 	Trees       int `json:"trees"`
 	ZipsMissing int `json:"zipsMissing"`
 
+	// Volatile counts the files of a cache other than Go's that match its
+	// profile's volatile patterns (logs, locks), included in Files.
+	Volatile int `json:"volatile,omitempty"`
+
 	// OldestUse and NewestUse are the oldest and newest entry mtimes. For
 	// the build cache those are Go's use marks (refreshed at most hourly);
-	// Go never refreshes the module cache's files, so there they are
-	// download times. Nil when the cache is empty.
+	// Go never refreshes the module cache's files, nor do the other
+	// caches' tools, so there they are write times. Nil when the cache is
+	// empty.
 	OldestUse *time.Time `json:"oldestUse"`
 	NewestUse *time.Time `json:"newestUse"`
 }
@@ -77,6 +82,19 @@ func (l Layout) Status(ctx context.Context, _ StatusOptions) (*Status, error) {
 			return nil, err
 		}
 		st.Caches = append(st.Caches, cs)
+	}
+	// The other caches are listed when present: most builds use none.
+	for _, c := range l.AllCaches() {
+		if l.HasCache(c) {
+			continue
+		}
+		cs, err := l.otherCacheStatus(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if cs.Exists {
+			st.Caches = append(st.Caches, cs)
+		}
 	}
 	var err error
 	if st.LastSnapshot, err = l.LastSnapshot(); err != nil {
@@ -184,6 +202,39 @@ func (l Layout) cacheStatus(ctx context.Context, c Cache) (*CacheStatus, error) 
 			}
 			return nil
 		})
+	}
+	return cs, nil
+}
+
+// otherCacheStatus describes a cache other than Go's: its files, bytes,
+// volatile files and write times.
+func (l Layout) otherCacheStatus(ctx context.Context, c Cache) (*CacheStatus, error) {
+	cs := &CacheStatus{Name: c, Path: l.CacheDir(c), GuestPath: l.GuestPath(c)}
+	if c == FetchCache {
+		cs.Path = l.Dir
+	}
+	ok, err := l.CachePresent(c)
+	if err != nil || !ok {
+		return cs, err
+	}
+	files, err := l.cacheFiles(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	p, _ := ProfileOf(c)
+	cs.Exists = true
+	for _, f := range files {
+		cs.Files++
+		cs.Bytes += f.size
+		if p.IsVolatile(f.rel) {
+			cs.Volatile++
+		}
+		if t := f.mtime; cs.OldestUse == nil || t.Before(*cs.OldestUse) {
+			cs.OldestUse = &t
+		}
+		if t := f.mtime; cs.NewestUse == nil || t.After(*cs.NewestUse) {
+			cs.NewestUse = &t
+		}
 	}
 	return cs, nil
 }

@@ -63,6 +63,8 @@ type VerifyResult struct {
 	Unverified []string `json:"unverified,omitempty"`
 	// Problems lists the bad entries, by path.
 	Problems []Problem `json:"problems"`
+	// Caches reports the caches other than Go's that are present.
+	Caches []CacheCheck `json:"caches,omitempty"`
 }
 
 // OK reports whether nothing bad was found (or everything found was
@@ -86,7 +88,9 @@ func (r *VerifyResult) OK() bool {
 //     stored under;
 //   - every module zip and extracted tree matches its .ziphash, as `go mod
 //     verify` checks them (golang.org/x/mod/sumdb/dirhash);
-//   - with GoSums, every cached module zip and go.mod matches go.sum.
+//   - with GoSums, every cached module zip and go.mod matches go.sum;
+//   - the other caches present, as their formats allow (verify_caches.go,
+//     docs/caches.md).
 //
 // A name check catches corruption, not a malicious writer: a new, correctly
 // named output plus an action entry pointing at it passes every check
@@ -108,6 +112,11 @@ func (l Layout) Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, err
 		return nil, err
 	}
 	defer release()
+	// A root that is a link is refused: --repair would remove files
+	// wherever it points (a build can plant one).
+	if err := l.CheckCacheRoots(); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	res := &VerifyResult{GoSum: len(sums)}
 	var mu sync.Mutex
 	report := func(p Problem) {
@@ -121,6 +130,9 @@ func (l Layout) Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, err
 		}
 	}
 	if err := verifyModCache(ctx, l.CacheDir(GoModCache), sums, res, report); err != nil {
+		return nil, err
+	}
+	if err := l.verifyOtherCaches(ctx, res, report); err != nil {
 		return nil, err
 	}
 	sort.Slice(res.Problems, func(i, j int) bool { return res.Problems[i].Path < res.Problems[j].Path })

@@ -13,15 +13,22 @@ func init() { addCommand(newCleanCmd) }
 const cleanLong = `Clean empties DIR/gomodcache and DIR/gocache, read-only module trees included.
 The two directories stay, with their owner, so DIR is still prepared for melange.
 Other files in DIR, and melcache's state, stay. With --recipe, DIR is emptied as
-'go clean -modcache' would, if it looks like a module cache (has cache/download).`
+'go clean -modcache' would, if it looks like a module cache (has cache/download).
+
+--cache names the caches to empty instead (default: gomodcache,gocache); only those
+are touched. npm, pip, uv, composer and m2repository: the directory DIR/NAME is
+emptied and stays. fetch: the files DIR/sha256:<hex> and DIR/sha512:<hex> are
+removed, and nothing else in DIR.`
 
 // cleanExample are the examples in the help of `melcache clean`.
-const cleanExample = `  melcache clean --dir ./melange-cache`
+const cleanExample = `  melcache clean --dir ./melange-cache
+  melcache clean --cache npm,fetch           # only npm's cache and the fetched sources`
 
 func newCleanCmd(g *globals) *cobra.Command {
 	var (
 		f      cacheDirFlags
 		asJSON bool
+		cf     cacheListFlag
 	)
 	cmd := &cobra.Command{
 		Use:     "clean",
@@ -30,6 +37,10 @@ func newCleanCmd(g *globals) *cobra.Command {
 		Example: cleanExample,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			caches, err := cf.caches()
+			if err != nil {
+				return err
+			}
 			l, err := f.layout()
 			if err != nil {
 				return err
@@ -37,7 +48,7 @@ func newCleanCmd(g *globals) *cobra.Command {
 			if err := f.recoverRestore(cmd.Context(), g, l); err != nil {
 				return err
 			}
-			res, err := l.Clean(cmd.Context(), mount.CleanOptions{LockOptions: f.lockOptions(g, l)})
+			res, err := l.Clean(cmd.Context(), mount.CleanOptions{Caches: caches, LockOptions: f.lockOptions(g, l)})
 			if err != nil {
 				return err
 			}
@@ -55,5 +66,6 @@ func newCleanCmd(g *globals) *cobra.Command {
 	}
 	f.register(cmd, true)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cf.register(cmd, "the caches to empty", "gomodcache,gocache")
 	return cmd
 }

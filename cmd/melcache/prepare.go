@@ -20,12 +20,23 @@ only if it exists, so run this before melange build --cache-dir DIR.
 It is idempotent, creates DIR but not its parents, and never touches other files in
 DIR (melange and wolfi keep apk files and fetch caches there). With --from-host it
 seeds the module cache from this host's 'go env GOMODCACHE' (hard links when the
-files already belong to the owner and share a filesystem, copies otherwise).`
+files already belong to the owner and share a filesystem, copies otherwise).
+
+--cache chooses the caches to create (default: gomodcache,gocache), each a directory
+in DIR that melange points its tool at, owned like the Go caches:
+  npm           DIR/npm            (npm_config_cache, set by melange)
+  pip           DIR/pip            (PIP_CACHE_DIR, set by melange)
+  uv            DIR/uv             (UV_CACHE_DIR, set by melange)
+  composer      DIR/composer       (COMPOSER_CACHE_DIR, set by melange)
+  m2repository  DIR/m2repository   (linked from ~/.m2/repository by the maven pipelines)
+  fetch         nothing to create: its files are DIR/sha256:<hex> and DIR/sha512:<hex>
+docs/caches.md describes each.`
 
 // prepareExample are the examples in the help of `melcache prepare`.
 const prepareExample = `  melcache prepare                              # ./melange-cache
   sudo melcache prepare --dir /var/cache/mc --owner 1000:1000
-  melcache prepare --dir ./mc --from-host         # reuse the modules this host has`
+  melcache prepare --dir ./mc --from-host         # reuse the modules this host has
+  melcache prepare --cache npm,pip                # only DIR/npm and DIR/pip`
 
 func newPrepareCmd(g *globals) *cobra.Command {
 	var fl prepareFlags
@@ -41,6 +52,7 @@ func newPrepareCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&fl.owner, "owner", "", "UID:GID to own the caches (default: the invoking user)")
 	cmd.Flags().BoolVar(&fl.fromHost, "from-host", false, "seed gomodcache/cache/download from this host's go env GOMODCACHE")
 	cmd.Flags().BoolVar(&fl.asJSON, "json", false, "print the result as JSON")
+	fl.caches.register(cmd, "the caches to create", "gomodcache,gocache")
 	return cmd
 }
 
@@ -50,11 +62,16 @@ type prepareFlags struct {
 	owner    string
 	fromHost bool
 	asJSON   bool
+	caches   cacheListFlag
 }
 
 // runPrepare runs the command with its flags and prints the result.
 func runPrepare(cmd *cobra.Command, g *globals, f *prepareFlags, args []string) error {
 	o := mount.PrepareOptions{Log: g.log}
+	var err error
+	if o.Caches, err = f.caches.caches(); err != nil {
+		return err
+	}
 	if cmd.Flags().Changed("owner") {
 		ow, err := mount.ParseOwner(f.owner)
 		if err != nil {
@@ -96,8 +113,24 @@ func runPrepare(cmd *cobra.Command, g *globals, f *prepareFlags, args []string) 
 		fmt.Fprintf(g.stdout, "seeded modules from %s: %d linked, %d copied (%s), %d already there\n",
 			s.From, s.Linked, s.Copied, units.FormatSize(s.Bytes), s.Skipped)
 	}
-	for _, e := range l.Env() {
-		fmt.Fprintf(g.stdout, "  %s\n", e)
-	}
+	printPreparedEnv(g, l, o.Caches)
 	return nil
+}
+
+// printPreparedEnv prints where the build finds each prepared cache.
+func printPreparedEnv(g *globals, l mount.Layout, caches []mount.Cache) {
+	if caches == nil {
+		caches = l.Caches()
+	}
+	for _, c := range caches {
+		p, _ := mount.ProfileOf(c)
+		switch {
+		case l.HasCache(c) && p.Env != "":
+			fmt.Fprintf(g.stdout, "  %s=%s\n", p.Env, l.GuestPath(c))
+		case p.Env != "":
+			fmt.Fprintf(g.stdout, "  %s=%s (%s)\n", p.Env, l.GuestPath(c), p.SetBy)
+		default:
+			fmt.Fprintf(g.stdout, "  %s: %s (%s)\n", c, l.GuestPath(c), p.SetBy)
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -24,12 +26,22 @@ cached: Go re-extracts them when a build needs them (read-only trees included).
 Sizes take units: 500MB and 2GB are powers of 1000, 2GiB and 1.5G powers of 1024.
 Durations are Go durations or days: 36h, 5d, 1d12h.
 --dry-run lists the totals without removing anything and exits 3 when there is
-something to remove.`
+something to remove.
+
+--cache names the caches to prune instead of the build cache (only those are touched):
+  gocache       by Go's use marks, as above
+  gomodcache    extracted trees Go can re-extract (as --modcache-trees)
+  npm, pip, uv, composer, m2repository, fetch
+                these tools keep no use marks, so they are pruned only when named,
+                and need --max-age or --max-size: files written longer than
+                --max-age ago go, then the oldest until the cache fits in --max-size
+                (per cache). A removed file is a cache miss: the tool fetches it again.`
 
 // pruneExample are the examples in the help of `melcache prune`.
 const pruneExample = `  melcache prune --max-size 2GiB
   melcache prune --unused-for 5d --modcache-trees
-  melcache prune --max-size 500MB --dry-run`
+  melcache prune --max-size 500MB --dry-run
+  melcache prune --cache npm,pip --max-age 30d     # by write time; Go's caches untouched`
 
 func newPruneCmd(g *globals) *cobra.Command {
 	var fl pruneFlags
@@ -47,6 +59,8 @@ func newPruneCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&fl.dryRun, "dry-run", false, "report what would be removed; change nothing (exit 3 if anything would be)")
 	cmd.Flags().BoolVar(&fl.trees, "modcache-trees", false, "also remove extracted module trees that Go can re-extract from cached zips")
 	cmd.Flags().BoolVar(&fl.asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&fl.maxAge, "max-age", "", "remove files of the named caches without use marks written longer ago than DURATION (e.g. 30d)")
+	fl.caches.register(cmd, "the caches to prune", "gocache")
 	return cmd
 }
 
@@ -58,12 +72,22 @@ type pruneFlags struct {
 	dryRun    bool
 	trees     bool
 	asJSON    bool
+	maxAge    string
+	caches    cacheListFlag
 }
 
 // runPrune runs the command with its flags and prints the result.
 func runPrune(cmd *cobra.Command, g *globals, f *pruneFlags, args []string) error {
 	o := mount.PruneOptions{DryRun: f.dryRun, ModcacheTrees: f.trees}
 	var err error
+	if o.Caches, err = f.caches.caches(); err != nil {
+		return err
+	}
+	if cmd.Flags().Changed("max-age") {
+		if o.MaxAge, err = units.ParseDuration(f.maxAge); err != nil || o.MaxAge == 0 {
+			return usageErrorf("--max-age: %q: want a positive duration (e.g. 30d)", f.maxAge)
+		}
+	}
 	if cmd.Flags().Changed("max-size") {
 		if o.MaxSize, err = units.ParseSize(f.maxSize); err != nil {
 			return usageErrorf("--max-size: %v", err)
@@ -92,24 +116,48 @@ func runPrune(cmd *cobra.Command, g *globals, f *pruneFlags, args []string) erro
 	o.LockOptions = f.lockOptions(g, l)
 	res, err := l.Prune(cmd.Context(), o)
 	if err != nil {
-		return err
+		return usageIfLimits(err)
 	}
 	if f.asJSON {
 		if err := writeJSON(g.stdout, res); err != nil {
 			return err
 		}
 	} else {
-		verb := "removed"
-		if f.dryRun {
-			verb = "would remove"
-		}
-		fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, units.FormatSize(res.Bytes), res.Kept, units.FormatSize(res.KeptBytes))
-		if f.trees {
-			fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, units.FormatSize(res.TreeBytes))
-		}
+		printPrune(g, f, o, res)
 	}
-	if f.dryRun && res.Entries+res.Trees > 0 {
+	removed := res.Entries + res.Trees
+	for _, c := range res.Caches {
+		removed += c.Files
+	}
+	if f.dryRun && removed > 0 {
 		return checkFound()
 	}
 	return nil
+}
+
+// printPrune prints what prune removed (or would remove), per cache pruned.
+func printPrune(g *globals, f *pruneFlags, o mount.PruneOptions, res *mount.PruneResult) {
+	verb := "removed"
+	if f.dryRun {
+		verb = "would remove"
+	}
+	if o.Caches == nil || slices.Contains(o.Caches, mount.GoCache) {
+		fmt.Fprintf(g.stdout, "%s %d build-cache entries (%s); %d kept (%s)\n", verb, res.Entries, units.FormatSize(res.Bytes), res.Kept, units.FormatSize(res.KeptBytes))
+	}
+	for _, c := range res.Caches {
+		fmt.Fprintf(g.stdout, "%s: %s %d files (%s); %d kept (%s)\n", c.Name, verb, c.Files, units.FormatSize(c.Bytes), c.Kept, units.FormatSize(c.KeptBytes))
+	}
+	if f.trees || slices.Contains(o.Caches, mount.GoModCache) {
+		fmt.Fprintf(g.stdout, "%s %d extracted module trees (%s)\n", verb, res.Trees, units.FormatSize(res.TreeBytes))
+	}
+}
+
+// usageIfLimits makes Prune's refusal of a cache list and limits that do
+// not go together (no limit for a cache without use marks, --max-age with
+// none named) a usage error, exit 2, like the flags' own checks.
+func usageIfLimits(err error) error {
+	if errors.Is(err, mount.ErrPruneLimits) {
+		return usageErrorf("%v", err)
+	}
+	return err
 }

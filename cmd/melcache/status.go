@@ -25,7 +25,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: `Status reports, per cache, its files and bytes; for the build cache its action and
 output entries; for the module cache its modules, versions and extracted trees; and
 the oldest and newest use marks. It also shows the snapshot last pushed or pulled
-and, after 'melcache mark' (or melcache build), that build's hits and misses.`,
+and, after 'melcache mark' (or melcache build), that build's hits and misses.
+
+The other caches melange uses (npm, pip, uv, composer, m2repository, and fetch: the
+DIR/sha256:<hex> files) are listed when present, with files, size, volatile files
+(logs, locks) and the oldest and newest write times: their tools keep no use marks.`,
 		Example: `  melcache status
   melcache status --dir ./melange-cache --json | jq '.lastBuild'`,
 		Args: cobra.NoArgs,
@@ -74,6 +78,8 @@ func printStatus(g *globals, st *mount.Status) {
 			content = fmt.Sprintf("%d actions, %d outputs", c.Actions, c.Outputs)
 		case mount.GoModCache:
 			content = fmt.Sprintf("%d modules, %d versions, %d trees", c.Modules, c.Versions, c.Trees)
+		default:
+			content = fmt.Sprintf("%d volatile (write times)", c.Volatile)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.Files, units.FormatSize(c.Bytes), content, when(c.OldestUse), when(c.NewestUse))
 	}

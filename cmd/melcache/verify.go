@@ -15,9 +15,18 @@ matches its name, the SHA-256 of its content; that every action entry is well
 formed; and that every module zip and extracted tree matches its .ziphash, as
 'go mod verify' checks them. With --gosum, cached modules must also match go.sum.
 
-It lists what is bad and exits 1; --repair removes it (Go rebuilds or re-downloads
-it on the next build) and exits 0. Verification catches corruption, not a
-malicious snapshot: only who may push protects against that.`
+The other caches melange uses are checked when present (docs/caches.md):
+  fetch         DIR/sha256:<hex>, DIR/sha512:<hex>: the content against the name
+  npm           cacache: content files against their names (the integrity), index
+                lines against their sha1 and bucket, entry sizes against content
+  m2repository  every file with a .sha1 (.sha256, .sha512, .md5) beside it
+  pip           wheels (wheels/, http-v2 bodies) against their RECORD
+  uv, composer  nothing: their formats carry no digest melcache can check
+A line per cache says how many files were checked and how many could not be.
+
+It lists what is bad and exits 1; --repair removes it (the tool rebuilds or
+re-downloads it on the next build) and exits 0. Verification catches corruption,
+not a malicious snapshot: only who may push protects against that.`
 
 // verifyExample are the examples in the help of `melcache verify`.
 const verifyExample = `  melcache verify
@@ -86,6 +95,9 @@ func runVerify(cmd *cobra.Command, g *globals, f *verifyFlags, args []string) er
 			fmt.Fprintf(g.stdout, ", %d without a hash to check", len(res.Unverified))
 		}
 		fmt.Fprintln(g.stdout)
+		for _, c := range res.Caches {
+			fmt.Fprintf(g.stdout, "%s: checked %d files, %d with nothing to check against, %d volatile\n", c.Name, c.Checked, c.Unchecked, c.Volatile)
+		}
 	}
 	if !res.OK() {
 		return fmt.Errorf("%s: %d bad cache entries (melcache verify --repair removes them)", l.Dir, len(res.Problems))

@@ -8,8 +8,10 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -65,4 +67,50 @@ func SkipShort(t testing.TB, kind string) {
 	if testing.Short() {
 		t.Skip(kind + ": skipped with -short")
 	}
+}
+
+// pythonFallback is where Debian's python3 lives: a python3 earlier in PATH
+// (pyenv's, say) may lack the modules Debian's python3-pip,
+// python3-setuptools and python3-wheel install.
+const pythonFallback = "/usr/bin/python3"
+
+// RequirePython returns a python3 that can import every module of mods
+// (e.g. "pip", "setuptools", "wheel"): the one in PATH, else Debian's. It
+// skips the test when there is none (fails it under CI), naming the Debian
+// packages that provide them.
+func RequirePython(t testing.TB, mods ...string) string {
+	t.Helper()
+	imp := "import " + strings.Join(mods, ", ")
+	var tried []string
+	for _, name := range []string{"python3", pythonFallback} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		if canImport(p, mods) {
+			return p
+		}
+		tried = append(tried, p)
+	}
+	var pkgs []string
+	for _, m := range mods {
+		pkgs = append(pkgs, "python3-"+m)
+	}
+	msg := fmt.Sprintf("no python3 that can %q (tried %v; Debian packages %s; .ci/run installs them)", imp, tried, strings.Join(pkgs, " "))
+	if InCI() {
+		t.Fatalf("CI=true: %s", msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// canImport reports whether python can import each of mods, one at a time:
+// Debian's setuptools refuses to load after pip has loaded distutils.
+func canImport(python string, mods []string) bool {
+	for _, m := range mods {
+		if exec.Command(python, "-c", "import "+m).Run() != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,135 @@
+package mount
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/melcache/melcache/internal/testenv"
+)
+
+// writeSdist writes a setuptools source distribution of the module
+// melcdemo into dir, as a package index would serve it.
+func writeSdist(t *testing.T, dir string) {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range map[string]string{
+		"melcdemo-1.0/setup.py":    "from setuptools import setup\nsetup(name='melcdemo', version='1.0', py_modules=['melcdemo'])\n",
+		"melcdemo-1.0/melcdemo.py": "ANSWER = 42\n",
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tw.Write([]byte(body))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = gz.Close()
+	if err := os.WriteFile(filepath.Join(dir, "melcdemo-1.0.tar.gz"), buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fillPipCache has pip build a wheel from a local sdist with its cache
+// where melange puts it (PIP_CACHE_DIR, DIR/pip on the host), offline, and
+// returns the wheel pip cached.
+func fillPipCache(t *testing.T) (Layout, string) {
+	testenv.SkipShort(t, "real pip (a package manager run, ~10-20 s)")
+	py := testenv.RequirePython(t, "pip", "setuptools", "wheel")
+	l, err := New(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	writeSdist(t, work)
+	env := append(os.Environ(), "PIP_CACHE_DIR="+l.CacheDir(PipCache), "HOME="+work, "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_CONFIG_FILE=/dev/null")
+	runIn(t, work, env, py, "-m", "pip", "install", "--no-index", "--find-links", work,
+		"--no-build-isolation", "--target", filepath.Join(work, "out"), "melcdemo")
+	whl, _ := filepath.Glob(filepath.Join(l.CacheDir(PipCache), "wheels", "*", "*", "*", "*", "melcdemo-1.0-*.whl"))
+	if len(whl) != 1 {
+		t.Fatalf("pip cached wheels %v, want one melcdemo wheel under wheels/", whl)
+	}
+	return l, whl[0]
+}
+
+// rewriteZip copies the zip at p, changing the member named name to body.
+func rewriteZip(t *testing.T, p, name, body string) {
+	t.Helper()
+	zr, err := zip.OpenReader(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	found := false
+	for _, f := range zr.File {
+		w, err := zw.Create(f.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Name == name {
+			found = true
+			_, _ = io.WriteString(w, body)
+			continue
+		}
+		rc, _ := f.Open()
+		_, _ = io.Copy(w, rc)
+		rc.Close()
+	}
+	zr.Close()
+	if err := zw.Close(); err != nil || !found {
+		t.Fatalf("rewrite %s in %s: %v (found %v)", name, p, err, found)
+	}
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerifyPipRealCache(t *testing.T) {
+	l, whl := fillPipCache(t)
+	// pip >= 23.3 keeps HTTP bodies beside their metadata: a wheel body
+	// is checked the same way; another body is not a wheel and is left.
+	body := filepath.Join(l.CacheDir(PipCache), "http-v2", "a", "b", "c", "d", "e", strings.Repeat("f", 56)+".body")
+	b, _ := os.ReadFile(whl)
+	if err := os.MkdirAll(filepath.Dir(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(body, b, 0o644)
+	_ = os.WriteFile(filepath.Join(filepath.Dir(body), strings.Repeat("0", 56)+".body"), []byte("<html>simple index</html>"), 0o644)
+
+	res := verifyOnly(t, l, false)
+	if !res.OK() || len(res.Caches) != 1 || res.Caches[0].Checked != 2 {
+		t.Fatalf("fresh pip cache: problems %v, caches %+v (want 2 wheels checked)", res.Problems, res.Caches)
+	}
+	if res.Caches[0].Unchecked == 0 {
+		t.Errorf("the html body and origin.json should count as unchecked: %+v", res.Caches[0])
+	}
+
+	// Same RECORD, other module content: the wheel no longer matches it.
+	rewriteZip(t, whl, "melcdemo.py", "ANSWER = 41\n")
+	rewriteZip(t, body, "melcdemo.py", "import os; os.system('id')\n")
+	res = verifyOnly(t, l, false)
+	if len(res.Problems) != 2 {
+		t.Fatalf("tampered wheels: %+v", res.Problems)
+	}
+	for _, p := range res.Problems {
+		if p.Cache != PipCache || !strings.Contains(p.Reason, "melcdemo.py: content does not match its RECORD sha256") {
+			t.Errorf("problem %+v", p)
+		}
+	}
+
+	// The content restored, the wheel matches its RECORD again.
+	rewriteZip(t, whl, "melcdemo.py", "ANSWER = 42\n")
+	if res := verifyOnly(t, l, false); len(res.Problems) != 1 || res.Problems[0].Path != body {
+		t.Fatalf("restored wheel still bad? %+v", res.Problems)
+	}
+}
