@@ -113,3 +113,59 @@ func classifyOutputID(gocache, out string) OutputClass {
 	defer f.Close()
 	return ClassifyOutput(f)
 }
+
+// ActionEntryLen is the length of every GOCACHE action ("-a") entry Go
+// writes: "v1 <action> <output> <size %20d> <time %20d>\n".
+const ActionEntryLen = actionEntryLen
+
+// actionTimeOffset is where an action entry's time field starts: the last
+// 20 bytes before the newline.
+const actionTimeOffset = actionEntryLen - 1 - 20
+
+// Action is the parsed content of a GOCACHE action ("-a") entry.
+type Action struct {
+	// Output is the hex id of the output ("-d") the action produced.
+	Output string
+	// Size is the output's size.
+	Size int64
+	// Time is the entry's time field: when Go wrote it (Unix ns). Go
+	// rewrites the entry in place with a new time whenever it records the
+	// same action again, so the field changes when nothing else does.
+	Time int64
+}
+
+// ParseAction parses the content b of the action entry stored under the
+// hex action id, as cmd/go/internal/cache's get does.
+func ParseAction(b []byte, id string) (Action, error) {
+	a, err := parseActionEntry(b, id)
+	if err != nil {
+		return Action{}, err
+	}
+	return Action{Output: a.out, Size: a.size, Time: a.time.UnixNano()}, nil
+}
+
+// ActionWithTime returns a copy of the action entry b with its time field
+// set to t, formatted as Go writes it (%20d). b must be ActionEntryLen
+// bytes; anything else is returned unchanged (copied).
+func ActionWithTime(b []byte, t int64) []byte {
+	out := append([]byte(nil), b...)
+	if len(b) != actionEntryLen || t < 0 {
+		return out
+	}
+	copy(out[actionTimeOffset:], fmt.Sprintf("%20d", t))
+	return out
+}
+
+// ActionID returns the action id of a GOCACHE path relative to the cache
+// root ("ab/ab12…-a"), and false when rel does not name an action entry.
+func ActionID(rel string) (string, bool) {
+	dir, name, ok := strings.Cut(rel, "/")
+	if !ok || len(dir) != 2 {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(name, actionSuffix)
+	if !ok || !isHex(id, hexHashSize) || id[:2] != dir {
+		return "", false
+	}
+	return id, true
+}

@@ -32,8 +32,9 @@ type plan struct {
 	unchanged bool
 }
 
-// makePlan compares local entries with the base snapshot by (cache, path,
-// sha256) (docs/format.md, "Deltas" and "Compaction").
+// makePlan compares local entries with the base snapshot by (cache, path)
+// and content, as sameFile decides (docs/format.md, "Deltas" and
+// "Compaction").
 func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 	p := &plan{generation: 1}
 	var baseFiles map[string]*Entry
@@ -56,7 +57,9 @@ func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 		}
 		e.Layer = -1
 		if b := baseFiles[e.key()]; b != nil && sameFile(e, b) {
-			e.Layer = b.Layer
+			// The base's entry, unchanged: an action entry that differs
+			// only in its time field keeps the base's digest.
+			e.Layer, e.SHA256, e.GoTime = b.Layer, b.SHA256, b.GoTime
 			live[b.Layer] += tarSizeOf(e.Size)
 		} else {
 			freshBytes += tarSizeOf(e.Size)

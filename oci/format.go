@@ -75,17 +75,21 @@ type Entry struct {
 	Mode   uint32      `json:"mode"`
 	Size   int64       `json:"size,omitempty"`
 	SHA256 string      `json:"sha256,omitempty"`
+	// GoTime is, for a GOCACHE action ("-a") entry, the time field of the
+	// content as packed (Unix ns): a local "-a" that differs from the entry
+	// only there is the same entry (sameFile, docs/format.md "Deltas").
+	GoTime int64 `json:"goTime,omitempty"`
 	// Layer is the index into Config.Layers of the layer holding the file.
 	Layer int `json:"layer"`
 
-	// mtime is the modification time (ns) seen when the entry was scanned:
-	// packing skips re-hashing a file whose size and mtime are unchanged.
-	mtime int64
+	// st is what the scan saw of the local file (statcache.go); not
+	// indexed.
+	st fileStat
 }
 
 // sameAs compares the indexed fields of two entries.
 func (e Entry) sameAs(o Entry) bool {
-	e.mtime, o.mtime = 0, 0
+	e.st, o.st = fileStat{}, fileStat{}
 	return e == o
 }
 

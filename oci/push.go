@@ -149,6 +149,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		}
 	}
 	if p.unchanged() {
+		p.saveStatCache()
 		return finish(l, s, tag, p.res, p.start, "push")
 	}
 	tmp, err := pushTempDir(l)
@@ -159,6 +160,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := p.packAndUpload(tmp); err != nil {
 		return nil, err
 	}
+	p.saveStatCache()
 	cfg, index, err := p.uploadMetadata()
 	if err != nil {
 		return nil, err
@@ -182,9 +184,10 @@ type pusher struct {
 	start time.Time
 	res   *Result
 
-	entries []Entry   // set by scan: the caches' entries
-	base    *Snapshot // set by scan, cleared by diff when unusable: the delta's base
-	plan    *plan     // set by diff
+	entries []Entry    // set by scan: the caches' entries
+	base    *Snapshot  // set by scan, cleared by diff when unusable: the delta's base
+	plan    *plan      // set by diff
+	stat    *statCache // set by scan: what it learnt of the files, for the next push
 	packed  []*packedLayer
 	layers  []LayerInfo // the new config's layers: the base's kept ones, then the packed ones
 }
@@ -219,11 +222,12 @@ func (p *pusher) scan() error {
 	if err != nil {
 		return err
 	}
-	entries, st, err := scanCaches(p.ctx, p.l, caches, p.o.jobs(), p.base != nil)
+	so := scanOptions{jobs: p.o.jobs(), hashAll: p.base != nil, stat: loadStatCache(p.l, p.log), since: p.o.now()}
+	entries, st, next, err := scanCaches(p.ctx, p.l, caches, so)
 	if err != nil {
 		return err
 	}
-	p.entries, p.res.ScanStats = entries, st
+	p.entries, p.res.ScanStats, p.stat = entries, st, next
 	p.log.Debug("scanned the caches", "entries", len(entries), "hashed all", p.base != nil, "elapsed", time.Since(p.start))
 	if st.Writing > 0 {
 		p.log.Warn("skipped GOCACHE entries still being written", "count", st.Writing)
@@ -253,6 +257,18 @@ func (p *pusher) diff() error {
 	p.res.Compacted = p.plan.reason
 	p.res.Files, p.res.Bytes = countFiles(&Index{Entries: p.plan.entries})
 	return nil
+}
+
+// saveStatCache records what this push learnt of the files (statcache.go),
+// adding the digests packing computed. It is an optimisation for the next
+// push: failing to write it is logged, not an error.
+func (p *pusher) saveStatCache() {
+	if p.plan != nil {
+		p.stat.fillPacked(p.plan.fresh)
+	}
+	if err := p.stat.save(p.l); err != nil {
+		p.log.Warn("cannot write the stat cache; the next push hashes every file", "err", err)
+	}
 }
 
 // unchanged reports whether the store's tag still names the base and the
