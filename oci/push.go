@@ -264,7 +264,7 @@ func (p *pusher) diff() error {
 // push: failing to write it is logged, not an error.
 func (p *pusher) saveStatCache() {
 	if p.plan != nil {
-		p.stat.fillPacked(p.plan.fresh)
+		p.stat.fillPacked(p.plan.entries, len(p.plan.kept))
 	}
 	if err := p.stat.save(p.l); err != nil {
 		p.log.Warn("cannot write the stat cache; the next push hashes every file", "err", err)

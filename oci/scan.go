@@ -100,7 +100,7 @@ func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, o sca
 	for i := range entries {
 		if e := &entries[i]; e.Type == TypeFile {
 			if r, ok := o.stat.lookup(e); ok {
-				e.SHA256, e.GoTime, e.st.class, e.st.cached = r.sha, r.goTime, r.class, true
+				e.SHA256, e.GoTime, e.st.class, e.st.cached = hexSHA(r.sha), r.goTime, r.class, true
 				st.StatCached++
 			}
 		}

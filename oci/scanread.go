@@ -68,7 +68,8 @@ func readEntries(ctx context.Context, entries []Entry, jobs int, hashAll bool) e
 			continue
 		}
 		kind, id := kindOf(e)
-		whole := hashAll && e.SHA256 == "" || kind == kindAction && !e.st.cached
+		// A module-index output is left out: its digest is never needed.
+		whole := hashAll && e.SHA256 == "" && e.st.class != mount.OutputModIndex || kind == kindAction && !e.st.cached
 		head := kind == kindOutput && !e.st.cached
 		if !whole && !head {
 			continue

@@ -7,10 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/melcache/melcache/internal/fsutil"
 	"github.com/melcache/melcache/mount"
 )
@@ -73,7 +73,7 @@ type fileStat struct {
 type statRecord struct {
 	size, mtime, ctime int64
 	ino                uint64
-	sha                string // hex; "" when unknown
+	sha                string // the 32-byte digest, raw; "" when unknown
 	goTime             int64
 	class              mount.OutputClass
 }
@@ -113,19 +113,23 @@ func (sc *statCache) record(e *Entry) {
 		return
 	}
 	sc.recs[e.id()] = statRecord{size: e.st.size, mtime: e.st.mtime, ctime: e.st.ctime, ino: e.st.ino,
-		sha: e.SHA256, goTime: e.GoTime, class: e.st.class}
+		sha: rawSHA(e.SHA256), goTime: e.GoTime, class: e.st.class}
 }
 
 // fillPacked records the digests packing computed for files the scan did
-// not hash (a full push hashes while packing). Files the scan hashed keep
-// the scan's digest: it was read right after the recorded stat.
-func (sc *statCache) fillPacked(fresh map[mount.Cache][]*Entry) {
-	for _, es := range fresh {
-		for _, e := range es {
-			if r, ok := sc.recs[e.id()]; ok && r.sha == "" && !e.st.noRecord {
-				r.sha, r.goTime = e.SHA256, e.GoTime
-				sc.recs[e.id()] = r
-			}
+// not hash (a full push hashes while packing): entries are the pushed
+// index, whose file entries in layers firstNew and up were packed by this
+// push. Files the scan hashed keep the scan's digest: it was read right
+// after the recorded stat.
+func (sc *statCache) fillPacked(entries []Entry, firstNew int) {
+	for i := range entries {
+		e := &entries[i]
+		if e.Type != TypeFile || e.Layer < firstNew || e.SHA256 == "" {
+			continue
+		}
+		if r, ok := sc.recs[e.id()]; ok && r.sha == "" {
+			r.sha, r.goTime = rawSHA(e.SHA256), e.GoTime
+			sc.recs[e.id()] = r
 		}
 	}
 }
@@ -182,8 +186,8 @@ func (sc *statCache) encode() ([]byte, error) {
 		tmp = binary.AppendUvarint(tmp, r.ino)
 		tmp = append(tmp, byte(r.class))
 		tmp = binary.AppendVarint(tmp, r.goTime)
-		if sum, ok := decodeSHA(r.sha); ok {
-			tmp = append(append(tmp, 1), sum[:]...)
+		if len(r.sha) == sha256.Size {
+			tmp = append(append(tmp, 1), r.sha...)
 		} else {
 			tmp = append(tmp, 0)
 		}
@@ -195,13 +199,26 @@ func (sc *statCache) encode() ([]byte, error) {
 	return compressBytes(buf.Bytes())
 }
 
-// decodeSHA parses a hex sha256; false for "" or anything malformed.
-func decodeSHA(s string) (sum [sha256.Size]byte, ok bool) {
+// rawSHA is the raw digest of a hex sha256, "" for "" or anything
+// malformed. Records keep digests raw: decoding then allocates nothing
+// per record (see decodeStatCache).
+func rawSHA(s string) string {
+	var sum [sha256.Size]byte
 	if len(s) != 2*sha256.Size {
-		return sum, false
+		return ""
 	}
-	_, err := hex.Decode(sum[:], []byte(s))
-	return sum, err == nil
+	if _, err := hex.Decode(sum[:], []byte(s)); err != nil {
+		return ""
+	}
+	return string(sum[:])
+}
+
+// hexSHA is the hex form of a record's digest ("" for "").
+func hexSHA(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	return hex.EncodeToString([]byte(raw))
 }
 
 func appendString(b []byte, s string) []byte {
@@ -209,23 +226,25 @@ func appendString(b []byte, s string) []byte {
 }
 
 func decodeStatCache(z []byte) (*statCache, error) {
-	zr, err := newDecoder(bytes.NewReader(z))
+	// DecodeAll sizes its output from the frame header (EncodeAll writes
+	// the content size) instead of growing a buffer; the memory limit
+	// refuses a frame that claims or decodes to more.
+	zr, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(maxStatCacheBytes), zstd.WithDecoderConcurrency(1))
 	if err != nil {
 		return nil, err
 	}
 	defer zr.Close()
-	b, err := io.ReadAll(io.LimitReader(zr, maxStatCacheBytes+1))
+	b, err := zr.DecodeAll(z, nil)
 	if err != nil {
 		return nil, fmt.Errorf("stat cache: %w", err)
 	}
-	if len(b) > maxStatCacheBytes {
-		return nil, fmt.Errorf("stat cache: decompresses to over %d bytes", maxStatCacheBytes)
-	}
-	d := &statDecoder{b: b}
 	if !bytes.HasPrefix(b, []byte(statCacheMagic)) {
 		return nil, errors.New("stat cache: not a stat cache of this version")
 	}
-	d.b = b[len(statCacheMagic):]
+	b = b[len(statCacheMagic):]
+	// One string holds every path and digest: records slice it, so 100k
+	// records cost one copy, not 200k allocations.
+	d := &statDecoder{b: b, s: string(b)}
 	since, n := d.varint(), d.uvarint()
 	if d.err == nil && n > uint64(len(d.b)) { // every record takes bytes
 		d.err = errors.New("record count over the file's size")
@@ -247,10 +266,16 @@ func decodeStatCache(z []byte) (*statCache, error) {
 	return sc, nil
 }
 
-// statDecoder reads the stat cache encoding; the first error sticks.
+// statDecoder reads the stat cache encoding; the first error sticks. s
+// holds the same bytes as b, which it consumes in step.
 type statDecoder struct {
 	b   []byte
+	s   string
 	err error
+}
+
+func (d *statDecoder) skip(n int) {
+	d.b, d.s = d.b[n:], d.s[n:]
 }
 
 func (d *statDecoder) fail(what string) {
@@ -265,7 +290,7 @@ func (d *statDecoder) uvarint() uint64 {
 		d.fail("number")
 		return 0
 	}
-	d.b = d.b[n:]
+	d.skip(n)
 	return v
 }
 
@@ -275,46 +300,44 @@ func (d *statDecoder) varint() int64 {
 		d.fail("number")
 		return 0
 	}
-	d.b = d.b[n:]
+	d.skip(n)
 	return v
 }
 
-func (d *statDecoder) bytes(n uint64) []byte {
+func (d *statDecoder) str(n uint64) string {
 	if d.err != nil || n > uint64(len(d.b)) {
 		d.fail("length")
-		return nil
+		return ""
 	}
-	v := d.b[:n]
-	d.b = d.b[n:]
+	v := d.s[:n]
+	d.skip(int(n))
 	return v
 }
 
 // record decodes and validates one record: names as a snapshot index
 // allows them, no negative sizes or times, a known class.
 func (d *statDecoder) record() (entryKey, statRecord) {
-	cache, ok := mount.LookupCache(string(d.bytes(d.uvarint())))
+	cache, ok := mount.LookupCache(d.str(d.uvarint()))
 	if !ok {
 		d.fail("cache name")
 	}
-	p := string(d.bytes(d.uvarint()))
+	p := d.str(d.uvarint())
 	if checkPath(p) != nil {
 		d.fail("path")
 	}
 	var r statRecord
 	r.size, r.mtime, r.ctime = d.varint(), d.varint(), d.varint()
 	r.ino = d.uvarint()
-	if c := d.bytes(1); len(c) == 1 {
+	if c := d.str(1); len(c) == 1 {
 		r.class = mount.OutputClass(c[0])
 	}
 	r.goTime = d.varint()
 	if r.size < 0 || r.goTime < 0 || r.class > mount.OutputExecutable {
 		d.fail("record")
 	}
-	if has := d.bytes(1); len(has) == 1 && has[0] == 1 {
-		if sum := d.bytes(sha256.Size); len(sum) == sha256.Size {
-			r.sha = hex.EncodeToString(sum)
-		}
-	} else if len(has) == 1 && has[0] != 0 {
+	if has := d.str(1); has == "\x01" {
+		r.sha = d.str(sha256.Size)
+	} else if has != "\x00" {
 		d.fail("digest flag")
 	}
 	return entryKey{cache, p}, r
