@@ -110,6 +110,7 @@ func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, o sca
 	}
 	markModIndex(entries)
 	next := newStatCache(o.since)
+	next.carry(o.stat, caches)
 	out := entries[:0]
 	for _, e := range entries {
 		if e.Type == TypeFile {

@@ -61,6 +61,17 @@ func TestStatCacheHashesNothing(t *testing.T) {
 	if !res.Unchanged || res.Hashed != 0 || res.StatCached != first.Files+1 {
 		t.Fatalf("third push: %+v; want unchanged, nothing hashed, %d files from the stat cache", res, first.Files+1)
 	}
+	// A partial push keeps the other cache's records.
+	if _, err := Push(ctx, l, s, "mods", Options{Now: later, Only: []mount.Cache{mount.GoModCache}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Push(ctx, l, s, "k", Options{Now: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Unchanged || res.Hashed != 0 {
+		t.Fatalf("push after a --only gomodcache push: %+v; want the gocache records kept, nothing hashed", res)
+	}
 	if err := os.Remove(filepath.Join(l.State, statCacheName)); err != nil {
 		t.Fatal(err)
 	}
