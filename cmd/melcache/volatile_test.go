@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,9 +76,13 @@ func TestCLIRetimedActionUnchanged(t *testing.T) {
 	src, dst := filepath.Join(work, "src"), filepath.Join(work, "dst")
 	actions := volCache(t, src)
 	ref := "oci:" + filepath.Join(work, "layout") + ":k"
+	out := mustRun(t, nil, "push", "--dir", src, ref).stdout
+	if !strings.Contains(out, "left out 2 module-index entries") {
+		t.Fatalf("first push did not report the module-index entries it left out:\n%s", out)
+	}
 	res := pushPullResult(t, mustRun(t, nil, "push", "--dir", src, ref, "--json"))
 	if res.ModIndex != 2 || res.Files != 4 {
-		t.Fatalf("first push: %+v; want 4 files, 2 module-index entries left out", res)
+		t.Fatalf("push: %+v; want 4 files, 2 module-index entries left out", res)
 	}
 	retimeAction(t, actions["link hello"])
 	res = pushPullResult(t, mustRun(t, nil, "push", "--dir", src, ref, "--json"))
