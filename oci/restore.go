@@ -356,7 +356,9 @@ func sameLocal(f *os.File, e *Entry, buf []byte) (same, exact bool, err error) {
 		return sameAction(b, e), false, nil
 	}
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+	// Hide f's WriteTo: io.CopyBuffer would use it and allocate a copy
+	// buffer per file instead of using buf.
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil {
 		return false, false, err
 	}
 	var sum [sha256.Size]byte

@@ -197,9 +197,12 @@ func walkCache(l mount.Layout, c mount.Cache, entries []Entry, st *ScanStats) ([
 
 // statOf is the stat cache's view of a file in the cache rooted at root.
 func statOf(fi fs.FileInfo, root string) fileStat {
-	fs := fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano(), root: root}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
-		fs.ctime, fs.ino = sys.Ctim.Nano(), sys.Ino
+		return sysStat(sys, root)
 	}
-	return fs
+	return fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano(), root: root}
+}
+
+func sysStat(st *syscall.Stat_t, root string) fileStat {
+	return fileStat{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino, root: root}
 }

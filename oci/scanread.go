@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -29,6 +28,12 @@ var hashBufPool = sync.Pool{New: func() any { b := make([]byte, hashBufSize); re
 // action entry plus one byte (to tell a longer file), which also covers
 // the magic ClassifyOutput needs.
 const headSize = mount.ActionEntryLen + 1
+
+// smallReadsPerJob is how many small reads run per hashing job: measured
+// on a 2-core builder, 4 per job brought the scan of a full push (1,647
+// entries, 1,200 of them read for their first bytes) from 165-250 ms to
+// 100-120 ms; the pack that follows reads each file again anyway.
+const smallReadsPerJob = 4
 
 // fileKind tells the GOCACHE entries the scan looks into.
 type fileKind uint8
@@ -60,8 +65,12 @@ func readEntries(ctx context.Context, entries []Entry, jobs int, hashAll bool) e
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
+	// Most reads are small (action entries, output heads) and spend
+	// their time in open and close, not on the CPU: smallReadsPerJob of
+	// them run per job, while at most jobs hash a larger file at once.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
+	g.SetLimit(smallReadsPerJob * jobs)
+	hashing := make(chan struct{}, jobs)
 	for i := range entries {
 		e := &entries[i]
 		if e.Type != TypeFile {
@@ -78,9 +87,18 @@ func readEntries(ctx context.Context, entries []Entry, jobs int, hashAll bool) e
 			break // a read failed or ctx is done
 		}
 		g.Go(func() error {
-			buf := hashBufPool.Get().(*[]byte)
-			defer hashBufPool.Put(buf)
-			err := readFile(e, kind, id, whole, *buf)
+			if whole && e.Size > headSize {
+				hashing <- struct{}{}
+				defer func() { <-hashing }()
+			}
+			var small [2 * headSize]byte
+			buf := small[:]
+			if whole && e.Size > headSize {
+				pb := hashBufPool.Get().(*[]byte)
+				defer hashBufPool.Put(pb)
+				buf = *pb
+			}
+			err := readFile(e, kind, id, whole, buf)
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
 				e.st.gone = true // removed, or replaced by a link, since the walk
 				return nil
@@ -96,31 +114,35 @@ func readEntries(ctx context.Context, entries []Entry, jobs int, hashAll bool) e
 
 // readFile reads entry e through a descriptor that is never a link: its
 // first bytes, and with whole all of it, hashed. The stat recorded is the
-// descriptor's, taken before the read.
+// descriptor's, taken before the read. Raw system calls, not an os.File:
+// most reads here are a few hundred bytes, and an os.File's poller set-up
+// cost more than the read (profiled: fcntl, epoll and a 32 KiB copy
+// buffer per file, since io.CopyBuffer ignores buf for an *os.File).
 func readFile(e *Entry, kind fileKind, id string, whole bool, buf []byte) error {
 	p := filepath.Join(e.st.root, filepath.FromSlash(e.Path))
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &fs.PathError{Op: "open", Path: p, Err: err}
 	}
-	defer f.Close()
+	defer syscall.Close(fd)
+	r := fdReader(fd)
 	var head []byte
 	if whole {
-		fi, err := f.Stat()
-		if err != nil {
-			return err
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return &fs.PathError{Op: "fstat", Path: p, Err: err}
 		}
-		e.st = statOf(fi, e.st.root)
+		e.st = sysStat(&st, e.st.root)
 		h := sha256.New()
 		hw := &headWriter{max: headSize}
-		n, err := io.CopyBuffer(io.MultiWriter(h, hw), f, buf)
+		n, err := io.CopyBuffer(io.MultiWriter(h, hw), r, buf)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", p, err)
 		}
 		e.SHA256, e.Size, head = hex.EncodeToString(h.Sum(nil)), n, hw.b
-		e.st.read, e.st.noRecord = true, n != fi.Size()
+		e.st.read, e.st.noRecord = true, n != st.Size
 	} else {
-		n, _ := io.ReadFull(f, buf[:headSize])
+		n, _ := io.ReadFull(r, buf[:headSize])
 		head = buf[:n]
 	}
 	switch kind {
@@ -132,6 +154,24 @@ func readFile(e *Entry, kind fileKind, id string, whole bool, buf []byte) error 
 		e.st.class = mount.ClassifyOutput(bytes.NewReader(head))
 	}
 	return nil
+}
+
+// fdReader reads a file descriptor.
+type fdReader int
+
+func (f fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(f), p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // headWriter keeps the first max bytes written to it.
