@@ -29,12 +29,6 @@ var hashBufPool = sync.Pool{New: func() any { b := make([]byte, hashBufSize); re
 // the magic ClassifyOutput needs.
 const headSize = mount.ActionEntryLen + 1
 
-// smallReadsPerJob is how many small reads run per hashing job: measured
-// on a 2-core builder, 4 per job brought the scan of a full push (1,647
-// entries, 1,200 of them read for their first bytes) from 165-250 ms to
-// 100-120 ms; the pack that follows reads each file again anyway.
-const smallReadsPerJob = 4
-
 // fileKind tells the GOCACHE entries the scan looks into.
 type fileKind uint8
 
@@ -65,12 +59,8 @@ func readEntries(ctx context.Context, entries []Entry, jobs int, hashAll bool) e
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
-	// Most reads are small (action entries, output heads) and spend
-	// their time in open and close, not on the CPU: smallReadsPerJob of
-	// them run per job, while at most jobs hash a larger file at once.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(smallReadsPerJob * jobs)
-	hashing := make(chan struct{}, jobs)
+	g.SetLimit(jobs)
 	for i := range entries {
 		e := &entries[i]
 		if e.Type != TypeFile {
@@ -87,10 +77,6 @@ func readEntries(ctx context.Context, entries []Entry, jobs int, hashAll bool) e
 			break // a read failed or ctx is done
 		}
 		g.Go(func() error {
-			if whole && e.Size > headSize {
-				hashing <- struct{}{}
-				defer func() { <-hashing }()
-			}
 			var small [2 * headSize]byte
 			buf := small[:]
 			if whole && e.Size > headSize {
