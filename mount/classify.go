@@ -113,3 +113,33 @@ func classifyOutputID(gocache, out string) OutputClass {
 	defer f.Close()
 	return ClassifyOutput(f)
 }
+
+// actionTimeOffset is where an action entry's time field starts: the last
+// 20 bytes before the newline.
+const actionTimeOffset = actionEntryLen - 1 - 20
+
+// ActionWithTime returns a copy of the action entry b with its time field
+// set to t, formatted as Go writes it (%20d). b must be ActionEntryLen
+// bytes; anything else is returned unchanged (copied).
+func ActionWithTime(b []byte, t int64) []byte {
+	out := append([]byte(nil), b...)
+	if len(b) != actionEntryLen || t < 0 {
+		return out
+	}
+	copy(out[actionTimeOffset:], fmt.Sprintf("%20d", t))
+	return out
+}
+
+// ActionID returns the action id of a GOCACHE path relative to the cache
+// root ("ab/ab12…-a"), and false when rel does not name an action entry.
+func ActionID(rel string) (string, bool) {
+	dir, name, ok := strings.Cut(rel, "/")
+	if !ok || len(dir) != 2 {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(name, actionSuffix)
+	if !ok || !isHex(id, hexHashSize) || id[:2] != dir {
+		return "", false
+	}
+	return id, true
+}

@@ -3,6 +3,7 @@ package mount
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -183,4 +184,56 @@ func splitPath(name string) []string {
 		out = append([]string{filepath.Base(d)}, out...)
 	}
 	return out
+}
+
+// ReadStateBytes reads the state file name (e.g. "statcache"), or returns
+// nil, nil when it (or the state directory) is missing. It is ReadState
+// for files that are not JSON: links at name or at its directories, entries
+// owned by an untrusted user, and files over limit bytes are refused.
+func ReadStateBytes(l Layout, name string, limit int64) ([]byte, error) {
+	root, err := l.OpenState(false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if err := l.checkPath(root, name); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	display := filepath.Join(l.State, name)
+	f, err := fsutil.OpenFileNoFollow(root, name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", display, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", display, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is over %d bytes", display, limit)
+	}
+	return b, nil
+}
+
+// WriteStateBytes writes data as the state file name with
+// fsutil.WriteFileIn (atomic, never through a link), creating the state
+// directory when missing. It is WriteState for files that are not JSON.
+func WriteStateBytes(l Layout, name string, data []byte, o fsutil.WriteOptions) error {
+	root, err := l.OpenState(true)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if d := filepath.Dir(filepath.Clean(name)); d != "." {
+		if err := l.StateSubdir(root, d, true); err != nil {
+			return err
+		}
+	}
+	o.CreateDirs = false
+	return fsutil.WriteFileIn(root, name, data, o)
 }

@@ -44,7 +44,7 @@ func chooseBase(ctx context.Context, l mount.Layout, s Store, tag string, o *Opt
 		return logBase(log, b), nil
 	}
 	for _, rule := range []func() *base{
-		func() *base { return exchangedBase(ctx, l, s, tag, log) },
+		func() *base { return exchangedBase(ctx, l, s, tag, o.configCaches(l), log) },
 		func() *base { return restoreKeyBase(ctx, s, o.RestoreKeys, log) },
 		func() *base { return otherRepoBase(ctx, l, s, log) },
 	} {
@@ -89,9 +89,15 @@ func forcedBase(ctx context.Context, s Store, raw string) (*base, error) {
 // per-tag and pull records older versions wrote) are untrusted: each is
 // validated, and only its digest is used, to fetch a snapshot that is
 // verified like any other.
-func exchangedBase(ctx context.Context, l mount.Layout, s Store, tag string, log *slog.Logger) *base {
+func exchangedBase(ctx context.Context, l mount.Layout, s Store, tag string, caches []mount.Cache, log *slog.Logger) *base {
 	var recs []BaseRecord
-	for _, name := range []string{storeRecord(s.String()), refRecord(s.String(), tag), pullRecord(s.String())} {
+	names := []string{storeRecord(s.String(), caches), refRecord(s.String(), tag), pullRecord(s.String())}
+	if len(caches) < len(l.Caches()) {
+		// A partial push can delta against a full snapshot too: the
+		// caches it does not hold are simply not in its index.
+		names = append(names, storeRecord(s.String(), l.Caches()))
+	}
+	for _, name := range names {
 		r, err := readRecord(l, name)
 		if err != nil {
 			log.Warn("ignoring an unreadable base record", "err", err)

@@ -327,7 +327,7 @@ func TestBaseVanishedFallsThrough(t *testing.T) {
 	if err := writeRecord(src, reg2, forged); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeRecord(src, storeRecord(s.String()), BaseRecord{Store: s.String(), Digest: "../../etc", Time: time.Now()}); err != nil {
+	if err := writeRecord(src, storeRecord(s.String(), src.Caches()), BaseRecord{Store: s.String(), Digest: "../../etc", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	res = mustPush(t, src, s, "k4", Options{})
@@ -339,7 +339,7 @@ func TestBaseVanishedFallsThrough(t *testing.T) {
 	// A record planted as a link is neither followed nor written through.
 	target := filepath.Join(testenv.TempDir(t), "elsewhere.json")
 	writeT(t, target, []byte(`{"store":"`+s.String()+`","digest":"`+res.Digest+`","time":"2026-01-01T00:00:00Z"}`), 0o644)
-	link := filepath.Join(src.State, storeRecord(s.String()))
+	link := filepath.Join(src.State, storeRecord(s.String(), src.Caches()))
 	if err := os.Remove(link); err != nil {
 		t.Fatal(err)
 	}

@@ -32,8 +32,9 @@ type plan struct {
 	unchanged bool
 }
 
-// makePlan compares local entries with the base snapshot by (cache, path,
-// sha256) (docs/format.md, "Deltas" and "Compaction").
+// makePlan compares local entries with the base snapshot by (cache, path)
+// and content, as sameFile decides (docs/format.md, "Deltas" and
+// "Compaction").
 func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 	p := &plan{generation: 1}
 	var baseFiles map[string]*Entry

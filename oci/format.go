@@ -95,9 +95,9 @@ type Entry struct {
 	// not stored, the reader materialises it from (Cache, Gen).
 	Layer int `json:"-"`
 
-	// mtime is the modification time (ns) seen when the entry was scanned:
-	// packing skips re-hashing a file whose size and mtime are unchanged.
-	mtime int64
+	// st is what the scan saw of the local file (statcache.go); not
+	// indexed.
+	st fileStat
 }
 
 // sameAs compares the fields an index document stores, and Layer. Fields

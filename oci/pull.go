@@ -83,7 +83,7 @@ func Pull(ctx context.Context, l mount.Layout, s Store, ref string, o Options) (
 		return nil, err
 	}
 	log.Debug("restored snapshot", "store", s.String(), "tag", tag, "digest", res.Digest, "layers", res.Layers, "files written", res.FilesWritten)
-	return finish(l, s, tag, res, start, "pull")
+	return finish(l, s, tag, restoredCaches(l, snap, o), res, start, "pull")
 }
 
 // cacheDirPerm is the mode of a cache dir that pull creates, as prepare's.

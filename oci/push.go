@@ -163,7 +163,8 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		}
 	}
 	if p.unchanged() {
-		return finish(l, s, tag, p.res, p.start, "push")
+		p.saveStatCache()
+		return finish(l, s, tag, p.o.configCaches(l), p.res, p.start, "push")
 	}
 	tmp, err := pushTempDir(l)
 	if err != nil {
@@ -173,6 +174,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := p.packAndUpload(tmp); err != nil {
 		return nil, err
 	}
+	p.saveStatCache()
 	cfg, chain, err := p.uploadMetadata()
 	if err != nil {
 		return nil, err
@@ -181,7 +183,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := p.writeManifest(cfg, chain); err != nil {
 		return nil, err
 	}
-	return finish(l, s, tag, p.res, p.start, "push")
+	return finish(l, s, tag, p.o.configCaches(l), p.res, p.start, "push")
 }
 
 // pusher pushes one snapshot. Its methods are the phases of Push; each
@@ -196,11 +198,12 @@ type pusher struct {
 	start time.Time
 	res   *Result
 
-	entries   []Entry   // set by scan: the caches' entries
-	base      *Snapshot // set by scan, cleared by diff when unusable: the delta's base
-	baseStore Store     // set with base: where it lives (s, or a sibling repository)
-	keptBlobs baseBlobs // set by diff: how the kept base layers got into s
-	plan      *plan     // set by diff
+	entries   []Entry    // set by scan: the caches' entries
+	base      *Snapshot  // set by scan, cleared by diff when unusable: the delta's base
+	baseStore Store      // set with base: where it lives (s, or a sibling repository)
+	keptBlobs baseBlobs  // set by diff: how the kept base layers got into s
+	plan      *plan      // set by diff
+	stat      *statCache // set by scan: what it learnt of the files, for the next push
 	packed    []*packedLayer
 	layers    []LayerInfo // the new config's layers: the base's kept ones, then the packed ones
 }
@@ -245,11 +248,12 @@ func (p *pusher) scan() error {
 	if err != nil {
 		return err
 	}
-	entries, st, err := scanCaches(p.ctx, p.l, caches, p.o.jobs(), p.base != nil)
+	so := scanOptions{jobs: p.o.jobs(), hashAll: p.base != nil, stat: loadStatCache(p.l, p.log), since: p.o.now()}
+	entries, st, next, err := scanCaches(p.ctx, p.l, caches, so)
 	if err != nil {
 		return err
 	}
-	p.entries, p.res.ScanStats = entries, st
+	p.entries, p.res.ScanStats, p.stat = entries, st, next
 	p.log.Debug("scanned the caches", "entries", len(entries), "hashed all", p.base != nil, "elapsed", time.Since(p.start))
 	if st.Writing > 0 {
 		p.log.Warn("skipped GOCACHE entries still being written", "count", st.Writing)
@@ -292,6 +296,18 @@ func (p *pusher) diff() error {
 	p.res.Compacted = p.plan.reason
 	p.res.Files, p.res.Bytes = countFiles(&Index{Entries: p.plan.entries})
 	return nil
+}
+
+// saveStatCache records what this push learnt of the files (statcache.go),
+// adding the digests packing computed. It is an optimisation for the next
+// push: failing to write it is logged, not an error.
+func (p *pusher) saveStatCache() {
+	if p.plan != nil {
+		p.stat.fillPacked(p.plan.entries, len(p.plan.kept))
+	}
+	if err := p.stat.save(p.l); err != nil {
+		p.log.Warn("cannot write the stat cache; the next push hashes every file", "err", err)
+	}
 }
 
 // unchanged reports whether the store's tag still names the base and the
@@ -485,14 +501,17 @@ func dropUnhashed(p *plan) int {
 	return n
 }
 
-func finish(l mount.Layout, s Store, tag string, res *Result, start time.Time, dir string) (*Result, error) {
+// finish records the exchange (the next push's delta base; caches are the
+// caches the snapshot exchanged holds, see storeRecord) and the last
+// snapshot, and completes res.
+func finish(l mount.Layout, s Store, tag string, caches []mount.Cache, res *Result, start time.Time, dir string) (*Result, error) {
 	now := time.Now()
 	crashPoint(dir + "-record") // "push-record", "pull-record": done, not yet recorded
 	var registry string
 	if m, ok := s.(BlobMounter); ok {
 		registry = m.Registry()
 	}
-	if err := recordBase(l, registry, BaseRecord{Store: s.String(), Tag: tag, Digest: res.Digest, Direction: dir, Time: now.UTC()}); err != nil {
+	if err := recordBase(l, registry, caches, BaseRecord{Store: s.String(), Tag: tag, Digest: res.Digest, Direction: dir, Time: now.UTC()}); err != nil {
 		return nil, err
 	}
 	ref := s.String()

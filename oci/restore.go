@@ -315,14 +315,18 @@ func (r *restorer) reusable(e *Entry, buf []byte) (uint8, error) {
 		if !fi.Mode().IsRegular() || fi.Size() != e.Size {
 			return fetchIt, nil
 		}
-		h := sha256.New()
-		if _, err := io.CopyBuffer(h, f, buf); err != nil {
+		same, exact, err := sameLocal(f, e, buf)
+		if err != nil {
 			return fetchIt, fmt.Errorf("read %s: %w", fsutil.ShortPath(live), err)
 		}
-		var sum [sha256.Size]byte
-		var hx [2 * sha256.Size]byte
-		hex.Encode(hx[:], h.Sum(sum[:0]))
-		if string(hx[:]) != e.SHA256 {
+		if !same {
+			return fetchIt, nil
+		}
+		if !exact && (fi.Mode().Perm() != fs.FileMode(e.Mode) || r.wrongOwner(e.Cache, fi)) {
+			// An action entry that differs only in its time field is
+			// kept as it is; a copy with another mode or owner would be
+			// checked against the index's digest, which it does not
+			// have: fetch the index's (rare: Go writes them 0644).
 			return fetchIt, nil
 		}
 	}
@@ -333,6 +337,34 @@ func (r *restorer) reusable(e *Entry, buf []byte) (uint8, error) {
 		return copyWithMode, nil
 	}
 	return linkIt, nil
+}
+
+// sameLocal reports whether the open local file f holds snapshot entry
+// e's content (exact) or, for a GOCACHE action entry, differs from it
+// only in the time field (sameFile's rule: a merge pull keeps such a
+// local entry, neither rewritten nor downloaded).
+func sameLocal(f *os.File, e *Entry, buf []byte) (same, exact bool, err error) {
+	if volatileAction(e.Cache, e.Path, e) {
+		b, err := io.ReadAll(io.LimitReader(f, mount.ActionEntryLen+1))
+		if err != nil {
+			return false, false, err
+		}
+		sum := sha256.Sum256(b)
+		if hex.EncodeToString(sum[:]) == e.SHA256 {
+			return true, true, nil
+		}
+		return sameAction(b, e), false, nil
+	}
+	h := sha256.New()
+	// Hide f's WriteTo: io.CopyBuffer would use it and allocate a copy
+	// buffer per file instead of using buf.
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil {
+		return false, false, err
+	}
+	var sum [sha256.Size]byte
+	var hx [2 * sha256.Size]byte
+	hex.Encode(hx[:], h.Sum(sum[:0]))
+	return string(hx[:]) == e.SHA256, string(hx[:]) == e.SHA256, nil
 }
 
 // wrongOwner reports, for a root pull, whether a local file does not

@@ -2,24 +2,16 @@ package oci
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
+	"syscall"
+	"time"
 
 	"github.com/melcache/melcache/mount"
-	"golang.org/x/sync/errgroup"
 )
-
-// hashBufSize is the read buffer per hashing worker: large enough that a
-// read costs little next to SHA-256, small enough for many workers.
-const hashBufSize = 256 << 10
 
 // excluded reports whether a cache-relative path is volatile and never
 // packed (docs/format.md, "Excluded entries"). Extracted module trees are
@@ -53,7 +45,8 @@ func excluded(c mount.Cache, rel string, isDir bool) bool {
 	return false
 }
 
-// ScanStats counts what a scan left out.
+// ScanStats counts what a scan left out, and how it learnt what the files
+// hold.
 type ScanStats struct {
 	// Writing counts GOCACHE -d files whose content does not match their
 	// name yet: a build is still writing them.
@@ -65,81 +58,75 @@ type ScanStats struct {
 	// one stray file would poison the tag for every builder. Go never
 	// writes such names; they come from other tools.
 	BadName int `json:"skippedBadName"`
+	// ModIndex and ModIndexBytes count the module-index entries left out
+	// (GOCACHE outputs that begin "go index v2" and the action entries
+	// naming them) and their bytes: docs/format.md, "Excluded entries".
+	ModIndex      int   `json:"skippedModIndex"`
+	ModIndexBytes int64 `json:"skippedModIndexBytes"`
+	// Hashed counts files the scan read whole to hash them; StatCached
+	// those whose digest a trusted stat cache record gave instead.
+	Hashed     int `json:"hashed"`
+	StatCached int `json:"statCached"`
+}
+
+// scanOptions configure scanCaches.
+type scanOptions struct {
+	jobs int
+	// hashAll hashes every file: a delta needs every digest up front. A
+	// full push hashes while packing, so each byte is read once; the scan
+	// then reads only GOCACHE action entries whole (175 bytes) and the
+	// first bytes of outputs, to find the module-index entries.
+	hashAll bool
+	// stat is the last push's stat cache (nil: none).
+	stat *statCache
+	// since is when this push started reading files, recorded in the
+	// stat cache the scan returns (racyWindow).
+	since time.Time
 }
 
 // scanCaches walks the caches of l and returns their entries, sorted by
-// (cache, path), hashed with jobs workers. With hashAll false nothing is
-// hashed: a full push hashes while packing, so each byte is read once, and
-// drops a -d file still being written from the index then.
-func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, jobs int, hashAll bool) ([]Entry, ScanStats, error) {
+// (cache, path), and a stat cache of what it learnt (the caller adds what
+// packing hashes, then saves it). Module-index entries and GOCACHE -d
+// files still being written are left out and counted.
+func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, o scanOptions) ([]Entry, ScanStats, *statCache, error) {
 	var st ScanStats
 	var entries []Entry
 	for _, c := range caches {
-		root := l.CacheDir(c)
-		if root == "" {
-			continue
-		}
-		if err := l.CheckCacheRoot(c); err != nil {
-			return nil, st, err
-		}
-		if _, err := os.Lstat(root); os.IsNotExist(err) {
-			continue
-		}
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if p == root {
-				return nil
-			}
-			rel := filepath.ToSlash(p[len(root)+1:])
-			if checkPath(rel) != nil {
-				st.BadName++
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if excluded(c, rel, d.IsDir()) {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			fi, err := d.Info()
-			if err != nil {
-				if os.IsNotExist(err) { // removed while we walk (trim)
-					return nil
-				}
-				return err
-			}
-			switch {
-			case fi.IsDir():
-				entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeDir, Mode: uint32(fi.Mode().Perm())})
-			case fi.Mode().IsRegular():
-				entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeFile, Mode: uint32(fi.Mode().Perm()), Size: fi.Size(), Layer: -1, mtime: fi.ModTime().UnixNano()})
-			default:
-				st.Other++
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, st, fmt.Errorf("scan %s: %w", root, err)
+		var err error
+		if entries, err = walkCache(l, c, entries, &st); err != nil {
+			return nil, st, nil, err
 		}
 	}
-	want := func(e *Entry) bool {
-		return hashAll
+	for i := range entries {
+		if e := &entries[i]; e.Type == TypeFile {
+			if r, ok := o.stat.lookup(e); ok {
+				e.SHA256, e.GoTime, e.st.class, e.st.cached = hexSHA(r.sha), r.goTime, r.class, true
+				st.StatCached++
+			}
+		}
 	}
-	if err := hashEntries(ctx, l, entries, jobs, want); err != nil {
-		return nil, st, err
+	if err := readEntries(ctx, entries, o.jobs, o.hashAll); err != nil {
+		return nil, st, nil, err
 	}
+	markModIndex(entries)
+	next := newStatCache(o.since)
+	next.carry(o.stat, caches)
 	out := entries[:0]
 	for _, e := range entries {
-		if e.Type == TypeFile && e.SHA256 == "" && want(&e) { // vanished while hashing
-			continue
-		}
-		if e.Type == TypeFile && e.Cache == mount.GoCache {
-			if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.SHA256 != "" && m[1] != e.SHA256 {
+		if e.Type == TypeFile {
+			if e.st.gone {
+				continue // removed while we read (trim)
+			}
+			next.record(&e)
+			if e.st.read {
+				st.Hashed++
+			}
+			if e.st.class == mount.OutputModIndex {
+				st.ModIndex++
+				st.ModIndexBytes += e.Size
+				continue
+			}
+			if m := goCacheDataName.FindStringSubmatch(e.Path); e.Cache == mount.GoCache && m != nil && e.SHA256 != "" && m[1] != e.SHA256 {
 				st.Writing++
 				continue
 			}
@@ -147,57 +134,75 @@ func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, jobs 
 		out = append(out, e)
 	}
 	sortEntries(out)
-	return out, st, nil
+	return out, st, next, nil
 }
 
-// hashEntries fills SHA256 (and the size actually read) of the file entries
-// want selects (all when want is nil).
-func hashEntries(ctx context.Context, l mount.Layout, entries []Entry, jobs int, want func(*Entry) bool) error {
-	if jobs <= 0 {
-		jobs = runtime.GOMAXPROCS(0)
+// walkCache appends cache c's entries to entries, with what lstat says of
+// each file.
+func walkCache(l mount.Layout, c mount.Cache, entries []Entry, st *ScanStats) ([]Entry, error) {
+	root := l.CacheDir(c)
+	if root == "" {
+		return entries, nil
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(jobs)
-	for i := range entries {
-		e := &entries[i]
-		if e.Type != TypeFile || want != nil && !want(e) {
-			continue
+	if err := l.CheckCacheRoot(c); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(root); os.IsNotExist(err) {
+		return entries, nil
+	}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		if gctx.Err() != nil {
-			break // a hash failed or ctx is done
+		if p == root {
+			return nil
 		}
-		g.Go(func() error {
-			buf := hashBufPool.Get().(*[]byte)
-			defer hashBufPool.Put(buf)
-			sum, n, err := hashFile(filepath.Join(l.CacheDir(e.Cache), filepath.FromSlash(e.Path)), *buf)
-			if os.IsNotExist(err) {
+		rel := filepath.ToSlash(p[len(root)+1:])
+		if checkPath(rel) != nil {
+			st.BadName++
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if excluded(c, rel, d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if os.IsNotExist(err) { // removed while we walk (trim)
 				return nil
 			}
-			if err != nil {
-				return err
-			}
-			e.SHA256, e.Size = sum, n
-			return nil
-		})
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeDir, Mode: uint32(fi.Mode().Perm())})
+		case fi.Mode().IsRegular():
+			entries = append(entries, Entry{Cache: c, Path: rel, Type: TypeFile, Mode: uint32(fi.Mode().Perm()),
+				Size: fi.Size(), Layer: -1, st: statOf(fi, root)})
+		default:
+			st.Other++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err() // entries left unhashed are not "vanished"
+	return entries, nil
 }
 
-func hashFile(p string, buf []byte) (string, int64, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", 0, err
+// statOf is the stat cache's view of a file in the cache rooted at root.
+func statOf(fi fs.FileInfo, root string) fileStat {
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return sysStat(sys, root)
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, f, buf)
-	if err != nil {
-		return "", 0, fmt.Errorf("read %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano(), root: root}
 }
 
-var hashBufPool = sync.Pool{New: func() any { b := make([]byte, hashBufSize); return &b }}
+func sysStat(st *syscall.Stat_t, root string) fileStat {
+	return fileStat{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino, root: root}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/melcache/melcache/internal/fsutil"
@@ -48,9 +49,16 @@ func recordName(parts ...string) string {
 }
 
 // storeRecord names the record of the newest exchange with a store, under
-// any tag: rule (b) of the base rule.
-func storeRecord(store string) string {
-	return filepath.Join(snapshotsDir, "store-"+recordName(store))
+// any tag, of a snapshot holding exactly caches: rule (b) of the base rule.
+// The cache set is part of the name so that a partial push or pull
+// (--only) does not replace the record a full push deltas against: a base
+// lacking one of the push's caches would make that whole cache new.
+func storeRecord(store string, caches []mount.Cache) string {
+	names := make([]string, len(caches))
+	for i, c := range caches {
+		names[i] = string(c)
+	}
+	return filepath.Join(snapshotsDir, "store-"+recordName(store, strings.Join(names, ",")))
 }
 
 // registryRecordName names the record of the newest exchanges with the
@@ -91,8 +99,8 @@ func writeRecord(l mount.Layout, name string, v any) error {
 // pushes from one directory to two repositories at once may lose one of
 // the two entries, which costs a later cross-repository push its base,
 // never correctness.
-func recordBase(l mount.Layout, registry string, r BaseRecord) error {
-	if err := writeRecord(l, storeRecord(r.Store), r); err != nil {
+func recordBase(l mount.Layout, registry string, caches []mount.Cache, r BaseRecord) error {
+	if err := writeRecord(l, storeRecord(r.Store, caches), r); err != nil {
 		return err
 	}
 	if registry == "" {

@@ -131,6 +131,10 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 	}, nil
 }
 
+// packFile writes e's file into tw. It hashes every byte it packs, always:
+// the index records what the layer holds whatever the scan or the stat
+// cache said (docs/format.md, "Stat cache"). A GOCACHE action entry's time
+// field is recorded as packed (Entry.GoTime).
 func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash) error {
 	p := filepath.Join(l.CacheDir(e.Cache), filepath.FromSlash(e.Path))
 	src, err := os.Open(p)
@@ -138,13 +142,6 @@ func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash)
 		return fmt.Errorf("pack %s: %w (a build changed the cache during the push; push again)", p, err)
 	}
 	defer src.Close()
-	// A file hashed by the scan and unchanged since (same size and mtime)
-	// is not hashed again; any other file is hashed as it is packed, and
-	// the index records what the layer holds.
-	rehash := e.SHA256 == ""
-	if fi, err := src.Stat(); err != nil || fi.Size() != e.Size || fi.ModTime().UnixNano() != e.mtime {
-		rehash = true
-	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     e.TarName(),
@@ -155,25 +152,31 @@ func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash)
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("pack %s: %w", p, err)
 	}
-	var r io.Reader = io.LimitReader(src, e.Size)
-	if rehash {
-		h.Reset()
-		r = io.TeeReader(r, h)
+	h.Reset()
+	kind, id := kindOf(e)
+	var w io.Writer = h
+	var head *headWriter
+	if kind == kindAction {
+		head = &headWriter{max: headSize}
+		w = io.MultiWriter(h, head)
 	}
-	n, err := io.CopyBuffer(tw, r, buf)
+	n, err := io.CopyBuffer(tw, io.TeeReader(io.LimitReader(src, e.Size), w), buf)
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", p, err)
 	}
 	if n != e.Size {
 		return fmt.Errorf("pack %s: file shrank from %d to %d bytes while pushing (a build is writing the cache; push again)", p, e.Size, n)
 	}
-	if rehash {
-		sum := hex.EncodeToString(h.Sum(nil))
-		if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.Cache == mount.GoCache && m[1] != sum {
-			e.SHA256 = "" // still being written: dropped from the index
-			return nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.Cache == mount.GoCache && m[1] != sum {
+		e.SHA256 = "" // still being written: dropped from the index
+		return nil
+	}
+	e.SHA256, e.GoTime = sum, 0
+	if head != nil {
+		if a, err := mount.ParseActionEntry(head.b, id); err == nil {
+			e.GoTime = a.Time.UnixNano()
 		}
-		e.SHA256 = sum
 	}
 	return nil
 }

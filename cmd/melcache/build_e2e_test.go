@@ -275,8 +275,10 @@ func buildFlow(t *testing.T, e *e2e) {
 	if n := testenv.CountCompiles([]byte(stderr)); n != 0 {
 		t.Errorf("warm build ran %d compile actions, want none:\n%s", n, stderr)
 	}
-	if warm.Hits == nil || *warm.Hits == 0 || *warm.Misses != 0 {
-		t.Errorf("warm build: hits %v, misses %v; want hits and no misses", warm.Hits, warm.Misses)
+	// Module-index entries are not snapshotted (docs/format.md, "Excluded
+	// entries"): Go rebuilds them, and they are the only misses.
+	if warm.Hits == nil || *warm.Hits == 0 || warm.ModuleIndex == nil || *warm.Misses != warm.ModuleIndex.Run {
+		t.Errorf("warm build: hits %v, misses %v, module index %+v; want hits, and no misses but module-index entries", warm.Hits, warm.Misses, warm.ModuleIndex)
 	}
 	if c := warm.CompileActions; c == nil || c.Run != 0 || c.Reused == 0 || warm.CacheWasEmpty || warm.ModuleIndex == nil {
 		t.Errorf("warm build: compile actions %+v, module index %+v, cache was empty %v; want 0 run, some reused, a restored cache", c, warm.ModuleIndex, warm.CacheWasEmpty)

@@ -141,7 +141,7 @@ func treeState(t testing.TB, dir string) string {
 				t.Fatal(err)
 			}
 			rel, _ := filepath.Rel(dir, p)
-			if isVolatile(rel, d) {
+			if isVolatile(rel, d) || isModIndex(filepath.Join(dir, "gocache"), p, d) {
 				return nil
 			}
 			fi, _ := d.Info()
@@ -168,6 +168,28 @@ func isVolatile(rel string, d fs.DirEntry) bool {
 	n := d.Name()
 	return n == "trim.txt" || n == "testexpire.txt" || strings.HasSuffix(n, ".lock") || strings.HasSuffix(n, ".partial") ||
 		rel == filepath.Join("gomodcache", "cache", "lock") || (d.IsDir() && n == "fuzz" && strings.HasPrefix(rel, "gocache"))
+}
+
+// isModIndex matches the GOCACHE module-index entries push leaves out
+// (docs/format.md, "Excluded entries"): outputs that begin "go index v2"
+// and the action entries naming them, as mount's classifier sees them.
+func isModIndex(gocache, p string, d fs.DirEntry) bool {
+	if !d.Type().IsRegular() || filepath.Dir(filepath.Dir(p)) != gocache {
+		return false
+	}
+	switch {
+	case strings.HasSuffix(p, "-a"):
+		c, err := mount.ClassifyAction(gocache, p)
+		return err == nil && c == mount.OutputModIndex
+	case strings.HasSuffix(p, "-d"):
+		f, err := os.Open(p)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		return mount.ClassifyOutput(f) == mount.OutputModIndex
+	}
+	return false
 }
 
 // stateDiff lists the lines of two tree states that differ (for failures).

@@ -49,6 +49,9 @@ func printResult(w io.Writer, asJSON bool, r *oci.Result) error {
 	if r.Other > 0 {
 		fmt.Fprintf(w, "skipped %d entries that are neither files nor directories\n", r.Other)
 	}
+	if r.ModIndex > 0 {
+		fmt.Fprintf(w, "left out %d module-index entries (%s): Go rebuilds them in milliseconds\n", r.ModIndex, units.FormatSize(r.ModIndexBytes))
+	}
 	return nil
 }
 

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"example.com/hello/greet"
 	"fmt"
+
+	"example.com/hello/greet"
 )
 
 func main() { fmt.Println(greet.Hello("world")) }
