@@ -66,7 +66,12 @@ mc_build() {
 # restore s, build s, save s, up bytes, compile actions run, reused.
 ac_build() {
   local src=$1 pkg=$2 dir=$3 store=$4 key=$5 from='' restored=miss down=0 rs=0 ss=0 up=0 t0 b
-  [ -d "$dir" ] || "$MC" prepare -q --dir "$dir" >/dev/null
+  # Every model build starts from an empty dir, as a job on an ephemeral
+  # runner does: the archive it saves then holds this program's caches
+  # only. A persistent dir would carry other programs' files into every
+  # archive and inflate the model's bytes in melcache's favour.
+  bench_wipe "$dir"
+  "$MC" prepare -q --dir "$dir" >/dev/null
   mkdir -p "$store"; touch "$store/order"
   if [ -e "$store/$key.tar.zst" ]; then
     from=$key restored=exact

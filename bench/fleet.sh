@@ -27,7 +27,9 @@
 #   melcache  WORK/mc/B (a prepared melcache cache dir that lives across the sequence):
 #             pull --missing-ok --key --restore-keys (a merge), mark, build, status, push --key
 #             (plus --restore-keys when `melcache push --help` lists it)
-#   model     WORK/ac/B (a second, separate set of builder dirs, built for real): restore the
+#   model     WORK/ac/B (a second, separate set of builder dirs, built for real, emptied before
+#             each build as an ephemeral runner's would be, so each archive holds one program's
+#             caches and the model's bytes are not inflated by other programs): restore the
 #             archive of the exact key, else of the newest key with the restore prefix, with
 #             `zstd -dc | tar -x` over the dir; mark, build, status; save `tar | zstd -1 -T0` of
 #             gomodcache and gocache under the key unless the key already has an archive
