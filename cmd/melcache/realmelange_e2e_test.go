@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/melcache/melcache/internal/melangetest"
 	"github.com/melcache/melcache/internal/testenv"
 	"github.com/melcache/melcache/internal/units"
+	"github.com/melcache/melcache/oci"
 )
 
 // realConfig builds examples/hello-go (its go.mod, go.sum and main.go are
@@ -200,6 +202,10 @@ func TestRealMelangeBuild(t *testing.T) {
 	}
 	t.Logf("warm: wall %.1fs, melange %.1fs, %d compile actions (go build -x), report %s",
 		warmWall.Seconds(), warm.BuildSeconds, warmX, useFigures(warm))
+	// Issue 13: an unchanged warm build pushes at most 64 KiB, under the
+	// key it restored and under a new key (the melange build is offline,
+	// so the push runs after it).
+	w.pushSmall(ref+":"+tag, "warm build, same key")
 
 	// 3. The same build again, unchanged.
 	again, againOut, againX, againWall := w.build("unchanged", true, nil, []string{"--dir", "warm"}, "packages-warm")
@@ -212,6 +218,7 @@ func TestRealMelangeBuild(t *testing.T) {
 	if ca := again.CompileActions; ca == nil || ca.Run != 0 || ca.Reused != coldX {
 		t.Errorf("unchanged rebuild report: compile actions %+v, want 0 run, %d reused", ca, coldX)
 	}
+	w.pushSmall(ref+":unchanged-"+tag, "unchanged rebuild, new key")
 	// 4. doctor, as the README runs it after a build: it sees the
 	// env-file the build used, and a warm build's use.
 	args := append([]string{"doctor", "--dir", "warm", "--config", "src/melange.yaml", "--"}, w.melangeArgs("packages-warm")...)
@@ -224,6 +231,26 @@ func TestRealMelangeBuild(t *testing.T) {
 	}
 	t.Logf("unchanged rebuild: wall %.1fs, melange %.1fs, %d compile actions (go build -x), report %s",
 		againWall.Seconds(), again.BuildSeconds, againX, useFigures(again))
+}
+
+// pushSmall pushes the warm dir to ref and fails unless it uploads at most
+// maxUnchangedPush bytes and no data layer.
+func (w *realWorld) pushSmall(ref, what string) {
+	w.t.Helper()
+	stdout, stderr, code := w.run(nil, "push", "--dir", "warm", "--json", ref)
+	if code != 0 {
+		w.t.Fatalf("%s: melcache push %s: exit %d\n%s\n%s", what, ref, code, stdout, stderr)
+	}
+	var res oci.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		w.t.Fatalf("%s: push --json: %v\n%s", what, err, stdout)
+	}
+	if up := res.DataBytes + res.MetaBytes; up > maxUnchangedPush || res.Layers != 0 {
+		w.t.Errorf("%s: push uploaded %s in %d data layers (%+v); want no layer and at most %s",
+			what, units.FormatSize(up), res.Layers, res, units.FormatSize(maxUnchangedPush))
+	}
+	w.t.Logf("%s: push uploaded %d bytes (%d data, %d metadata), %d module-index entries left out, base rule %q",
+		what, res.DataBytes+res.MetaBytes, res.DataBytes, res.MetaBytes, res.ModIndex, res.BaseRule)
 }
 
 // useFigures is what a report says about the build cache, for the log.
