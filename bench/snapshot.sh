@@ -12,7 +12,8 @@
 # Registry: Debian's docker-registry on a loopback port, storage under $WORK.
 # Each round, in this order, with `sync` before each timed step:
 #   tar -cf - gomodcache gocache | zstd -T0 > f     vs  melcache push (full, new repo)
-#   melcache push again (unchanged)                 vs  oras push of the two dirs
+#   melcache push again (unchanged), and under a new tag (unchanged: a manifest)
+#                                                   vs  oras push of the two dirs
 #   zstd -dc f | tar -x  (into an empty dir)         vs  melcache pull (verifies everything)
 #   oras pull (into an empty dir)
 # Medians over ROUNDS (default 5) rounds; peak RSS from /usr/bin/time -v.
@@ -88,7 +89,7 @@ start_registry "$WORK/registry" || exit 1
 timed() {
   local name=$1; shift
   sync
-  /usr/bin/time -f '%e %M' -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || {
+  /usr/bin/time -f '%e %M' -o "$WORK/time.out" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" || {
     cat "$WORK/cmd.err" >&2; echo "FAILED: $name" >&2; exit 1; }
   echo "$name $(cat "$WORK/time.out")" >> "$RESULTS"
 }
@@ -127,6 +128,9 @@ bench() { # small|large
     if [ -n "$BASE_REV" ] && [ $((r % 2)) = 1 ]; then base_push "$src" "$r"; fi
     timed melcache_push melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
     timed melcache_repush melcache push -q --dir "$src" "$HOST/bench-$which-$r:full"
+    # The same unchanged dir under a new tag (issue 13: a manifest only).
+    timed melcache_newtag melcache push -q --json --dir "$src" "$HOST/bench-$which-$r:newtag"
+    jq -r '"newtag_bytes \(.dataBytes + .metadataBytes)"' "$WORK/cmd.out" >> "$RESULTS"
     if [ -n "$BASE_REV" ] && [ $((r % 2)) = 0 ]; then base_push "$src" "$r"; fi
     timed oras_push sh -c "cd '$src' && oras push --plain-http '$HOST/oras-$which-$r:full' gomodcache gocache"
     wipe "$WORK/out"; mkdir -p "$WORK/out"
@@ -146,7 +150,7 @@ bench() { # small|large
     echo
     echo "| step | median s | min s | max s | peak RSS MB (median) |"
     echo "|---|---|---|---|---|"
-    for step in tar_zstd melcache_push melcache_repush oras_push zstd_tar melcache_pull oras_pull base_push base_pull; do
+    for step in tar_zstd melcache_push melcache_repush melcache_newtag oras_push zstd_tar melcache_pull oras_pull base_push base_pull; do
       grep -q "^$step " "$RESULTS" || continue
       local t rss
       t=$(awk -v s=$step '$1==s {print $2}' "$RESULTS")
@@ -160,6 +164,9 @@ bench() { # small|large
       "$(awk '$1=="tar_zstd"{t=$2} $1=="melcache_push"{printf "%.3f\n", $2/t}' "$RESULTS" | median)" \
       "$(awk '$1=="zstd_tar"{z=$2} $1=="melcache_pull"{printf "%.3f\n", $2/z}' "$RESULTS" | median)" \
       "$(awk '$1=="melcache_push"{p=$2} $1=="oras_push"{printf "%.3f\n", $2/p}' "$RESULTS" | median)"
+    printf 'unchanged dir under a new tag: median per-round time / full push = %s, uploaded bytes (max over rounds) = %s\n' \
+      "$(awk '$1=="melcache_push"{p=$2} $1=="melcache_newtag"{printf "%.3f\n", $2/p}' "$RESULTS" | median)" \
+      "$(awk '$1=="newtag_bytes"{print $2}' "$RESULTS" | sort -n | tail -1)"
     if [ -n "$BASE_REV" ]; then
       printf 'median per-round ratio against %s: push = %s, pull = %s\n' "$BASE_REV" \
         "$(awk '$1=="base_push"{b=$2} $1=="melcache_push"{p=$2} $1=="base_push"||$1=="melcache_push"{if (b && p) {printf "%.3f\n", p/b; b=p=0}}' "$RESULTS" | median)" \
