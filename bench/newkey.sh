@@ -30,7 +30,7 @@ build() {
   GOMODCACHE="$D/gomodcache" GOCACHE="$D/gocache" GOFLAGS="-trimpath -mod=mod" GOBIN="$D/.bin" \
     GOPROXY="file://$SRC/gomodcache/cache/download" GOSUMDB=off GOTOOLCHAIN=local go install "$1"
 }
-sums() { (cd "$D" && find gomodcache gocache -type f -print0 | sort -z | xargs -0 sha256sum); }
+sums() { (cd "$D" && find gomodcache gocache -type f -print0 | xargs -0 sha256sum | LC_ALL=C sort); }
 push() { "$MC" push -q --json --dir "$D" "$@" | jq -r '"\(.dataBytes + .metadataBytes)\t\(.dataBytes)\t\(.baseRule // "")\t\(.blobsMounted // 0)"'; }
 
 build oras.land/oras/cmd/oras@v1.3.6
@@ -39,7 +39,7 @@ a=$(push "$HOST/newkey/a:a")
 build github.com/google/go-containerregistry/cmd/crane@v0.22.1
 sums > "$WORK/newkey.after"
 # New and changed files: lines of the after-list not in the before-list.
-comm -13 "$WORK/newkey.before" "$WORK/newkey.after" | cut -c67- > "$WORK/newkey.changed"
+LC_ALL=C comm -13 "$WORK/newkey.before" "$WORK/newkey.after" | cut -c67- > "$WORK/newkey.changed"
 ref=$(tar -C "$D" -cf - -T "$WORK/newkey.changed" | zstd -q -1 -T0 | wc -c)
 ab=$(push "$HOST/newkey/a:ab")
 cross=$(push "$HOST/newkey/b:ab")
