@@ -211,6 +211,8 @@ func TestOneEntryChangeInLargeCache(t *testing.T) {
 	if up := res.DataBytes + res.MetaBytes; up > 64<<10 || res.Layers != 1 {
 		t.Fatalf("one-entry change uploaded %d bytes in %d layers (full push: %d data + %d metadata)", up, res.Layers, full.DataBytes, full.MetaBytes)
 	}
+	t.Logf("one-entry change: uploaded %d bytes (%d data, %d metadata); the full push: %d data + %d metadata",
+		res.DataBytes+res.MetaBytes, res.DataBytes, res.MetaBytes, full.DataBytes, full.MetaBytes)
 	snap, err := FetchSnapshot(ctx, s, "k")
 	if err != nil {
 		t.Fatal(err)
