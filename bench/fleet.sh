@@ -8,6 +8,10 @@
 #   FLEET_DRY_RUN=1   print the plan (keys, what each model would restore) and exit: no network,
 #                     no registry, no build
 #   WORK=DIR          scratch dir (default /tmp/melcache-bench-fleet); results in WORK/results
+#   FLEET_SCOPE=fleet (default) one registry repository (HOST/fleet/all) and one actions/cache
+#                     scope for every program, as the issue's key go-{go}-{arch}-{hash:go.sum} has no
+#                     program in it and wolfi builds every package from one repository;
+#               =program  one repository (HOST/fleet/PROGRAM) and one model scope per program
 #
 # The sequence is bench/fleet-sequence.tsv, committed before the first measured run: real
 # programs at successive released versions, one build per (program, version, builder) row.
@@ -50,6 +54,10 @@ REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/tmp/melcache-bench-fleet}
 SEQ=$REPO_ROOT/bench/fleet-sequence.tsv
 LIMIT=${FLEET_LIMIT:-0}
+SCOPE=${FLEET_SCOPE:-fleet}
+case $SCOPE in fleet|program) ;; *) echo "FLEET_SCOPE=$SCOPE: want fleet or program" >&2; exit 2 ;; esac
+# scope_of PROGRAM: the repository (and model scope) name a build of PROGRAM uses.
+scope_of() { if [ "$SCOPE" = program ]; then echo "$1"; else echo all; fi; }
 RES=$WORK/results
 KEY='go-{go}-{arch}-{hash:go.sum}'
 RESTORE='go-{go}-{arch}-'
@@ -128,10 +136,10 @@ for i in $(seq 0 $((N-1))); do
   s=$(src_of "$p" "$v")
   log "build $((i+1))/$N: $p@$v on $b"
   if [ "${FLEET_COLD:-1}" != 0 ] && [ -z "${COLD[$p@$v]:-}" ]; then COLD[$p@$v]=$(cold_build "$s" "${PKG[$i]}"); cold=${COLD[$p@$v]}; else cold=$'-\t-'; fi
-  mc=$(mc_build "$s" "${PKG[$i]}" "$WORK/mc/$b" "$HOST/fleet/$p")
+  mc=$(mc_build "$s" "${PKG[$i]}" "$WORK/mc/$b" "$HOST/fleet/$(scope_of "$p")")
   key=$(cut -f1 <<<"$mc")
   [ "$key" = "$PREFIX${SUM[$i]}" ] || { echo "melcache expanded the key to $key, expected $PREFIX${SUM[$i]}" >&2; exit 1; }
-  ac=$(ac_build "$s" "${PKG[$i]}" "$WORK/ac/$b" "$WORK/ac-store/$p" "$key")
+  ac=$(ac_build "$s" "${PKG[$i]}" "$WORK/ac/$b" "$WORK/ac-store/$(scope_of "$p")" "$key")
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $((i+1)) "$p" "$v" "$b" "$key" "$cold" "$(cut -f2- <<<"$mc")" "$ac" >> "$RES/builds.tsv"
 done
 echo "$(bench_since "$T0")" > "$RES/seconds"
@@ -140,7 +148,7 @@ echo "$(bench_since "$T0")" > "$RES/seconds"
 log "storage: every tag, then melcache gc --keep-last 1 and the registry's garbage-collect"
 {
   printf 'registry_all\t%s\n' "$(du -sb "$WORK/registry/storage" | cut -f1)"
-  for p in $(printf '%s\n' "${PROG[@]}" | sort -u); do "$MC" gc -q --keep-last 1 "$HOST/fleet/$p" >&2; done
+  for p in $(for q in "${PROG[@]}"; do scope_of "$q"; done | sort -u); do "$MC" gc -q --keep-last 1 "$HOST/fleet/$p" >&2; done
   registry_collect "$WORK/registry"
   printf 'registry_gc\t%s\n' "$(du -sb "$WORK/registry/storage" | cut -f1)"
   printf 'model_all\t%s\n' "$(du -sb "$WORK/ac-store" | cut -f1)"
@@ -153,6 +161,7 @@ log "storage: every tag, then melcache gc --keep-last 1 and the registry's garba
   echo "cores	$(nproc)"
   echo "load	$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "builds	$N"
+  echo "scope	$SCOPE"
   echo "push_restore_keys	$([ ${#PUSH_RK[@]} -gt 0 ] && echo yes || echo no)"
 } > "$RES/run.tsv"
 "$(dirname "$0")/fleet-summary.sh" "$RES" | tee "$RES/summary.md"
