@@ -90,8 +90,8 @@ func verifyFiles(ctx context.Context, p CacheProfile, root string, files []cache
 // under root: a live cache root, or the staging copy a restore builds
 // before it swaps it in (for the fetch cache, root's entries named
 // sha256:<hex> and sha512:<hex>). It is what a push runs to skip and count
-// bad entries, and a pull to refuse a snapshot, once oci snapshots these
-// caches (issue 15). Problems name paths under root; nothing is removed.
+// bad entries, and a pull to refuse a snapshot (oci/caches.go). Problems
+// name paths under root; nothing is removed.
 // Links and special files are neither followed nor listed.
 func VerifyTree(ctx context.Context, c Cache, root string) (CacheCheck, []Problem, error) {
 	p, ok := ProfileOf(c)
