@@ -89,6 +89,19 @@ func lstatFile(root *os.Root, name string) (fs.FileInfo, error) {
 // fetchDirs are the fetch swap's staging directories relative to DIR.
 type fetchDirs struct{ nw, old, drop string }
 
+// check refuses a staging directory of the fetch swap that is there but is
+// not a real directory: recovery reads what a crash left, and the build can
+// write the state directory, so a link planted there must not redirect a
+// rename.
+func (d fetchDirs) check(root *os.Root) error {
+	for _, p := range []string{d.nw, d.old, d.drop} {
+		if _, err := lexists(root, p, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func fetchDirsOf(l mount.Layout) fetchDirs {
 	rel := func(p string) string { r, _ := filepath.Rel(l.Dir, p); return r }
 	return fetchDirs{nw: rel(stagedNew(l, mount.FetchCache)), old: rel(stagedOld(l, mount.FetchCache)),
@@ -98,7 +111,10 @@ func fetchDirsOf(l mount.Layout) fetchDirs {
 // swapInFetch swaps the staged fetch-cache files in (see above).
 func swapInFetch(root *os.Root, l mount.Layout) error {
 	d := fetchDirsOf(l)
-	if err := root.MkdirAll(d.old, 0o700); err != nil {
+	if err := d.check(root); err != nil {
+		return fmt.Errorf("restore swap: %w", err)
+	}
+	if err := root.Mkdir(d.old, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("restore swap: %w", err)
 	}
 	names, err := fetchSwapNames(root, d.nw, d.drop)
@@ -133,6 +149,9 @@ func swapInFetch(root *os.Root, l mount.Layout) error {
 // swapOutFetch undoes swapInFetch (see above).
 func swapOutFetch(root *os.Root, l mount.Layout) error {
 	d := fetchDirsOf(l)
+	if err := d.check(root); err != nil {
+		return fmt.Errorf("restore undo: %w", err)
+	}
 	names, err := fetchSwapNames(root, d.nw, d.old)
 	if err != nil {
 		return fmt.Errorf("restore undo: %w", err)

@@ -139,3 +139,35 @@ func TestRestoredFilesGoToTheirOwners(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchSwapRefusesPlantedStaging: under a "swap" journal, a link the
+// build planted for staging/old/fetch (into DIR itself) or a staged name
+// that is not a fetch-cache name stops the swap, which is then undone:
+// nothing of DIR moves, and the error names what was planted (the journal
+// stays, as for a planted link in the directory caches' staging).
+func TestFetchSwapRefusesPlantedStaging(t *testing.T) {
+	for _, plant := range []string{"old-link", "bad-name"} {
+		t.Run(plant, func(t *testing.T) {
+			l, _, _, x := fetchSwapDir(t)
+			before := dirState(t, l.Dir)
+			nw := stagedNew(l, mount.FetchCache)
+			writeT(t, filepath.Join(nw, x), []byte("other\n"), 0o644)
+			if plant == "old-link" {
+				os.MkdirAll(filepath.Dir(stagedOld(l, mount.FetchCache)), 0o755)
+				if err := os.Symlink(l.Dir, stagedOld(l, mount.FetchCache)); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				writeT(t, filepath.Join(nw, "notes.txt"), []byte("x"), 0o644)
+			}
+			if err := writeJournal(l, journal{Phase: phaseSwap, Caches: []mount.Cache{mount.FetchCache}}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := RecoverInterrupted(context.Background(), l, RecoverOptions{})
+			if err == nil || !strings.Contains(err.Error(), "planted") {
+				t.Fatalf("recovery with a planted staging entry: %v; want a refusal naming it", err)
+			}
+			diffSums(t, before, dirState(t, l.Dir))
+		})
+	}
+}
