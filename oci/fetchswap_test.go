@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,5 +170,29 @@ func TestFetchSwapRefusesPlantedStaging(t *testing.T) {
 			}
 			diffSums(t, before, dirState(t, l.Dir))
 		})
+	}
+}
+
+// TestDefaultCaches: a push holds the Go caches and every other cache
+// present; --only takes any registry name.
+func TestDefaultCaches(t *testing.T) {
+	l := newLayout(t)
+	if got, _ := defaultCaches(l); !slices.Equal(got, []mount.Cache{mount.GoModCache, mount.GoCache}) {
+		t.Errorf("empty dir: %v", got)
+	}
+	os.MkdirAll(l.CacheDir(mount.NPMCache), 0o755)
+	writeT(t, filepath.Join(l.Dir, "sha256:NOTHEX"), []byte("x"), 0o644)
+	if got, _ := defaultCaches(l); !slices.Equal(got, []mount.Cache{mount.GoModCache, mount.GoCache, mount.NPMCache}) {
+		t.Errorf("with npm/ and a file that is no fetch file: %v", got)
+	}
+	addFetch(t, l, "src\n", false)
+	if got, _ := defaultCaches(l); !slices.Equal(got, []mount.Cache{mount.GoModCache, mount.GoCache, mount.NPMCache, mount.FetchCache}) {
+		t.Errorf("with npm/ and a fetch file: %v", got)
+	}
+	if got, err := ParseOnly("fetch,npm"); err != nil || !slices.Equal(got, []mount.Cache{mount.NPMCache, mount.FetchCache}) {
+		t.Errorf("ParseOnly(fetch,npm) = %v, %v", got, err)
+	}
+	if _, err := ParseOnly("yarn"); err == nil {
+		t.Error("ParseOnly(yarn) accepted")
 	}
 }
