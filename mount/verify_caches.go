@@ -3,6 +3,8 @@ package mount
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 )
@@ -102,6 +104,32 @@ func VerifyTree(ctx context.Context, c Cache, root string) (CacheCheck, []Proble
 	if err != nil {
 		return CacheCheck{}, nil, err
 	}
+	return verifyList(ctx, p, root, files)
+}
+
+// VerifyFiles is VerifyTree limited to the files rels (slash paths relative
+// to root, as VerifyTree's problems name them): what a delta push runs on
+// the files it packs anew. Checks that read other files (an npm index line
+// reads the size of the content its integrity names) still read them under
+// root. A rel that is gone or is not a regular file is skipped.
+func VerifyFiles(ctx context.Context, c Cache, root string, rels []string) (CacheCheck, []Problem, error) {
+	p, ok := ProfileOf(c)
+	if !ok || c == GoCache || c == GoModCache {
+		return CacheCheck{}, nil, fmt.Errorf("verify %s: VerifyFiles checks the caches other than Go's (%s has its own checks)", root, c)
+	}
+	var files []cacheFile
+	for _, rel := range rels {
+		fp := filepath.Join(root, filepath.FromSlash(rel))
+		if fi, err := os.Lstat(fp); err == nil && fi.Mode().IsRegular() {
+			files = append(files, cacheFile{path: fp, rel: rel, size: fi.Size(), mtime: fi.ModTime()})
+		}
+	}
+	return verifyList(ctx, p, root, files)
+}
+
+// verifyList runs p's verifier on files and collects the problems, sorted
+// by path.
+func verifyList(ctx context.Context, p CacheProfile, root string, files []cacheFile) (CacheCheck, []Problem, error) {
 	var mu sync.Mutex
 	var probs []Problem
 	cc, _, err := verifyFiles(ctx, p, root, files, func(pr Problem) {

@@ -88,22 +88,40 @@ func checkFetchEntry(e *Entry) error {
 // so that only a pull's own verification can refuse it; nothing else can.
 var forgeUnverified = false
 
-// verifyForPush runs each pushed cache's verifier (mount.VerifyTree) on the
-// live cache and drops what it finds bad from entries: a push never
-// publishes an npm content file whose bytes are not its integrity, a fetch
-// file that is not its name, and so on. Each is logged and counted
-// (ScanStats.Bad); the push goes on without it, as a cache miss.
-func verifyForPush(ctx context.Context, l mount.Layout, caches []mount.Cache, entries []Entry, st *ScanStats, log *slog.Logger) ([]Entry, error) {
+// verifyForPush runs each pushed cache's verifier (mount.VerifyFiles) on
+// the live files the push may pack anew and drops what it finds bad from
+// entries: a push never publishes an npm content file whose bytes are not
+// its integrity, a fetch file that is not its name, and so on. Each is
+// logged and counted (ScanStats.Bad); the push goes on without it, as a
+// cache miss. A file whose digest is its base entry's (a delta: the scan
+// hashed every file) is not read again: the push that published it
+// verified it, and a pull verifies it anyway, so a warm push of a large
+// npm cache reads only what changed.
+func verifyForPush(ctx context.Context, l mount.Layout, caches []mount.Cache, entries []Entry, base *Snapshot, st *ScanStats, log *slog.Logger) ([]Entry, error) {
 	if forgeUnverified {
 		return entries, nil
 	}
+	inBase := map[entryKey]string{}
+	if base != nil {
+		for _, e := range base.Index.Entries {
+			if e.Type == TypeFile && !isGoCache(e.Cache) {
+				inBase[e.id()] = e.SHA256
+			}
+		}
+	}
+	check := map[mount.Cache][]string{}
+	for _, e := range entries {
+		if e.Type == TypeFile && !isGoCache(e.Cache) && (e.SHA256 == "" || inBase[e.id()] != e.SHA256) {
+			check[e.Cache] = append(check[e.Cache], e.Path)
+		}
+	}
 	bad := map[entryKey]bool{}
 	for _, c := range caches {
-		if isGoCache(c) {
+		if isGoCache(c) || len(check[c]) == 0 {
 			continue
 		}
 		root := cacheRoot(l, c)
-		_, probs, err := mount.VerifyTree(ctx, c, root)
+		_, probs, err := mount.VerifyFiles(ctx, c, root, check[c])
 		if err != nil {
 			return nil, fmt.Errorf("push: verify %s: %w", c, err)
 		}

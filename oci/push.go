@@ -255,7 +255,7 @@ func (p *pusher) scan() error {
 	if err != nil {
 		return err
 	}
-	if entries, err = verifyForPush(p.ctx, p.l, caches, entries, &st, p.log); err != nil {
+	if entries, err = verifyForPush(p.ctx, p.l, caches, entries, p.base, &st, p.log); err != nil {
 		return err
 	}
 	p.entries, p.res.ScanStats, p.stat = entries, st, next
