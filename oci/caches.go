@@ -202,36 +202,37 @@ func (r *restorer) stageFetchDrops() error {
 	return nil
 }
 
-// verifyStaged runs each restored cache's verifier (mount.VerifyTree) on its
-// staged tree, other than Go's (whose modules download checks). A bad file
-// the snapshot holds refuses the whole pull with the caches untouched: the
-// index's digests are the pusher's, and only the cache's own format (npm's
-// integrity, a fetch file's name, a wheel's RECORD, maven's .sha1) says
-// whether the bytes are what the tool will take them for. A bad local file a
-// merge keeps is logged, not refused: the pull did not bring it (melcache
-// verify --repair removes it).
+// verifyStaged runs each restored cache's verifier (mount.VerifyFiles) on
+// the staged copies of the files the snapshot holds, other than Go's
+// (whose modules download checks). One bad file refuses the whole pull
+// with the caches untouched: the index's digests are the pusher's, and
+// only the cache's own format (npm's integrity, a fetch file's name, a
+// wheel's RECORD, maven's .sha1) says whether the bytes are what the tool
+// will take them for. Checks that read other files (an npm index line, the
+// size of its content) read them in the staged tree, local files a merge
+// keeps included. A fetch file already in DIR is not staged: it is left as
+// it is, as the snapshot's.
 func (r *restorer) verifyStaged() error {
-	held := map[entryKey]bool{}
+	held := map[mount.Cache][]string{}
 	for i := range r.snap.Index.Entries {
-		if e := &r.snap.Index.Entries[i]; e.Type == TypeFile && !isGoCache(e.Cache) {
-			held[e.id()] = true
+		e := &r.snap.Index.Entries[i]
+		if e.Type == TypeFile && !isGoCache(e.Cache) && !(e.Cache == mount.FetchCache && r.reuse[i] == linkIt) {
+			held[e.Cache] = append(held[e.Cache], e.Path)
 		}
 	}
 	for _, c := range r.caches {
-		if isGoCache(c) {
+		if isGoCache(c) || len(held[c]) == 0 {
 			continue
 		}
 		root := stagedNew(r.l, c)
-		_, probs, err := mount.VerifyTree(r.ctx, c, root)
+		_, probs, err := mount.VerifyFiles(r.ctx, c, root, held[c])
 		if err != nil {
 			return err
 		}
-		for _, pr := range probs {
-			rel, _ := relUnder(root, pr.Path)
-			if held[entryKey{c, rel}] {
-				return verifyErrorf("%s: snapshot %s: %s %s: %s (refused: the caches are left as they were)", r.s, r.snap.Digest, c, rel, pr.Reason)
-			}
-			r.log.Warn("a local cache file is bad; the pull keeps it", "cache", c, "path", filepath.Join(cacheRoot(r.l, c), filepath.FromSlash(rel)), "reason", pr.Reason)
+		if len(probs) > 0 {
+			rel, _ := relUnder(root, probs[0].Path)
+			return verifyErrorf("%s: snapshot %s: %s %s: %s (%d bad files; refused: the caches are left as they were)",
+				r.s, r.snap.Digest, c, rel, probs[0].Reason, len(probs))
 		}
 	}
 	r.log.Debug("verified the staged caches", "elapsed", time.Since(r.t0))
