@@ -3,6 +3,7 @@ package mount
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -42,13 +43,12 @@ type CacheProfile struct {
 	// (Go's build cache): prune trims it by default. Every other cache is
 	// pruned only when named, by mtime (the write time) and size.
 	UseMarks bool
-	// Snapshotted is set for the caches push and pull handle today. Only
-	// the Go caches are: the snapshot format that records which caches a
-	// snapshot holds is being changed (issue 13), and a snapshot without
-	// that list means {gomodcache, gocache} (docs/format.md). Until oci
-	// integrates the other caches (issue 15), Layout.Caches, LookupCache
-	// and CacheNames, which oci uses, see only these.
-	Snapshotted bool
+	// GoCache is set for the Go caches: the default caches of prepare,
+	// clean and build's measurements (Layout.Caches), and the caches a
+	// snapshot without a caches list holds (docs/format.md). Every cache
+	// can be snapshotted (oci: push holds the Go caches and every other
+	// cache present in DIR).
+	GoCache bool
 }
 
 // The caches melange points at its mount besides Go's (melange's
@@ -74,11 +74,11 @@ var cacheProfiles = []CacheProfile{
 	{Name: GoModCache, Env: "GOMODCACHE", SetBy: "melange's default environment; go/build steps export it",
 		Verified:   "module zips and extracted trees against .ziphash (and go.sum with --gosum)",
 		Unverified: "a module's .info and .mod without a go.sum line",
-		Owner:      buildUserOwns, Snapshotted: true},
+		Owner:      buildUserOwns, GoCache: true},
 	{Name: GoCache, Env: "GOCACHE", SetBy: "melcache inject / build (melange sets none)",
 		Verified:   "outputs against their names (sha256); action entries' format",
 		Unverified: "which action an output belongs to (a consistent forgery passes)",
-		Owner:      buildUserOwns, UseMarks: true, Snapshotted: true},
+		Owner:      buildUserOwns, UseMarks: true, GoCache: true},
 	{Name: NPMCache, Env: "npm_config_cache", SetBy: "melange's pkg/config/config.go, when empty",
 		Volatile:   []string{"_logs", "_update-notifier-last-checked", "_cacache/tmp"},
 		Verified:   "cacache: content-v2 files against their names (the integrity digest); index-v5 lines against their sha1 prefix and bucket (sha256 of the key); an index entry's content against its integrity",
@@ -108,22 +108,26 @@ var cacheProfiles = []CacheProfile{
 		Owner:      "whoever runs melange update-cache on the host; the build only reads them"},
 }
 
-// Profiles returns the snapshotted caches (the Go caches), in layout order:
-// what push, pull and the restore journal handle.
-func Profiles() []CacheProfile {
-	var out []CacheProfile
+// Profiles returns every cache a snapshot may hold, in registry order:
+// what push, pull and the restore journal handle. Since issue 15 that is
+// every cache (AllProfiles).
+func Profiles() []CacheProfile { return AllProfiles() }
+
+// AllProfiles returns every cache melcache knows, in layout order:
+// what prepare, status, verify, prune, clean, push and pull understand.
+func AllProfiles() []CacheProfile {
+	return append([]CacheProfile(nil), cacheProfiles...)
+}
+
+// GoCaches returns the Go caches' names, module cache first.
+func GoCaches() []Cache {
+	var out []Cache
 	for _, p := range cacheProfiles {
-		if p.Snapshotted {
-			out = append(out, p)
+		if p.GoCache {
+			out = append(out, p.Name)
 		}
 	}
 	return out
-}
-
-// AllProfiles returns every cache melcache knows, in layout order:
-// what prepare, status, verify, prune and clean understand.
-func AllProfiles() []CacheProfile {
-	return append([]CacheProfile(nil), cacheProfiles...)
 }
 
 // ProfileOf returns c's profile, and false for a name not in the registry.
@@ -153,8 +157,8 @@ func (p CacheProfile) IsVolatile(rel string) bool {
 	return false
 }
 
-// LookupCache returns the snapshotted cache named name, and false when
-// push, pull and the journal handle no such cache. Names are matched
+// LookupCache returns the cache named name, and false when the registry
+// (and so push, pull and the journal) has no such cache. Names are matched
 // exactly: a path ("../x", "gocache/..") is never a cache name.
 func LookupCache(name string) (Cache, bool) {
 	for _, p := range Profiles() {
@@ -165,7 +169,7 @@ func LookupCache(name string) (Cache, bool) {
 	return "", false
 }
 
-// CacheNames lists the snapshotted caches' names, comma-separated, for
+// CacheNames lists the caches a snapshot may hold, comma-separated, for
 // error messages.
 func CacheNames() string { return joinProfiles(Profiles()) }
 
@@ -212,14 +216,15 @@ func ParseCaches(list []string) ([]Cache, error) {
 	return out, nil
 }
 
-// HasCache reports whether c is one of l's snapshotted caches.
+// HasCache reports whether c is one of l's Go caches (Layout.Caches).
 func (l Layout) HasCache(c Cache) bool {
-	for _, x := range l.Caches() {
-		if x == c {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(l.Caches(), c)
+}
+
+// Holds reports whether l can hold cache c at all (AllCaches): what a
+// restore journal may name.
+func (l Layout) Holds(c Cache) bool {
+	return slices.Contains(l.AllCaches(), c)
 }
 
 // AllCaches lists every cache the layout can hold, in registry order: in

@@ -13,18 +13,22 @@ import (
 	"github.com/melcache/melcache/internal/testenv"
 )
 
-// TestRegistrySnapshotsOnlyGo pins what oci sees until it snapshots the
-// other caches: Layout.Caches, LookupCache and CacheNames name only Go's.
-func TestRegistrySnapshotsOnlyGo(t *testing.T) {
+// TestRegistry pins what oci sees: every cache can be snapshotted
+// (LookupCache, CacheNames, Holds), while Layout.Caches (the defaults of
+// prepare and clean) name only Go's.
+func TestRegistry(t *testing.T) {
 	l, _ := New(t.TempDir(), Options{})
 	if got := l.Caches(); !slices.Equal(got, []Cache{GoModCache, GoCache}) {
 		t.Errorf("Caches() = %v", got)
 	}
-	if _, ok := LookupCache("npm"); ok || CacheNames() != "gomodcache, gocache" {
-		t.Errorf("LookupCache(npm) found it, or CacheNames() = %q", CacheNames())
+	if _, ok := LookupCache("npm"); !ok || CacheNames() != AllCacheNames() {
+		t.Errorf("LookupCache(npm) did not find it, or CacheNames() = %q", CacheNames())
 	}
-	if l.HasCache(NPMCache) {
-		t.Error("HasCache(npm): the journal would accept it")
+	if _, ok := LookupCache("../npm"); ok {
+		t.Error("LookupCache(../npm) found a cache")
+	}
+	if l.HasCache(NPMCache) || !l.Holds(NPMCache) || !l.Holds(FetchCache) {
+		t.Error("HasCache(npm) (a Go cache?) or !Holds(npm, fetch)")
 	}
 	all := l.AllCaches()
 	if !slices.Equal(all, []Cache{GoModCache, GoCache, NPMCache, PipCache, UVCache, ComposerCache, MavenCache, FetchCache}) {

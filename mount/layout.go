@@ -129,19 +129,14 @@ func (l Layout) GuestPath(c Cache) string {
 	return GuestRoot + "/" + string(c)
 }
 
-// Caches lists the snapshotted caches this layout holds (the Go caches),
-// module cache first: what push, pull, the journal and build measure. The
-// other caches (AllCaches) join it when oci snapshots them (issue 15; see
-// CacheProfile.Snapshotted).
+// Caches lists the Go caches this layout holds, module cache first: what
+// prepare and clean default to, build measures, and every snapshot holds
+// (a push adds the other caches present in DIR: AllCaches, CachePresent).
 func (l Layout) Caches() []Cache {
 	if l.Mode == Recipe {
 		return []Cache{GoModCache}
 	}
-	var out []Cache
-	for _, p := range Profiles() {
-		out = append(out, p.Name)
-	}
-	return out
+	return GoCaches()
 }
 
 // Env returns the environment a build inside the mount should use, as

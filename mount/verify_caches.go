@@ -3,6 +3,8 @@ package mount
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 )
@@ -90,8 +92,8 @@ func verifyFiles(ctx context.Context, p CacheProfile, root string, files []cache
 // under root: a live cache root, or the staging copy a restore builds
 // before it swaps it in (for the fetch cache, root's entries named
 // sha256:<hex> and sha512:<hex>). It is what a push runs to skip and count
-// bad entries, and a pull to refuse a snapshot, once oci snapshots these
-// caches (issue 15). Problems name paths under root; nothing is removed.
+// bad entries, and a pull to refuse a snapshot (oci/caches.go). Problems
+// name paths under root; nothing is removed.
 // Links and special files are neither followed nor listed.
 func VerifyTree(ctx context.Context, c Cache, root string) (CacheCheck, []Problem, error) {
 	p, ok := ProfileOf(c)
@@ -102,6 +104,32 @@ func VerifyTree(ctx context.Context, c Cache, root string) (CacheCheck, []Proble
 	if err != nil {
 		return CacheCheck{}, nil, err
 	}
+	return verifyList(ctx, p, root, files)
+}
+
+// VerifyFiles is VerifyTree limited to the files rels (slash paths relative
+// to root, as VerifyTree's problems name them): what a delta push runs on
+// the files it packs anew. Checks that read other files (an npm index line
+// reads the size of the content its integrity names) still read them under
+// root. A rel that is gone or is not a regular file is skipped.
+func VerifyFiles(ctx context.Context, c Cache, root string, rels []string) (CacheCheck, []Problem, error) {
+	p, ok := ProfileOf(c)
+	if !ok || c == GoCache || c == GoModCache {
+		return CacheCheck{}, nil, fmt.Errorf("verify %s: VerifyFiles checks the caches other than Go's (%s has its own checks)", root, c)
+	}
+	var files []cacheFile
+	for _, rel := range rels {
+		fp := filepath.Join(root, filepath.FromSlash(rel))
+		if fi, err := os.Lstat(fp); err == nil && fi.Mode().IsRegular() {
+			files = append(files, cacheFile{path: fp, rel: rel, size: fi.Size(), mtime: fi.ModTime()})
+		}
+	}
+	return verifyList(ctx, p, root, files)
+}
+
+// verifyList runs p's verifier on files and collects the problems, sorted
+// by path.
+func verifyList(ctx context.Context, p CacheProfile, root string, files []cacheFile) (CacheCheck, []Problem, error) {
 	var mu sync.Mutex
 	var probs []Problem
 	cc, _, err := verifyFiles(ctx, p, root, files, func(pr Problem) {

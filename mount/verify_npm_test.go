@@ -6,7 +6,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,30 +14,9 @@ import (
 	"github.com/melcache/melcache/internal/testenv"
 )
 
-// npmEnv is the environment npm runs with in these tests: its cache where
-// melange puts it (npm_config_cache, DIR/npm on the host), a HOME of its
-// own (no ~/.npmrc), and nothing that would go to the network.
-func npmEnv(l Layout, home string) []string {
-	return append(os.Environ(), "npm_config_cache="+l.CacheDir(NPMCache), "HOME="+home,
-		"npm_config_update_notifier=false", "npm_config_audit=false", "npm_config_fund=false")
-}
-
-func runIn(t *testing.T, dir string, env []string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir, cmd.Env = dir, env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
-}
-
-// fillNPMCache fills DIR/npm as a melange build would, offline: npm pack of
-// a local package, npm cache add, then npm install --offline from the cache.
+// fillNPMCache fills DIR/npm as a melange build would, offline
+// (testenv.FillNPMCache).
 func fillNPMCache(t *testing.T) Layout {
-	testenv.SkipShort(t, "real npm (a package manager run, ~10-20 s)")
-	npm := testenv.RequireTool(t, "npm")
 	l, err := New(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -46,28 +24,7 @@ func fillNPMCache(t *testing.T) Layout {
 	if _, err := l.Prepare(context.Background(), PrepareOptions{Caches: []Cache{NPMCache}}); err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	env := npmEnv(l, work)
-	pkg, app := filepath.Join(work, "pkg"), filepath.Join(work, "app")
-	for p, s := range map[string]string{
-		filepath.Join(pkg, "package.json"): `{"name":"melc-demo","version":"1.0.0","main":"index.js"}`,
-		filepath.Join(pkg, "index.js"):     "module.exports = 42\n",
-		filepath.Join(app, "package.json"): `{"name":"app","version":"1.0.0"}`,
-	} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runIn(t, pkg, env, npm, "pack", "--pack-destination", work)
-	tgz := filepath.Join(work, "melc-demo-1.0.0.tgz")
-	runIn(t, work, env, npm, "cache", "add", tgz)
-	runIn(t, app, env, npm, "install", "--offline", tgz)
-	if _, err := os.Stat(filepath.Join(app, "node_modules", "melc-demo", "index.js")); err != nil {
-		t.Fatalf("npm install --offline from the cache: %v", err)
-	}
+	testenv.FillNPMCache(t, l.CacheDir(NPMCache), testenv.DemoNPMPackage)
 	return l
 }
 
@@ -106,7 +63,7 @@ func TestVerifyNPMRealCache(t *testing.T) {
 	// A copy of the cache elsewhere (a restore's staging dir) is checked
 	// the same way, content paths resolved under the copy.
 	stage := filepath.Join(t.TempDir(), "npm")
-	runIn(t, "/", os.Environ(), "cp", "-a", l.CacheDir(NPMCache), stage)
+	testenv.Run(t, "/", os.Environ(), "cp", "-a", l.CacheDir(NPMCache), stage)
 	staged := filepath.Join(stage, strings.TrimPrefix(content[0], l.CacheDir(NPMCache)))
 	if err := os.WriteFile(staged, []byte("forged"), 0o644); err != nil {
 		t.Fatal(err)

@@ -143,3 +143,20 @@ func TestVerifyUncheckableCaches(t *testing.T) {
 		t.Fatalf("caches %+v, want %+v", res.Caches, want)
 	}
 }
+
+// TestVerifyFiles checks only the files named: what a delta push packs
+// anew, or the files a pull brings. A bad file not named is not read; a
+// name that is gone or not a regular file is skipped.
+func TestVerifyFiles(t *testing.T) {
+	root := t.TempDir()
+	good := "sha256:" + hex.EncodeToString(func() []byte { s := sha256.Sum256([]byte("ok")); return s[:] }())
+	bad1, bad2 := "sha256:"+strings.Repeat("ab", 32), "sha256:"+strings.Repeat("cd", 32)
+	writeFiles(t, root, map[string]string{good: "ok", bad1: "not it", bad2: "not it either"})
+	cc, probs, err := VerifyFiles(context.Background(), FetchCache, root, []string{good, bad1, "sha256:" + strings.Repeat("0", 64)})
+	if err != nil || cc.Checked != 2 || len(probs) != 1 || probs[0].Path != filepath.Join(root, bad1) {
+		t.Fatalf("VerifyFiles: %+v %+v %v; want good and bad1 checked, bad1 reported", cc, probs, err)
+	}
+	if _, _, err := VerifyFiles(context.Background(), GoCache, root, nil); err == nil {
+		t.Error("VerifyFiles on a Go cache: no error")
+	}
+}

@@ -1,10 +1,8 @@
 package mount
 
 import (
-	"archive/tar"
 	"archive/zip"
 	"bytes"
-	"compress/gzip"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,51 +12,14 @@ import (
 	"github.com/melcache/melcache/internal/testenv"
 )
 
-// writeSdist writes a setuptools source distribution of the module
-// melcdemo into dir, as a package index would serve it.
-func writeSdist(t *testing.T, dir string) {
-	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	for name, body := range map[string]string{
-		"melcdemo-1.0/setup.py":    "from setuptools import setup\nsetup(name='melcdemo', version='1.0', py_modules=['melcdemo'])\n",
-		"melcdemo-1.0/melcdemo.py": "ANSWER = 42\n",
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		_, _ = tw.Write([]byte(body))
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	_ = gz.Close()
-	if err := os.WriteFile(filepath.Join(dir, "melcdemo-1.0.tar.gz"), buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// fillPipCache has pip build a wheel from a local sdist with its cache
-// where melange puts it (PIP_CACHE_DIR, DIR/pip on the host), offline, and
-// returns the wheel pip cached.
+// fillPipCache has pip fill DIR/pip from a local sdist, offline
+// (testenv.FillPipCache), and returns the wheel pip cached.
 func fillPipCache(t *testing.T) (Layout, string) {
-	testenv.SkipShort(t, "real pip (a package manager run, ~10-20 s)")
-	py := testenv.RequirePython(t, "pip", "setuptools", "wheel")
 	l, err := New(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	writeSdist(t, work)
-	env := append(os.Environ(), "PIP_CACHE_DIR="+l.CacheDir(PipCache), "HOME="+work, "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_CONFIG_FILE=/dev/null")
-	runIn(t, work, env, py, "-m", "pip", "install", "--no-index", "--find-links", work,
-		"--no-build-isolation", "--target", filepath.Join(work, "out"), "melcdemo")
-	whl, _ := filepath.Glob(filepath.Join(l.CacheDir(PipCache), "wheels", "*", "*", "*", "*", "melcdemo-1.0-*.whl"))
-	if len(whl) != 1 {
-		t.Fatalf("pip cached wheels %v, want one melcdemo wheel under wheels/", whl)
-	}
-	return l, whl[0]
+	return l, testenv.FillPipCache(t, l.CacheDir(PipCache))
 }
 
 // rewriteZip copies the zip at p, changing the member named name to body.

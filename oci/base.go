@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -35,7 +36,7 @@ type base struct {
 // It returns nil for a full push. Only a failing --base is an error: the
 // other rules are guesses, and a guess that fails falls through to the
 // next.
-func chooseBase(ctx context.Context, l mount.Layout, s Store, tag string, o *Options, log *slog.Logger) (*base, error) {
+func chooseBase(ctx context.Context, l mount.Layout, s Store, tag string, o *Options, caches []mount.Cache, log *slog.Logger) (*base, error) {
 	if o.Base != "" {
 		b, err := forcedBase(ctx, s, o.Base)
 		if err != nil {
@@ -44,7 +45,7 @@ func chooseBase(ctx context.Context, l mount.Layout, s Store, tag string, o *Opt
 		return logBase(log, b), nil
 	}
 	for _, rule := range []func() *base{
-		func() *base { return exchangedBase(ctx, l, s, tag, o.configCaches(l), log) },
+		func() *base { return exchangedBase(ctx, l, s, tag, caches, log) },
 		func() *base { return restoreKeyBase(ctx, s, o.RestoreKeys, log) },
 		func() *base { return otherRepoBase(ctx, l, s, log) },
 	} {
@@ -92,10 +93,16 @@ func forcedBase(ctx context.Context, s Store, raw string) (*base, error) {
 func exchangedBase(ctx context.Context, l mount.Layout, s Store, tag string, caches []mount.Cache, log *slog.Logger) *base {
 	var recs []BaseRecord
 	names := []string{storeRecord(s.String(), caches), refRecord(s.String(), tag), pullRecord(s.String())}
-	if len(caches) < len(l.Caches()) {
-		// A partial push can delta against a full snapshot too: the
-		// caches it does not hold are simply not in its index.
-		names = append(names, storeRecord(s.String(), l.Caches()))
+	// A push can delta against a snapshot of other caches too: a partial
+	// push against a full one (the caches it does not hold are simply not
+	// in its index), a push that now holds npm against one of the Go
+	// caches alone (npm's files are all new). So the records of the
+	// default set (defaultCaches) and of the Go caches are candidates.
+	def, _ := defaultCaches(l)
+	for _, set := range [][]mount.Cache{def, l.Caches()} {
+		if !slices.Equal(set, caches) {
+			names = append(names, storeRecord(s.String(), set))
+		}
 	}
 	for _, name := range names {
 		r, err := readRecord(l, name)

@@ -39,8 +39,9 @@ func crashPoint(name string) {
 // failEnv names a test-only hook: when it lists a point, the step there
 // fails with failErr instead of running, standing for a failure a test
 // cannot cause for real after the checks that precede it. Points:
-// swap-gomodcache, swap-gocache (the swap's first rename of that cache:
-// EBUSY or EACCES met after the preflight).
+// swap-CACHE for each cache (swap-gomodcache, swap-gocache, swap-npm, ...:
+// the swap's first rename of that cache, EBUSY or EACCES met after the
+// preflight; swap-fetch: before the fetch cache's per-file swap).
 const failEnv = "MELCACHE_TEST_FAIL"
 
 // errInjected is the failure failEnv injects.

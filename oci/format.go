@@ -244,6 +244,9 @@ func checkIndex(x *Index, c *Config) error {
 		if _, dup := seen[e.key()]; dup {
 			return fmt.Errorf("snapshot index: duplicate entry %s/%s", e.Cache, e.Path)
 		}
+		if err := checkFetchEntry(&e); err != nil {
+			return err
+		}
 		seen[e.key()] = e.Type
 		if e.Mode&^0o777 != 0 {
 			return fmt.Errorf("snapshot index: %s/%s has mode %o: only permission bits are allowed (no setuid, setgid, sticky)", e.Cache, e.Path, e.Mode)

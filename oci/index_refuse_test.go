@@ -162,8 +162,8 @@ func TestPullRefusesBadChain(t *testing.T) {
 			resign(t, s, func(c *Config, _ []*indexDoc) { c.Indexes = c.Indexes[:1] })
 		}, "index documents"},
 		{"unknown cache", func(t *testing.T, s *memStore) {
-			resign(t, s, func(c *Config, _ []*indexDoc) { c.Caches = append(c.Caches, "npm") })
-		}, `unknown cache "npm"`},
+			resign(t, s, func(c *Config, _ []*indexDoc) { c.Caches = append(c.Caches, "yarn") })
+		}, `unknown cache "yarn"`},
 		{"goTime off an -a entry", func(t *testing.T, s *memStore) {
 			resign(t, s, func(c *Config, d []*indexDoc) { fileIn(t, d[0]).GoTime = 1 })
 		}, "goTime"},

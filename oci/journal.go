@@ -79,7 +79,7 @@ func (j *journal) validate(l mount.Layout) error {
 	seen := map[mount.Cache]bool{}
 	for _, c := range j.Caches {
 		known, ok := mount.LookupCache(string(c))
-		if !ok || !l.HasCache(known) {
+		if !ok || !l.Holds(known) {
 			return bad("cache %q is not one melcache manages here (%s)", c, mount.CacheNames())
 		}
 		if seen[known] {

@@ -10,21 +10,45 @@ import (
 
 // Partial snapshots (push/pull --only): one module cache can serve builds
 // of many Go versions while build caches stay per version, since GOCACHE
-// entries are keyed by the Go version and GOMODCACHE's are not.
+// entries are keyed by the Go version and GOMODCACHE's are not; and one
+// cache (npm, say) can be pushed or restored without touching the others.
 
-// ParseOnly parses an --only value: "gomodcache" or "gocache" (a
-// comma-separated list is accepted; "" means every cache).
+// ParseOnly parses an --only value: cache names from the registry
+// (mount.ParseCaches: gomodcache, gocache, npm, pip, uv, composer,
+// m2repository, fetch, or all), comma-separated; "" means the push's or
+// the snapshot's caches.
 func ParseOnly(s string) ([]mount.Cache, error) {
 	if s == "" {
 		return nil, nil
 	}
-	var out []mount.Cache
-	for _, p := range strings.Split(s, ",") {
-		c := mount.Cache(strings.TrimSpace(p))
-		if c != mount.GoModCache && c != mount.GoCache {
-			return nil, fmt.Errorf("--only %q: want %s or %s", p, mount.GoModCache, mount.GoCache)
+	cs, err := mount.ParseCaches([]string{s})
+	if err != nil {
+		return nil, fmt.Errorf("--only: %w", err)
+	}
+	return cs, nil
+}
+
+// defaultCaches are the caches a push without --only holds: the Go caches
+// always (every snapshot before issue 15 held them, and a snapshot without
+// a caches list means them), and each other cache that is present in DIR
+// (mount.CachePresent: its root is a directory; for the fetch cache, DIR
+// holds a sha256:/sha512: file). An absent cache is left out rather than
+// pushed empty: a snapshot lists what the pusher had, and a pull --replace
+// of an empty npm would empty the builder's npm cache for nothing.
+func defaultCaches(l mount.Layout) ([]mount.Cache, error) {
+	out := l.Caches()
+	if l.Mode == mount.Recipe {
+		return out, nil
+	}
+	for _, c := range l.AllCaches() {
+		if slices.Contains(out, c) {
+			continue
 		}
-		if !slices.Contains(out, c) {
+		ok, err := l.CachePresent(c)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			out = append(out, c)
 		}
 	}
@@ -37,18 +61,20 @@ func (c *Config) Holds(cache mount.Cache) bool {
 	return slices.Contains(c.Caches, cache)
 }
 
-// pushCaches are the caches a push scans: the layout's, cut to o.Only.
+// pushCaches are the caches a push scans: defaultCaches, or o.Only (which
+// may name a cache that is absent: it is pushed empty, as asked), in
+// registry order.
 func (o *Options) pushCaches(l mount.Layout) ([]mount.Cache, error) {
 	if len(o.Only) == 0 {
-		return l.Caches(), nil
+		return defaultCaches(l)
 	}
 	var out []mount.Cache
 	for _, c := range o.Only {
-		if l.CacheDir(c) == "" {
+		if !slices.Contains(l.AllCaches(), c) {
 			return nil, fmt.Errorf("--only %s: %s has no %s (recipe mode holds the module cache only)", c, l.Dir, c)
 		}
 	}
-	for _, c := range l.Caches() { // the layout's order: module cache first
+	for _, c := range l.AllCaches() { // registry order: module cache first
 		if slices.Contains(o.Only, c) {
 			out = append(out, c)
 		}
@@ -56,19 +82,12 @@ func (o *Options) pushCaches(l mount.Layout) ([]mount.Cache, error) {
 	return out, nil
 }
 
-// configCaches is the config's caches field for a push: the caches pushed,
-// in registry order (pushCaches keeps the layout's, which is the registry's).
-func (o *Options) configCaches(l mount.Layout) []mount.Cache {
-	cs, _ := o.pushCaches(l) // the scan already succeeded with the same call
-	return cs
-}
-
 // restoredCaches are the caches a pull swaps: the layout's caches that the
 // snapshot holds and o.Only selects. The others are not read or touched,
 // even with Replace.
 func restoredCaches(l mount.Layout, snap *Snapshot, o Options) []mount.Cache {
 	var out []mount.Cache
-	for _, c := range l.Caches() {
+	for _, c := range l.AllCaches() {
 		if snap.Config.Holds(c) && (len(o.Only) == 0 || slices.Contains(o.Only, c)) {
 			out = append(out, c)
 		}

@@ -164,7 +164,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	}
 	if p.unchanged() {
 		p.saveStatCache()
-		return finish(l, s, tag, p.o.configCaches(l), p.res, p.start, "push")
+		return finish(l, s, tag, p.caches, p.res, p.start, "push")
 	}
 	tmp, err := pushTempDir(l)
 	if err != nil {
@@ -183,7 +183,7 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := p.writeManifest(cfg, chain); err != nil {
 		return nil, err
 	}
-	return finish(l, s, tag, p.o.configCaches(l), p.res, p.start, "push")
+	return finish(l, s, tag, p.caches, p.res, p.start, "push")
 }
 
 // pusher pushes one snapshot. Its methods are the phases of Push; each
@@ -198,12 +198,13 @@ type pusher struct {
 	start time.Time
 	res   *Result
 
-	entries   []Entry    // set by scan: the caches' entries
-	base      *Snapshot  // set by scan, cleared by diff when unusable: the delta's base
-	baseStore Store      // set with base: where it lives (s, or a sibling repository)
-	keptBlobs baseBlobs  // set by diff: how the kept base layers got into s
-	plan      *plan      // set by diff
-	stat      *statCache // set by scan: what it learnt of the files, for the next push
+	caches    []mount.Cache // set by scan: the caches the snapshot holds (its config's caches)
+	entries   []Entry       // set by scan: the caches' entries
+	base      *Snapshot     // set by scan, cleared by diff when unusable: the delta's base
+	baseStore Store         // set with base: where it lives (s, or a sibling repository)
+	keptBlobs baseBlobs     // set by diff: how the kept base layers got into s
+	plan      *plan         // set by diff
+	stat      *statCache    // set by scan: what it learnt of the files, for the next push
 	packed    []*packedLayer
 	layers    []LayerInfo // the new config's layers: the base's kept ones, then the packed ones
 }
@@ -233,7 +234,12 @@ func (p *pusher) probe() error {
 // file's digest up front; a full push hashes while packing, so each byte
 // is hashed once.
 func (p *pusher) scan() error {
-	b, err := chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, p.log)
+	caches, err := p.o.pushCaches(p.l)
+	if err != nil {
+		return err
+	}
+	p.caches = caches
+	b, err := chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, caches, p.log)
 	if err != nil {
 		return err
 	}
@@ -244,13 +250,12 @@ func (p *pusher) scan() error {
 			p.res.BaseStore = b.store.String()
 		}
 	}
-	caches, err := p.o.pushCaches(p.l)
-	if err != nil {
-		return err
-	}
 	so := scanOptions{jobs: p.o.jobs(), hashAll: p.base != nil, stat: loadStatCache(p.l, p.log), since: p.o.now()}
 	entries, st, next, err := scanCaches(p.ctx, p.l, caches, so)
 	if err != nil {
+		return err
+	}
+	if entries, err = verifyForPush(p.ctx, p.l, caches, entries, p.base, &st, p.log); err != nil {
 		return err
 	}
 	p.entries, p.res.ScanStats, p.stat = entries, st, next
@@ -260,6 +265,9 @@ func (p *pusher) scan() error {
 	}
 	if st.Other > 0 {
 		p.log.Warn("skipped entries that are neither files nor directories", "count", st.Other)
+	}
+	if st.Bad > 0 {
+		p.log.Warn("skipped cache entries their verifier found bad", "count", st.Bad, "bytes", st.BadBytes)
 	}
 	if st.BadName > 0 {
 		p.log.Warn("skipped entries whose names a snapshot cannot hold (not UTF-8 or too long)", "count", st.BadName)
@@ -336,7 +344,7 @@ func (p *pusher) packAndUpload(tmp string) error {
 	p.layers = append([]LayerInfo(nil), p.plan.kept...)
 	var skipped, dataBytes atomic.Int64
 	g, gctx := errgroup.WithContext(p.ctx)
-	for _, c := range p.l.Caches() {
+	for _, c := range p.caches {
 		files := p.plan.fresh[c]
 		if len(files) == 0 {
 			continue
@@ -413,7 +421,7 @@ func (p *pusher) uploadMetadata() (cfgDesc v1.Descriptor, chain *indexChain, err
 		p.log.Debug("writing a full index: "+chain.reason, "entries", len(p.plan.entries))
 	}
 	cfg := &Config{FormatVersion: FormatVersion, Arch: HostArch(), GoVersion: p.o.GoVersion,
-		Caches: p.o.configCaches(p.l), Files: p.res.Files, Size: p.res.Bytes, Indexes: chain.refs, Layers: p.layers}
+		Caches: p.caches, Files: p.res.Files, Size: p.res.Bytes, Indexes: chain.refs, Layers: p.layers}
 	cb, err := encodeJSON(cfg)
 	if err != nil {
 		return cfgDesc, nil, err

@@ -98,7 +98,7 @@ func restore(ctx context.Context, l mount.Layout, s Store, snap *Snapshot, o Opt
 			_ = os.Remove(journalPath(l))
 		}
 	}()
-	for _, phase := range []func() error{r.plan, r.stageLocal, r.download, r.seal} {
+	for _, phase := range []func() error{r.plan, r.stageLocal, r.download, r.verifyStaged, r.seal} {
 		if err := phase(); err != nil {
 			return err
 		}
@@ -390,6 +390,9 @@ func ignoreGone(err error) error {
 // stat'ed here: only those the snapshot also holds need their size, and
 // checkReuse gets it from the descriptor it hashes through.
 func (r *restorer) listLocal(c mount.Cache) error {
+	if c == mount.FetchCache {
+		return r.listLocalFetch()
+	}
 	root := r.l.CacheDir(c)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -430,6 +433,9 @@ func (r *restorer) stageLocal() error {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return err
 		}
+		if c == mount.FetchCache {
+			continue // no root: DIR keeps its mode and owner
+		}
 		// The cache roots keep their mode (prepare may have made them
 		// group-writable for the build user); new ones get 0755.
 		mode := fs.FileMode(0o755)
@@ -450,6 +456,8 @@ func (r *restorer) stageLocal() error {
 				return err
 			}
 			r.dirs = append(r.dirs, stagedDir{e.Cache, e.Path, fs.FileMode(e.Mode)})
+		case r.reuse[i] == linkIt && e.Cache == mount.FetchCache:
+			// Already the snapshot's, in DIR: it stays (fetchswap.go).
 		case r.reuse[i] == linkIt:
 			if err := r.link(e.Cache, e.Path); err != nil {
 				return err
@@ -468,6 +476,8 @@ func (r *restorer) stageLocal() error {
 			return err
 		}
 		linked += n
+	} else if err := r.stageFetchDrops(); err != nil {
+		return err
 	}
 	r.log.Debug("staged local files", "reused", r.reused, "linked", linked, "copied", copied, "elapsed", time.Since(r.t0))
 	return nil
@@ -481,6 +491,9 @@ func (r *restorer) stageKept() (int, error) {
 	for k := range r.local {
 		if k.c == mount.GoCache && (k.p == goTrimFile || strings.HasPrefix(k.p, goTrimFile+"/")) {
 			continue // rewritten by seal (a directory there is junk Go cannot use)
+		}
+		if k.c == mount.FetchCache {
+			continue // kept where it is: the fetch swap acts on staged names only
 		}
 		if !r.shadowed(k) {
 			keep = append(keep, k)
@@ -636,8 +649,8 @@ func (r *restorer) markUsed() error {
 	markTime := r.now.Add(-useMarkAge)
 	for i := range r.snap.Index.Entries {
 		e := &r.snap.Index.Entries[i]
-		if e.Type != TypeFile {
-			continue
+		if e.Type != TypeFile || e.Cache == mount.FetchCache && r.reuse[i] == linkIt {
+			continue // a fetch file already in DIR is not staged
 		}
 		if err := r.chtimes(e.Cache, e.Path, markTime); err != nil {
 			return err

@@ -41,6 +41,11 @@ func excluded(c mount.Cache, rel string, isDir bool) bool {
 			}
 			return strings.Contains(comp, ".tmp-")
 		}
+	default:
+		// melange's other caches: what their profile calls volatile
+		// (npm's _logs, pip's selfcheck, maven's *.lastUpdated, ...).
+		p, _ := mount.ProfileOf(c)
+		return p.IsVolatile(rel)
 	}
 	return false
 }
@@ -67,6 +72,12 @@ type ScanStats struct {
 	// those whose digest a trusted stat cache record gave instead.
 	Hashed     int `json:"hashed"`
 	StatCached int `json:"statCached"`
+	// Bad and BadBytes count the files of melange's other caches that
+	// their verifier found bad (mount.VerifyTree: an npm content file
+	// that is not its integrity, a fetch file that is not its name, ...)
+	// and the push left out (verifyForPush).
+	Bad      int   `json:"skippedBad,omitempty"`
+	BadBytes int64 `json:"skippedBadBytes,omitempty"`
 }
 
 // scanOptions configure scanCaches.
@@ -140,6 +151,9 @@ func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, o sca
 // walkCache appends cache c's entries to entries, with what lstat says of
 // each file.
 func walkCache(l mount.Layout, c mount.Cache, entries []Entry, st *ScanStats) ([]Entry, error) {
+	if c == mount.FetchCache {
+		return walkFetch(l, entries)
+	}
 	root := l.CacheDir(c)
 	if root == "" {
 		return entries, nil

@@ -84,7 +84,7 @@ func (r *restorer) newPath(c mount.Cache, p string) string {
 
 // livePath is where the entry (c, p) is now.
 func (r *restorer) livePath(c mount.Cache, p string) string {
-	return filepath.Join(r.l.CacheDir(c), filepath.FromSlash(p))
+	return filepath.Join(cacheRoot(r.l, c), filepath.FromSlash(p))
 }
 
 // stageErr names the staged entry in an error, shortened.

@@ -88,6 +88,15 @@ func swapIn(l mount.Layout, caches []mount.Cache) error {
 	}
 	defer root.Close()
 	for i, c := range caches {
+		if c == mount.FetchCache {
+			if err := injectedFailure("swap-" + string(c)); err != nil {
+				return fmt.Errorf("restore swap: fetch cache in %s: %w", l.Dir, err)
+			}
+			if err := swapInFetch(root, l); err != nil {
+				return err
+			}
+			continue
+		}
 		n := namesFor(l, c)
 		hasNew, err := lexists(root, n.nw, true)
 		if err != nil {
@@ -144,6 +153,12 @@ func swapOut(l mount.Layout, caches []mount.Cache) error {
 	defer root.Close()
 	for i := len(caches) - 1; i >= 0; i-- {
 		c := caches[i]
+		if c == mount.FetchCache {
+			if err := swapOutFetch(root, l); err != nil {
+				return err
+			}
+			continue
+		}
 		n := namesFor(l, c)
 		hasOld, err1 := lexists(root, n.old, true)
 		hasNew, err2 := lexists(root, n.nw, true)
@@ -215,7 +230,15 @@ func preflightSwap(l mount.Layout, caches []mount.Cache) error {
 	}
 	dirUID, _, _ := fsutil.OwnerOf(dirFi)
 	for _, c := range caches {
+		if c == mount.FetchCache {
+			if err := preflightFetch(l); err != nil {
+				return err
+			}
+		}
 		for _, p := range []string{stagedNew(l, c), l.CacheDir(c)} {
+			if p == "" {
+				continue // the fetch cache: its files are DIR's, checked above
+			}
 			id, err := mountOf(p)
 			if errors.Is(err, fs.ErrNotExist) && p == l.CacheDir(c) {
 				continue // a new cache: nothing to move out

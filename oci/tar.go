@@ -136,7 +136,7 @@ func packLayer(ctx context.Context, l mount.Layout, c mount.Cache, es []*Entry, 
 // cache said (docs/format.md, "Stat cache"). A GOCACHE action entry's time
 // field is recorded as packed (Entry.GoTime).
 func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash) error {
-	p := filepath.Join(l.CacheDir(e.Cache), filepath.FromSlash(e.Path))
+	p := filepath.Join(cacheRoot(l, e.Cache), filepath.FromSlash(e.Path))
 	src, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("pack %s: %w (a build changed the cache during the push; push again)", p, err)

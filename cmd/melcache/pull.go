@@ -14,7 +14,9 @@ import (
 func init() { addCommand(newPullCmd) }
 
 // pullLong is the help text of `melcache pull`.
-const pullLong = `pull restores gomodcache/ and gocache/ of the cache directory from a snapshot.
+const pullLong = `pull restores the caches a snapshot holds (gomodcache/, gocache/, and
+melange's other caches it was pushed with; --only picks some) into the cache
+directory; the other caches and every other file in DIR are left as they are.
 REF is a registry reference (HOST/REPO[:TAG|@sha256:...]), oci:PATH[:TAG] for
 an OCI image layout, or nothing for the embedded store. With --restore-keys,
 when REF's tag does not exist, the newest snapshot whose tag starts with the
@@ -23,7 +25,9 @@ first matching prefix is used, and pull says which.
 By default the snapshot is merged over the local caches (the snapshot wins;
 local-only files stay); --replace gives exactly the snapshot. Files already
 present are reused, only layers holding missing files are downloaded, every
-file is verified, and the new state is swapped in atomically: an interrupted
+file is verified (npm, pip, maven and fetch-cache files also by their own
+format: one bad file refuses the whole pull, changing nothing), and the new
+state is swapped in atomically: an interrupted
 pull leaves the old caches, and the next command finishes or rolls it back.
 A missing DIR is created, but not its parents (as prepare), and only once the
 snapshot is found; a pull that fails removes the DIR it created.
@@ -45,7 +49,8 @@ const pullExample = `  melcache pull ghcr.io/acme/gocache:main
   melcache pull --missing-ok --key 'go-{go}-{arch}' --config pkg.yaml \
       --restore-keys 'go-{go}-' ghcr.io/acme/gocache      # first CI run: exit 0
   melcache pull                                   # embedded store, tag latest
-  melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is`
+  melcache pull --only gomodcache ghcr.io/acme/gocache:modules   # gocache/ is left as it is
+  melcache pull --only npm ghcr.io/acme/cache:main               # npm/ alone`
 
 func newPullCmd(g *globals) *cobra.Command {
 	var fl pullFlags

@@ -10,8 +10,11 @@ import (
 func init() { addCommand(newPushCmd) }
 
 // pushLong is the help text of `melcache push`.
-const pushLong = `push snapshots gomodcache/ and gocache/ of the cache directory as an OCI
-artifact (docs/format.md). REF is a registry reference (HOST/REPO[:TAG]),
+const pushLong = `push snapshots the caches of the cache directory as an OCI artifact
+(docs/format.md): gomodcache/ and gocache/, and each of melange's other
+caches that is present (npm/, pip/, uv/, composer/, m2repository/, and the
+fetch cache's DIR/sha256:* and sha512:* files; docs/caches.md). --only
+names the caches to push. REF is a registry reference (HOST/REPO[:TAG]),
 oci:PATH[:TAG] for an OCI image layout, or nothing for the embedded store under
 the user's cache directory. The tag is REF's, or --key's expansion, or "latest".
 
@@ -25,7 +28,9 @@ whose layers the registry then mounts instead of receiving them again
 (baseRule) and how many blobs were mounted (blobsMounted).
 
 GOCACHE entries a running build is still writing are skipped and
-counted. Plain HTTP is used only for loopback registries unless --insecure.`
+counted, and so are files of the other caches that their own format says
+are bad (an npm tarball that is not its integrity, a fetch file that is not
+its digest), with a warning naming each. Plain HTTP is used only for loopback registries unless --insecure.`
 
 // pushExample are the examples in the help of `melcache push`.
 const pushExample = `  melcache push ghcr.io/acme/gocache:main
@@ -36,7 +41,8 @@ const pushExample = `  melcache push ghcr.io/acme/gocache:main
   melcache push --base ghcr.io/acme/base-cache:main ghcr.io/acme/gocache:main   # layers mounted from another repository
   melcache push oci:/srv/cache-layout:nightly --json
   melcache push                                   # embedded store, tag latest
-  melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version`
+  melcache push --only gomodcache ghcr.io/acme/gocache:modules   # one module cache for every Go version
+  melcache push --only npm ghcr.io/acme/cache:npm                # npm's cache alone`
 
 func newPushCmd(g *globals) *cobra.Command {
 	var f snapshotFlags

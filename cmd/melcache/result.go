@@ -49,6 +49,9 @@ func printResult(w io.Writer, asJSON bool, r *oci.Result) error {
 	if r.Other > 0 {
 		fmt.Fprintf(w, "skipped %d entries that are neither files nor directories\n", r.Other)
 	}
+	if r.Bad > 0 {
+		fmt.Fprintf(w, "skipped %d cache files (%s) that their cache's verification found bad (see the warnings)\n", r.Bad, units.FormatSize(r.BadBytes))
+	}
 	if r.ModIndex > 0 {
 		fmt.Fprintf(w, "left out %d module-index entries (%s): Go rebuilds them in milliseconds\n", r.ModIndex, units.FormatSize(r.ModIndexBytes))
 	}

@@ -55,7 +55,7 @@ func (f *snapshotFlags) register(c *cobra.Command, push bool) {
 		restoreUsage = "tag prefixes to pick the delta base from when this dir exchanged no snapshot with the repository, in order (repeat or comma-separate)"
 	}
 	c.Flags().StringSliceVar(&f.restoreKeys, "restore-keys", nil, restoreUsage)
-	c.Flags().StringVar(&f.only, "only", "", "only this cache: gomodcache or gocache (a partial snapshot; a pull leaves the other cache untouched)")
+	c.Flags().StringVar(&f.only, "only", "", "only these caches, comma-separated: "+mount.AllCacheNames()+" (a partial snapshot; a pull leaves the other caches untouched)")
 }
 
 // transferMemoryLimit is the Go heap soft limit during push and pull: the
