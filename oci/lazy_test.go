@@ -1,9 +1,11 @@
 package oci
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/melcache/melcache/internal/testenv"
 	"github.com/melcache/melcache/mount"
@@ -233,5 +237,61 @@ func TestFileReaderRegistry(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("ReadRange past the blob's end succeeded")
+	}
+}
+
+// ReadRange makes the test store a RangeReader.
+func (m *memStore) ReadRange(ctx context.Context, d v1.Hash, off, n int64) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.blobs[d]
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	if off > int64(len(b)) {
+		return nil, fmt.Errorf("blob %s: range past its end", d)
+	}
+	return io.NopCloser(bytes.NewReader(b[off:min(int64(len(b)), off+n)])), nil
+}
+
+// TestFileReaderHostileIndex: a snapshot whose index names a path outside
+// its cache is refused before any file is read (so `cacheprog REF` fails
+// before serving); an index entry placed on another file's bytes reads as
+// a VerifyError, never as that file's content.
+func TestFileReaderHostileIndex(t *testing.T) {
+	ctx := context.Background()
+	s := newMemStore()
+	craft(t, s, []Entry{{Cache: mount.GoCache, Path: "../evil", Type: TypeFile, Mode: 0o644, Size: 5, SHA256: sha([]byte("hello"))}},
+		[]member{{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "gocache/../evil", Mode: 0o644}, body: "hello"}}, nil)
+	if _, err := FetchSnapshot(ctx, s, "bad"); err == nil || !strings.Contains(err.Error(), `".."`) {
+		t.Errorf("snapshot naming ../evil: %v", err)
+	}
+
+	s = newMemStore()
+	// Entry x claims member y's place: craft gives an entry with no
+	// member of its name the first content block, which is y's.
+	craft(t, s, []Entry{
+		{Cache: mount.GoCache, Path: "x", Type: TypeFile, Mode: 0o644, Size: 5, SHA256: sha([]byte("hello"))},
+		{Cache: mount.GoCache, Path: "y", Type: TypeFile, Mode: 0o644, Size: 5, SHA256: sha([]byte("HELLO"))}},
+		[]member{{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "gocache/y", Mode: 0o644}, body: "HELLO"}}, nil)
+	snap, err := FetchSnapshot(ctx, s, "bad")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewFileReader(s, snap, FileReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := r.Lookup(mount.GoCache, "x")
+	y, _ := r.Lookup(mount.GoCache, "y")
+	var ve *VerifyError
+	if b, err := r.ReadFile(ctx, x); !errors.As(err, &ve) {
+		t.Errorf("x on y's bytes: %q, %v; want a VerifyError", b, err)
+	}
+	if b, err := r.ReadFile(ctx, y); err != nil || string(b) != "HELLO" {
+		t.Errorf("y: %q, %v", b, err)
+	}
+	if _, ok := r.Lookup(mount.GoModCache, "y"); ok {
+		t.Error("Lookup found a gocache file in gomodcache")
 	}
 }
