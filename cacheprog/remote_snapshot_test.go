@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -211,4 +212,40 @@ func checkGoEntries(t *testing.T, dir string) {
 		}
 		return nil
 	})
+}
+
+// TestOpenRemoteFormat1Pulls: a version 1 snapshot (no file positions) is
+// pulled whole, gocache only, before serving, with a log line saying so;
+// the session is then local (no Remote).
+func TestOpenRemoteFormat1Pulls(t *testing.T) {
+	ctx := context.Background()
+	layout := filepath.Join(t.TempDir(), "v1snap")
+	if err := os.CopyFS(layout, os.DirFS("../oci/testdata/v1snap")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := mount.New(filepath.Join(t.TempDir(), "D"), mount.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r, err := OpenRemote(ctx, l, oci.NewLayoutStore(layout), "v1", nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil || r != nil {
+		t.Fatalf("OpenRemote of a format 1 snapshot: %v, %v; want a pull and no remote", r, err)
+	}
+	if !strings.Contains(logs.String(), "format 1") {
+		t.Errorf("no log line about the full pull:\n%s", logs.String())
+	}
+	n := 0
+	filepath.WalkDir(l.CacheDir(mount.GoCache), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, "-d") {
+			n++
+		}
+		return nil
+	})
+	if n == 0 {
+		t.Error("the gocache was not pulled")
+	}
+	if _, err := os.Stat(l.CacheDir(mount.GoModCache)); !os.IsNotExist(err) {
+		t.Errorf("gomodcache touched: %v", err)
+	}
 }
