@@ -26,6 +26,15 @@ func OpenRemote(ctx context.Context, l mount.Layout, s oci.Store, ref string, re
 		return nil, err
 	}
 	log.Info("cacheprog: lazy fetch from snapshot", "store", s.String(), "tag", tag, "digest", snap.Digest.String(), "found", how)
+	return RemoteFor(ctx, l, s, snap, log)
+}
+
+// RemoteFor is OpenRemote for a snapshot already resolved (and verified by
+// oci.FetchSnapshot).
+func RemoteFor(ctx context.Context, l mount.Layout, s oci.Store, snap *oci.Snapshot, log *slog.Logger) (Remote, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if !snap.Config.Holds(mount.GoCache) {
 		log.Warn("cacheprog: the snapshot holds no gocache; serving the local cache only", "digest", snap.Digest.String())
 		return nil, nil
