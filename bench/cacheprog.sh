@@ -108,11 +108,11 @@ lazy() {
   pull_then_build() {
     bench_wipe "$d/D"; mkdir -p "$d/D"
     melcache pull -q --json --only gocache --dir "$d/D" "$ref" > "$d/pull.json"
-    CGO_ENABLED=0 GOMODCACHE="$full/gomodcache" GOCACHE="$d/D/gocache" GOBIN="$d/bin-pull" GOFLAGS="$MELANGE_FLAGS" GOPROXY=off go install "$TARGET"
+    CGO_ENABLED=0 GOMODCACHE="$full/gomodcache" GOCACHE="$d/D/gocache" GOBIN="$d/bin-pull" GOFLAGS="$MELANGE_FLAGS" GOPROXY="file://$full/gomodcache/cache/download" GOSUMDB=off go install "$TARGET"
   }
   lazy_build() {
     bench_wipe "$d/D"; mkdir -p "$d/D"
-    CGO_ENABLED=0 GOMODCACHE="$full/gomodcache" GOCACHE="$d/unused" GOBIN="$d/bin-lazy" GOFLAGS="$MELANGE_FLAGS" GOPROXY=off \
+    CGO_ENABLED=0 GOMODCACHE="$full/gomodcache" GOCACHE="$d/unused" GOBIN="$d/bin-lazy" GOFLAGS="$MELANGE_FLAGS" GOPROXY="file://$full/gomodcache/cache/download" GOSUMDB=off \
       GOCACHEPROG="melcache cacheprog -q --dir $d/D --stats-json $d/lazy.json $ref" go install "$TARGET"
   }
   for r in $(seq "$ROUNDS"); do

@@ -99,7 +99,11 @@ func StartBridge(ctx context.Context, l mount.Layout, o BridgeOptions) (*Bridge,
 func (b *Bridge) Stop() (Report, error) {
 	err := b.ln.Close()
 	b.cancel()
-	err = errors.Join(err, <-b.done, b.store.Close())
+	err = errors.Join(err, <-b.done)
+	if c, ok := b.remote.(interface{ Close() }); ok {
+		c.Close() // background prefetches end before the store closes
+	}
+	err = errors.Join(err, b.store.Close())
 	rep := b.stats.Report()
 	if rr, ok := b.remote.(interface{ report(*Report) }); ok {
 		rr.report(&rep)

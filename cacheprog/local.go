@@ -38,6 +38,9 @@ func ServeLocal(ctx context.Context, gocacheDir string, r io.Reader, w io.Writer
 	}
 	srv := &Server{Backend: st, Stats: &stats, Log: o.Log}
 	err = srv.Serve(ctx, r, w)
+	if c, ok := o.Remote.(interface{ Close() }); ok {
+		c.Close() // background prefetches end before the store closes
+	}
 	rep := stats.Report()
 	if rr, ok := o.Remote.(interface{ report(*Report) }); ok {
 		rr.report(&rep)

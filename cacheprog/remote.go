@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/melcache/melcache/mount"
 	"github.com/melcache/melcache/oci"
@@ -33,9 +35,27 @@ type SnapshotRemote struct {
 	log   *slog.Logger
 	meta  int64 // manifest, config and index bytes
 
-	mu      sync.Mutex
-	actions map[string][]byte // -a contents of fetched frames, by path
+	mu          sync.Mutex
+	actions     map[string][]byte // -a contents of fetched frames, by path
+	prefetching map[int]bool      // layers being prefetched
+	waited      atomic.Int64      // ns the gets spent in Fetch
+
+	ctx    context.Context // ends the prefetches (Close)
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
+
+// prefetchShare is the share of a layer's frames a session must have
+// fetched on demand before the rest of the layer is fetched in the
+// background: a build that needs half of a snapshot's frames will need
+// most of the rest, and prefetching them costs at most as many bytes
+// again, never more than the pull.
+const prefetchShare = 0.5
+
+// prefetchWorkers is how many frames a prefetch fetches at once: enough
+// to overlap one frame's transfer with another's decompression, few
+// enough to leave the demand gets (which share the same frames) ahead.
+const prefetchWorkers = 2
 
 // NewSnapshotRemote serves misses from snap (fetched from s). It fails with
 // oci.ErrNoPositions for a version 1 snapshot or a store without range
@@ -44,14 +64,57 @@ func NewSnapshotRemote(s oci.Store, snap *oci.Snapshot, log *slog.Logger) (*Snap
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &SnapshotRemote{log: log, actions: map[string][]byte{},
+	m := &SnapshotRemote{log: log, actions: map[string][]byte{}, prefetching: map[int]bool{},
 		meta: snap.ManifestBytes + snap.ConfigBytes + snap.IndexBytes}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	r, err := oci.NewFileReader(s, snap, oci.FileReaderOptions{Neighbour: m.neighbour})
 	if err != nil {
 		return nil, err
 	}
 	m.r = r
 	return m, nil
+}
+
+// Close stops the background prefetches and waits for them: the session
+// is over, and its Store closes next.
+func (m *SnapshotRemote) Close() {
+	m.cancel()
+	m.wg.Wait()
+	m.r.Wait()
+}
+
+// maybePrefetch starts the background fetch of the rest of layer i
+// (once per layer) when prefetchShare of its frames were fetched, or when
+// the gets have waited as long as fetching the rest would take at the
+// rate seen so far. The second rule bounds the wait: a build that needs
+// many frames, one or two gets at a time (the go command asks as it runs
+// actions), would otherwise wait on one frame per miss where a pull
+// streams them all; like renting skis until the rent paid equals the
+// price, it never waits more than about twice what the pull of the layer
+// would have cost, and a build that needs a few frames never prefetches.
+func (m *SnapshotRemote) maybePrefetch(i int) {
+	done, total, rest := m.r.Fetched(i)
+	if done == total {
+		return
+	}
+	if float64(done) < prefetchShare*float64(total) && time.Duration(m.waited.Load()) < m.r.FetchTime(rest) {
+		return
+	}
+	m.mu.Lock()
+	started := m.prefetching[i]
+	m.prefetching[i] = true
+	m.mu.Unlock()
+	if started {
+		return
+	}
+	m.log.Debug("cacheprog: prefetching the rest of a layer", "frames fetched", done, "of", total)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.r.Prefetch(m.ctx, i, prefetchWorkers); err != nil && m.ctx.Err() == nil {
+			m.log.Debug("cacheprog: prefetch stopped; gets fetch what they need", "err", err)
+		}
+	}()
 }
 
 // attach is called by ServeLocal with the Store the remote fills.
@@ -106,6 +169,8 @@ func parseEntryName(p string) (ID, string, bool) {
 // action, and the -d's size against the -a's. Anything that does not
 // match is a miss (logged): nothing is stored.
 func (m *SnapshotRemote) Fetch(ctx context.Context, action ID) (Fetched, error) {
+	t0 := time.Now()
+	defer func() { m.waited.Add(int64(time.Since(t0))) }()
 	aName := action.name("a")
 	ae, ok := m.r.Lookup(mount.GoCache, aName)
 	if !ok {
@@ -119,6 +184,7 @@ func (m *SnapshotRemote) Fetch(ctx context.Context, action ID) (Fetched, error) 
 		if b, err = m.r.ReadFile(ctx, ae); err != nil {
 			return Fetched{}, m.readErr(action, err)
 		}
+		m.maybePrefetch(ae.Layer)
 	}
 	entry, err := mount.ParseActionEntry(b, action.String())
 	if err != nil {
@@ -132,22 +198,27 @@ func (m *SnapshotRemote) Fetch(ctx context.Context, action ID) (Fetched, error) 
 	if !ok || de.Size != entry.Size {
 		return Fetched{}, m.refuse(action, fmt.Errorf("the snapshot lacks output %s of %d bytes", out, entry.Size))
 	}
-	if f, ok := m.localOutput(out, de.Size); ok {
-		return Fetched{OutputID: out, Size: de.Size, Body: f}, nil // kept from an earlier frame
+	if m.hasOutput(out, de.Size) {
+		return Fetched{OutputID: out, Size: de.Size}, nil // kept from an earlier frame
 	}
 	body, err := m.r.ReadFile(ctx, de)
 	if err != nil {
 		return Fetched{}, m.readErr(action, err)
 	}
+	m.maybePrefetch(de.Layer)
 	return Fetched{OutputID: out, Size: de.Size, Body: io.NopCloser(bytes.NewReader(body))}, nil
 }
 
-// localOutput opens an output an earlier frame left in the Store.
-func (m *SnapshotRemote) localOutput(out ID, size int64) (io.ReadCloser, bool) {
+// hasOutput reports an output an earlier frame left in the Store.
+func (m *SnapshotRemote) hasOutput(out ID, size int64) bool {
 	if m.store == nil {
-		return nil, false
+		return false
 	}
-	return m.store.openOutput(out, size)
+	f, ok := m.store.openOutput(out, size)
+	if ok {
+		f.Close()
+	}
+	return ok
 }
 
 // refuse turns content that does not match the snapshot into a miss (the

@@ -47,17 +47,20 @@ func (s *Store) store(action, output ID, body io.Reader, size int64) (Object, er
 	if err := s.writeOutput(output, body, size); err != nil {
 		return Object{}, fmt.Errorf("cacheprog: put of action %s: %w", action, err)
 	}
-	dName := output.name("d")
+	return s.storeAction(action, output, size)
+}
+
+// storeAction writes NN/ACTION-a naming output, which is in the store.
+func (s *Store) storeAction(action, output ID, size int64) (Object, error) {
 	e := mount.ActionEntry{ID: action.String(), Out: output.String(), Size: size, Time: s.now()}
-	aName := action.name("a")
-	err := s.write(aName, func(w io.Writer) error {
+	err := s.write(action.name("a"), func(w io.Writer) error {
 		_, err := w.Write(e.Format())
 		return err
 	})
 	if err != nil {
 		return Object{}, fmt.Errorf("cacheprog: put of action %s: %w", action, err)
 	}
-	return Object{OutputID: output, Size: size, Time: e.Time, DiskPath: s.diskPath(dName)}, nil
+	return Object{OutputID: output, Size: size, Time: e.Time, DiskPath: s.diskPath(output.name("d"))}, nil
 }
 
 // writeOutput writes NN/OUTPUT-d from body, checked against the output ID

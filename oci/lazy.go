@@ -38,8 +38,10 @@ type FileReader struct {
 	files map[string]*Entry // by Entry.key()
 	// starts[i][f] is where frame f of layer i starts in its blob.
 	starts [][]int64
-	// inFrame[frameKey] are the files wholly inside that frame.
+	// inFrame[frameKey] are the files wholly inside that frame; spans
+	// the files that lie partly in it and partly in others.
 	inFrame map[frameKey][]*Entry
+	spans   map[frameKey][]*Entry
 
 	mu       sync.Mutex
 	cache    map[frameKey][]byte
@@ -47,8 +49,14 @@ type FileReader struct {
 	cached   int64
 	inflight map[frameKey]*frameCall
 	seen     map[frameKey]bool // frames whose neighbours were handed out
+	// pieces hold the parts of files that span frames, by frame, until
+	// every part has arrived (Neighbour) or a read takes them.
+	pieces     map[*Entry]map[int64][]byte
+	pieceBytes int64
 
 	fetches, bytes atomic.Int64
+	fetchNanos     atomic.Int64   // time spent in frame fetches
+	wg             sync.WaitGroup // Neighbour hand-outs in flight
 }
 
 type frameKey struct {
@@ -64,9 +72,10 @@ type frameCall struct {
 
 // FileReaderOptions configure NewFileReader.
 type FileReaderOptions struct {
-	// Neighbour, when set, receives every file wholly inside a frame the
-	// reader fetched, verified, once per frame: a lazy client keeps them
-	// so that a later request needs no new fetch.
+	// Neighbour, when set, receives every file of a frame the reader
+	// fetched (those that span frames once all their frames arrived),
+	// verified, once, from a goroutine of its own (Wait waits for them):
+	// a lazy client keeps them so that a later request needs no fetch.
 	Neighbour func(e *Entry, content []byte)
 }
 
@@ -80,7 +89,8 @@ func NewFileReader(s Store, snap *Snapshot, o FileReaderOptions) (*FileReader, e
 	}
 	r := &FileReader{rr: rr, store: s, snap: snap, o: o, files: map[string]*Entry{},
 		inFrame: map[frameKey][]*Entry{}, cache: map[frameKey][]byte{},
-		inflight: map[frameKey]*frameCall{}, seen: map[frameKey]bool{}}
+		inflight: map[frameKey]*frameCall{}, seen: map[frameKey]bool{},
+		spans: map[frameKey][]*Entry{}, pieces: map[*Entry]map[int64][]byte{}}
 	for _, l := range snap.Config.Layers {
 		st := make([]int64, len(l.Frames)+1)
 		for i, n := range l.Frames {
@@ -97,6 +107,11 @@ func NewFileReader(s Store, snap *Snapshot, o FileReaderOptions) (*FileReader, e
 		if last := r.lastFrame(e); last == e.Frame {
 			k := frameKey{e.Layer, e.Frame}
 			r.inFrame[k] = append(r.inFrame[k], e)
+		} else {
+			for f := e.Frame; f <= last; f++ {
+				k := frameKey{e.Layer, f}
+				r.spans[k] = append(r.spans[k], e)
+			}
 		}
 	}
 	return r, nil
@@ -129,29 +144,45 @@ func (r *FileReader) ReadFile(ctx context.Context, e *Entry) ([]byte, error) {
 	parts := make([][]byte, last-first+1)
 	g, gctx := errgroup.WithContext(ctx)
 	for f := first; f <= last; f++ {
-		g.Go(func() (err error) {
-			parts[f-first], err = r.frame(gctx, frameKey{e.Layer, f})
+		g.Go(func() error {
+			r.mu.Lock()
+			p, ok := r.pieces[e][f]
+			r.mu.Unlock()
+			if ok {
+				parts[f-first] = p
+				return nil
+			}
+			data, err := r.frame(gctx, frameKey{e.Layer, f})
+			if err == nil {
+				if parts[f-first], ok = r.piece(e, f, data); !ok {
+					err = verifyErrorf("%s: %s/%s lies past its frame", r.store, e.Cache, e.Path)
+				}
+			}
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	fs := r.snap.Config.Layers[e.Layer].FrameSize
 	out := make([]byte, 0, e.Size)
-	at := e.Offset - first*fs
 	for _, p := range parts {
-		end := min(int64(len(p)), at+e.Size-int64(len(out)))
-		if at > end {
-			return nil, verifyErrorf("%s: %s/%s lies past its frame", r.store, e.Cache, e.Path)
-		}
-		out = append(out, p[at:end]...)
-		at = 0
+		out = append(out, p...)
 	}
 	if err := r.check(e, out); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// piece is the part of file e inside frame f, given the frame's bytes.
+func (r *FileReader) piece(e *Entry, f int64, data []byte) ([]byte, bool) {
+	fs := r.snap.Config.Layers[e.Layer].FrameSize
+	start := max(e.Offset, f*fs) - f*fs
+	end := min(e.Offset+e.Size, (f+1)*fs) - f*fs
+	if start > end || end > int64(len(data)) {
+		return nil, false
+	}
+	return data[start:end], true
 }
 
 // check verifies content against e's size and SHA-256.

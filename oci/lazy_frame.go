@@ -1,9 +1,13 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // frame returns frame k decompressed: from the cache, from a fetch already
@@ -39,9 +43,65 @@ func (r *FileReader) frame(ctx context.Context, k frameKey) ([]byte, error) {
 	r.mu.Unlock()
 	close(c.done)
 	if first && r.o.Neighbour != nil {
-		r.neighbours(k, c.data)
+		// Off the caller's path: the read that fetched the frame
+		// answers now, and a read of a neighbour not handed out yet
+		// finds the frame cached.
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.neighbours(k, c.data)
+			r.spanning(k, c.data)
+		}()
 	}
 	return c.data, c.err
+}
+
+// Wait waits until the files of every frame fetched so far have been
+// handed to the Neighbour hook.
+func (r *FileReader) Wait() { r.wg.Wait() }
+
+// maxPieceBytes bounds the parts of spanning files kept while their other
+// frames have not arrived: past it a part is dropped, and reading that
+// file may fetch its frame again.
+const maxPieceBytes = 256 << 20
+
+// spanning keeps the parts in frame k of the files that span frames (a
+// copy: a part must not keep its whole frame alive) and hands each file
+// whose every part has arrived to the Neighbour hook, verified, so that a
+// file larger than a frame costs no frame twice either.
+func (r *FileReader) spanning(k frameKey, data []byte) {
+	var done []*Entry
+	r.mu.Lock()
+	for _, e := range r.spans[k] {
+		p, ok := r.piece(e, k.frame, data)
+		if !ok || r.pieceBytes+int64(len(p)) > maxPieceBytes {
+			continue
+		}
+		if r.pieces[e] == nil {
+			r.pieces[e] = map[int64][]byte{}
+		}
+		if _, dup := r.pieces[e][k.frame]; !dup {
+			r.pieces[e][k.frame] = bytes.Clone(p)
+			r.pieceBytes += int64(len(p))
+		}
+		if int64(len(r.pieces[e])) == r.lastFrame(e)-e.Frame+1 {
+			done = append(done, e)
+		}
+	}
+	whole := make([][]byte, len(done))
+	for i, e := range done {
+		for f := e.Frame; f <= r.lastFrame(e); f++ {
+			whole[i] = append(whole[i], r.pieces[e][f]...)
+		}
+		r.pieceBytes -= int64(len(whole[i]))
+		delete(r.pieces, e)
+	}
+	r.mu.Unlock()
+	for i, e := range done {
+		if r.check(e, whole[i]) == nil {
+			r.o.Neighbour(e, whole[i])
+		}
+	}
 }
 
 // remember caches a frame, dropping the oldest past frameCacheBytes.
@@ -87,6 +147,8 @@ func (r *FileReader) fetchFrame(ctx context.Context, k frameKey) ([]byte, error)
 		return nil, verifyErrorf("%s: layer %s has no frame %d", r.store, d, k.frame)
 	}
 	n := l.Frames[k.frame]
+	t0 := time.Now()
+	defer func() { r.fetchNanos.Add(int64(time.Since(t0))) }()
 	rc, err := r.rr.ReadRange(ctx, d, st[k.frame], n)
 	if err != nil {
 		return nil, err
@@ -113,4 +175,51 @@ func (r *FileReader) fetchFrame(ctx context.Context, k frameKey) ([]byte, error)
 		return nil, verifyErrorf("%s: %s decompresses to more than %d bytes", r.store, what, want)
 	}
 	return buf, nil
+}
+
+// Prefetch fetches every frame of config layer i not fetched yet, at most
+// workers at a time, until done or ctx ends: the rest of a layer once a
+// client knows it will need most of it. Frames a read is fetching at the
+// same time are shared, not fetched twice.
+func (r *FileReader) Prefetch(ctx context.Context, i, workers int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for f := range int64(len(r.snap.Config.Layers[i].Frames)) {
+		k := frameKey{i, f}
+		r.mu.Lock()
+		seen := r.seen[k]
+		r.mu.Unlock()
+		if !seen {
+			g.Go(func() error {
+				_, err := r.frame(gctx, k)
+				return err
+			})
+		}
+	}
+	return g.Wait()
+}
+
+// Fetched reports how many frames of config layer i were fetched, of all,
+// and the compressed bytes of those not fetched yet.
+func (r *FileReader) Fetched(i int) (done, total int, rest int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for f, n := range r.snap.Config.Layers[i].Frames {
+		if r.seen[frameKey{i, int64(f)}] {
+			done++
+		} else {
+			rest += n
+		}
+	}
+	return done, len(r.snap.Config.Layers[i].Frames), rest
+}
+
+// FetchTime is how long fetching a frame of n compressed bytes has taken
+// on average so far (request, transfer, decompression); 0 before any.
+func (r *FileReader) FetchTime(n int64) time.Duration {
+	b := r.bytes.Load()
+	if b == 0 {
+		return 0
+	}
+	return time.Duration(float64(r.fetchNanos.Load()) * float64(n) / float64(b))
 }

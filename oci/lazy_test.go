@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -77,8 +78,8 @@ func readEveryFile(t *testing.T, r *FileReader, snap *Snapshot, l mount.Layout) 
 }
 
 // TestFileReaderLayout: every gocache file of a snapshot in an OCI layout
-// reads back by range, each frame fetched at most once while it stays
-// cached; neighbours arrive verified; a blob tampered with is refused
+// reads back by range, each frame fetched once; every file arrives as a
+// verified neighbour, those that span frames included; a blob tampered with is refused
 // with a VerifyError; a blob that is a link is not followed.
 func TestFileReaderLayout(t *testing.T) {
 	ctx := context.Background()
@@ -96,23 +97,28 @@ func TestFileReaderLayout(t *testing.T) {
 		t.Fatalf("gocache layer has %d frames; the test needs several", n)
 	}
 	neighbours := map[string]bool{}
+	var mu sync.Mutex
 	r, err := NewFileReader(s, snap, FileReaderOptions{Neighbour: func(e *Entry, b []byte) {
 		if sha(b) != e.SHA256 {
 			t.Errorf("neighbour %s does not match its index entry", e.Path)
 		}
+		mu.Lock()
 		neighbours[e.Path] = true
+		mu.Unlock()
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := readEveryFile(t, r, snap, l); n < 40 {
+	n := readEveryFile(t, r, snap, l)
+	r.Wait()
+	if n < 40 {
 		t.Fatalf("read %d files", n)
 	}
 	if got, frames := r.Fetches(), int64(len(snap.Config.Layers[gl].Frames)); got != frames {
 		t.Errorf("%d range reads for a %d-frame layer, want one per frame", got, frames)
 	}
-	if len(neighbours) < 40 {
-		t.Errorf("%d neighbours handed out", len(neighbours))
+	if len(neighbours) != n {
+		t.Errorf("%d neighbours handed out for %d files: the files that span frames are handed out too", len(neighbours), n)
 	}
 
 	// Tamper with the last frame: a fresh reader refuses its files.
@@ -127,6 +133,7 @@ func TestFileReaderLayout(t *testing.T) {
 			t.Errorf("neighbour %s of the tampered frame handed out", e.Path)
 		}
 	}})
+	defer r2.Wait()
 	var ve *VerifyError
 	refused := 0
 	last := int64(len(snap.Config.Layers[gl].Frames) - 1)
@@ -153,6 +160,55 @@ func TestFileReaderLayout(t *testing.T) {
 	os.Symlink(blob+".real", blob)
 	if _, err := s.ReadRange(ctx, snap.DataLayer(gl).Digest, 0, 10); err == nil || !strings.Contains(err.Error(), "link") {
 		t.Errorf("ReadRange of a linked blob: %v", err)
+	}
+}
+
+// TestFileReaderPrefetch: after one read, Prefetch fetches the layer's
+// other frames, each once (the one already read is not fetched again),
+// and hands out every file.
+func TestFileReaderPrefetch(t *testing.T) {
+	ctx := context.Background()
+	l := lazyCache(t, 24)
+	s := NewLayoutStore(filepath.Join(testenv.TempDir(t), "layout"))
+	if _, err := Push(ctx, l, s, "t", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := FetchSnapshot(ctx, s, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl := gocacheLayer(t, snap)
+	got := map[string]bool{}
+	var mu sync.Mutex
+	r, _ := NewFileReader(s, snap, FileReaderOptions{Neighbour: func(e *Entry, _ []byte) {
+		mu.Lock()
+		got[e.Path] = true
+		mu.Unlock()
+	}})
+	for i := range snap.Index.Entries {
+		if e := &snap.Index.Entries[i]; e.Layer == gl && e.Type == TypeFile {
+			if _, err := r.ReadFile(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if err := r.Prefetch(ctx, gl, 2); err != nil {
+		t.Fatal(err)
+	}
+	r.Wait()
+	done, total, rest := r.Fetched(gl)
+	if done != total || rest != 0 || r.Fetches() != int64(total) {
+		t.Errorf("after Prefetch: %d of %d frames fetched in %d requests", done, total, r.Fetches())
+	}
+	files := 0
+	for _, e := range snap.Index.Entries {
+		if e.Layer == gl && e.Type == TypeFile {
+			files++
+		}
+	}
+	if len(got) != files {
+		t.Errorf("%d of %d files handed out", len(got), files)
 	}
 }
 
