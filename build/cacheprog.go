@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"github.com/melcache/melcache/cacheprog"
 	"github.com/melcache/melcache/envinject"
 	"github.com/melcache/melcache/mount"
+	"github.com/melcache/melcache/oci"
 )
 
 // cacheProg is `melcache build --cacheprog`'s state: the forwarder chosen
@@ -18,6 +20,11 @@ type cacheProg struct {
 	forwarder string // host path of the static melcache the guest runs
 	arch      string
 	bridge    *cacheprog.Bridge
+	// remote serves gocache misses from the --pull snapshot (pullLazy);
+	// lazyStore and lazyDigest name that snapshot for the fallback pull.
+	remote     cacheprog.Remote
+	lazyStore  oci.Store
+	lazyDigest string
 }
 
 // checkCacheProg decides, before anything changes, whether this build can
@@ -87,7 +94,7 @@ func (b *run) startCacheProg(ctx context.Context) (ok bool, err error) {
 	}
 	if b.cacheOK {
 		b.cp.bridge, err = cacheprog.StartBridge(ctx, b.cfg.Layout, cacheprog.BridgeOptions{
-			Forwarder: b.cp.forwarder, Arch: b.cp.arch, Log: b.log})
+			Forwarder: b.cp.forwarder, Arch: b.cp.arch, Log: b.log, Remote: b.cp.remote})
 		if err == nil {
 			b.log.Info("cacheprog bridge serving", "forwarder", b.cp.forwarder, "arch", b.cp.arch)
 			return true, nil
@@ -95,8 +102,61 @@ func (b *run) startCacheProg(ctx context.Context) (ok bool, err error) {
 	} else {
 		err = fmt.Errorf("the cache directory is not usable")
 	}
+	lazy := b.cp
 	b.cp = nil
-	return false, b.cacheProblem("cacheprog", err)
+	if perr := b.cacheProblem("cacheprog", err); perr != nil {
+		return false, perr
+	}
+	if lazy.remote != nil && b.cacheOK {
+		return false, b.pullGoCacheNow(ctx, lazy)
+	}
+	return false, nil
+}
+
+// pullGoCacheNow pulls the gocache that was left to a bridge that did not
+// start. A pull needs the exclusive lock: the shared one is dropped for it
+// and taken again.
+func (b *run) pullGoCacheNow(ctx context.Context, lazy *cacheProg) error {
+	if b.lock != nil {
+		_ = b.lock.Unlock()
+		b.lock = nil
+	}
+	if err := b.pullCaches(ctx, lazy.lazyStore, lazy.lazyDigest, nil, []mount.Cache{mount.GoCache}); err != nil {
+		return err
+	}
+	if b.cacheOK {
+		return b.lockShared(ctx)
+	}
+	return nil
+}
+
+// pullLazy is --pull under --cacheprog: the snapshot is resolved once, its
+// gomodcache pulled as usual (by digest, --only gomodcache), and its
+// gocache left to the bridge, which fetches only the objects the build
+// asks for (cacheprog.RemoteFor; a format 1 snapshot is pulled whole).
+func (b *run) pullLazy(ctx context.Context, s oci.Store, ref string, keys []string) error {
+	if ref == "" && len(keys) == 0 {
+		ref = DefaultTag
+	}
+	snap, tag, how, err := oci.Resolve(ctx, s, ref, keys)
+	if errors.Is(err, oci.ErrNotFound) {
+		b.report.PullMiss = true
+		b.o.notice(describeMiss(ref, s, keys))
+		return nil
+	} else if err != nil {
+		return b.cacheProblem("pull from "+s.String(), sayStoreOnce(s, err))
+	}
+	if snap.Config.Holds(mount.GoModCache) {
+		if err := b.pullCaches(ctx, s, snap.Digest.String(), nil, []mount.Cache{mount.GoModCache}); err != nil || !b.cacheOK {
+			return err
+		}
+	}
+	if b.cp.remote, err = cacheprog.RemoteFor(ctx, b.cfg.Layout, s, snap, b.log); err != nil {
+		return b.cacheProblem("pull from "+s.String(), sayStoreOnce(s, err))
+	}
+	b.cp.lazyStore, b.cp.lazyDigest = s, snap.Digest.String()
+	b.log.Info("gocache fetched lazily by cacheprog", "store", s.String(), "tag", tag, "resolved", how)
+	return nil
 }
 
 // stopCacheProg ends the bridge after melange and reports what it served.

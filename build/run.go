@@ -166,7 +166,11 @@ func (b *run) warmUp(ctx context.Context, ep endpoints) error {
 		return err
 	}
 	if b.cacheOK && ep.pullStore != nil {
-		if err := b.pull(ctx, ep.pullStore, ep.pullRef, ep.restoreKeys); err != nil {
+		pull := b.pull
+		if b.cp != nil {
+			pull = b.pullLazy // gocache object by object, through the bridge
+		}
+		if err := pull(ctx, ep.pullStore, ep.pullRef, ep.restoreKeys); err != nil {
 			return err
 		}
 	}

@@ -86,10 +86,15 @@ func prepared(l mount.Layout) bool {
 // pull restores the snapshot ref (or a restore-key match) from s. A miss
 // is the first build of a key: a notice, not even a warning.
 func (b *run) pull(ctx context.Context, s oci.Store, ref string, keys []string) error {
+	return b.pullCaches(ctx, s, ref, keys, nil)
+}
+
+// pullCaches is pull limited to the caches only names (nil: all).
+func (b *run) pullCaches(ctx context.Context, s oci.Store, ref string, keys []string, only []mount.Cache) error {
 	if ref == "" && len(keys) == 0 {
 		ref = DefaultTag
 	}
-	o := oci.Options{RestoreKeys: keys, Log: b.log, LockOptions: b.o.LockOptions}
+	o := oci.Options{RestoreKeys: keys, Log: b.log, LockOptions: b.o.LockOptions, Only: only}
 	wait := b.progress(&o)
 	res, err := oci.Pull(ctx, b.cfg.Layout, s, ref, o)
 	wait()

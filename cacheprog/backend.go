@@ -42,7 +42,9 @@ type Remote interface {
 }
 
 // Fetched is an object a Remote found: Body has Size bytes whose SHA-256
-// is OutputID. The Store closes Body.
+// is OutputID. The Store closes Body. A nil Body says the Remote already
+// put the output in the Store (Store.PutOutput): only the action entry is
+// written.
 type Fetched struct {
 	OutputID ID
 	Size     int64

@@ -39,6 +39,9 @@ type BridgeOptions struct {
 	Arch string
 	// Log receives session errors; nil discards them.
 	Log *slog.Logger
+	// Remote is asked on a local miss (RemoteFor: the lazy fetch of
+	// build --cacheprog --pull); nil means local only.
+	Remote Remote
 }
 
 // Bridge is the host side of `melcache build --cacheprog`: the forwarder
@@ -51,6 +54,7 @@ type Bridge struct {
 
 	stats  Stats
 	store  *Store
+	remote Remote
 	ln     *Listener
 	cancel context.CancelFunc
 	done   chan error
@@ -68,12 +72,15 @@ func StartBridge(ctx context.Context, l mount.Layout, o BridgeOptions) (*Bridge,
 	if err := placeForwarder(l, o.Forwarder); err != nil {
 		return nil, err
 	}
-	b := &Bridge{done: make(chan error, 1)}
+	b := &Bridge{done: make(chan error, 1), remote: o.Remote}
 	b.GuestProg, b.GuestSocket = GuestPaths(path.Join(mount.GuestRoot, mount.StateName))
 	var err error
-	b.store, err = OpenStore(l.CacheDir(mount.GoCache), StoreOptions{DiskDir: l.GuestPath(mount.GoCache), Stats: &b.stats})
+	b.store, err = OpenStore(l.CacheDir(mount.GoCache), StoreOptions{DiskDir: l.GuestPath(mount.GoCache), Stats: &b.stats, Remote: o.Remote})
 	if err != nil {
 		return nil, err
+	}
+	if a, ok := o.Remote.(interface{ attach(*Store) }); ok {
+		a.attach(b.store)
 	}
 	b.ln, err = Listen(filepath.Join(l.State, bridgeDir), socketName)
 	if err != nil {
@@ -92,8 +99,16 @@ func StartBridge(ctx context.Context, l mount.Layout, o BridgeOptions) (*Bridge,
 func (b *Bridge) Stop() (Report, error) {
 	err := b.ln.Close()
 	b.cancel()
-	err = errors.Join(err, <-b.done, b.store.Close())
-	return b.stats.Report(), err
+	err = errors.Join(err, <-b.done)
+	if c, ok := b.remote.(interface{ Close() }); ok {
+		c.Close() // background prefetches end before the store closes
+	}
+	err = errors.Join(err, b.store.Close())
+	rep := b.stats.Report()
+	if rr, ok := b.remote.(interface{ report(*Report) }); ok {
+		rr.report(&rep)
+	}
+	return rep, err
 }
 
 // GuestPaths are the forwarder's and the socket's paths given the state

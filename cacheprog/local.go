@@ -33,7 +33,17 @@ func ServeLocal(ctx context.Context, gocacheDir string, r io.Reader, w io.Writer
 	if err != nil {
 		return stats.Report(), err
 	}
+	if a, ok := o.Remote.(interface{ attach(*Store) }); ok {
+		a.attach(st) // where a snapshot remote keeps what it fetched alongside
+	}
 	srv := &Server{Backend: st, Stats: &stats, Log: o.Log}
 	err = srv.Serve(ctx, r, w)
-	return stats.Report(), errors.Join(err, st.Close())
+	if c, ok := o.Remote.(interface{ Close() }); ok {
+		c.Close() // background prefetches end before the store closes
+	}
+	rep := stats.Report()
+	if rr, ok := o.Remote.(interface{ report(*Report) }); ok {
+		rr.report(&rep)
+	}
+	return rep, errors.Join(err, st.Close())
 }

@@ -142,13 +142,17 @@ func TestRealGoThroughCacheprog(t *testing.T) {
 	}
 }
 
-// TestCacheprogRefRefused: a REF asks for the lazy fetch, which needs the
-// snapshot format with positions; until then it fails with that reason.
-func TestCacheprogRefRefused(t *testing.T) {
+// TestCacheprogRefWithoutTag: a REF that names no tag or digest, without
+// --restore-keys, is a usage error before anything is read or written.
+func TestCacheprogRefWithoutTag(t *testing.T) {
 	mc := testenv.MelcacheBinary(t)
-	cmd := exec.Command(mc, "cacheprog", "--dir", t.TempDir(), "registry.example/x:y")
+	dir := filepath.Join(t.TempDir(), "D")
+	cmd := exec.Command(mc, "cacheprog", "--dir", dir, "oci:"+filepath.Join(t.TempDir(), "layout"))
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "remote fetch needs snapshot format 2; not yet available") {
-		t.Fatalf("cacheprog REF: %v\n%s", err, out)
+	if err == nil || !strings.Contains(string(out), "names no tag or digest") {
+		t.Fatalf("cacheprog REF without a tag: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the cache dir was made: %v", err)
 	}
 }

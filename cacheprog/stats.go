@@ -37,6 +37,13 @@ type Report struct {
 	RemoteFetches     int64   `json:"remoteFetches"`
 	RemoteBytes       int64   `json:"remoteBytes"`
 	RemoteWaitSeconds float64 `json:"remoteWaitSeconds"`
+	// RemoteRequests and RemoteDownloaded are a snapshot remote's range
+	// requests and the compressed bytes they moved (whole frames, neighbours
+	// included); RemoteIndexBytes the manifest, config and index it read
+	// first.
+	RemoteRequests   int64 `json:"remoteRequests"`
+	RemoteDownloaded int64 `json:"remoteDownloaded"`
+	RemoteIndexBytes int64 `json:"remoteIndexBytes"`
 }
 
 func (s *Stats) get(hit bool, size int64) {
@@ -72,9 +79,14 @@ func (s *Stats) Report() Report {
 
 // String is the one line printed to stderr on close.
 func (r Report) String() string {
-	return fmt.Sprintf("melcache cacheprog: %d gets, %d hits, %d misses, %d puts, %d errors; %s in, %s out; remote: %d fetches, %s, %.2fs waiting",
+	s := fmt.Sprintf("melcache cacheprog: %d gets, %d hits, %d misses, %d puts, %d errors; %s in, %s out; remote: %d fetches, %s, %.2fs waiting",
 		r.Gets, r.Hits, r.Misses, r.Puts, r.Errors, units.FormatSize(r.BytesIn), units.FormatSize(r.BytesOut),
 		r.RemoteFetches, units.FormatSize(r.RemoteBytes), r.RemoteWaitSeconds)
+	if r.RemoteRequests > 0 || r.RemoteIndexBytes > 0 {
+		s += fmt.Sprintf(" (%d range requests, %s downloaded, %s index)", r.RemoteRequests,
+			units.FormatSize(r.RemoteDownloaded), units.FormatSize(r.RemoteIndexBytes))
+	}
+	return s
 }
 
 // WriteJSON writes the report to path atomically (fsync'd: melcache build

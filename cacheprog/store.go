@@ -93,6 +93,21 @@ func (s *Store) diskPath(name string) string {
 // display is the host path of name, for errors.
 func (s *Store) display(name string) string { return filepath.Join(s.dir, filepath.FromSlash(name)) }
 
+// storeFetchedAction stores the action entry of a fetched object whose
+// output the Remote already put in the store (PutOutput, checked against
+// its ID then): a regular file of the size, or the fetch fails.
+func (s *Store) storeFetchedAction(action ID, f Fetched) (Object, error) {
+	out, ok := s.openOutput(f.OutputID, f.Size)
+	if !ok {
+		return Object{}, fmt.Errorf("output %s is not in %s", f.OutputID, s.dir)
+	}
+	out.Close()
+	if err := s.shard(action); err != nil {
+		return Object{}, err
+	}
+	return s.storeAction(action, f.OutputID, f.Size)
+}
+
 // Get implements Backend: the local entry, else the Remote's.
 func (s *Store) Get(ctx context.Context, action ID) (Object, bool, error) {
 	obj, ok, err := s.getLocal(action)
@@ -113,8 +128,13 @@ func (s *Store) fetch(ctx context.Context, action ID) (Object, bool, error) {
 		s.stats.remoteWait(time.Since(t0), 0)
 		return Object{}, false, fmt.Errorf("remote fetch of action %s: %w", action, err)
 	}
-	defer f.Body.Close()
-	obj, err := s.store(action, f.OutputID, f.Body, f.Size)
+	var obj Object
+	if f.Body == nil {
+		obj, err = s.storeFetchedAction(action, f)
+	} else {
+		defer f.Body.Close()
+		obj, err = s.store(action, f.OutputID, f.Body, f.Size)
+	}
 	s.stats.remoteWait(time.Since(t0), f.Size)
 	if err != nil {
 		return Object{}, false, fmt.Errorf("remote fetch of action %s: %w", action, err)

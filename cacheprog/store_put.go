@@ -1,6 +1,7 @@
 package cacheprog
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -43,8 +44,29 @@ func (s *Store) store(action, output ID, body io.Reader, size int64) (Object, er
 			return Object{}, err
 		}
 	}
-	dName := output.name("d")
-	err := s.write(dName, func(w io.Writer) error {
+	if err := s.writeOutput(output, body, size); err != nil {
+		return Object{}, fmt.Errorf("cacheprog: put of action %s: %w", action, err)
+	}
+	return s.storeAction(action, output, size)
+}
+
+// storeAction writes NN/ACTION-a naming output, which is in the store.
+func (s *Store) storeAction(action, output ID, size int64) (Object, error) {
+	e := mount.ActionEntry{ID: action.String(), Out: output.String(), Size: size, Time: s.now()}
+	err := s.write(action.name("a"), func(w io.Writer) error {
+		_, err := w.Write(e.Format())
+		return err
+	})
+	if err != nil {
+		return Object{}, fmt.Errorf("cacheprog: put of action %s: %w", action, err)
+	}
+	return Object{OutputID: output, Size: size, Time: e.Time, DiskPath: s.diskPath(output.name("d"))}, nil
+}
+
+// writeOutput writes NN/OUTPUT-d from body, checked against the output ID
+// and size while it is written; the shard must exist.
+func (s *Store) writeOutput(output ID, body io.Reader, size int64) error {
+	return s.write(output.name("d"), func(w io.Writer) error {
 		h := sha256.New()
 		n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(body, size+1))
 		if err != nil {
@@ -58,19 +80,37 @@ func (s *Store) store(action, output ID, body io.Reader, size int64) (Object, er
 		}
 		return nil
 	})
-	if err != nil {
-		return Object{}, fmt.Errorf("cacheprog: put of action %s: %w", action, err)
+}
+
+// PutOutput stores an output without an action entry (NN/OUTPUT-d, as Go
+// would leave it): a lazy Remote keeps there what it fetched alongside an
+// object, so that the action naming it needs no second fetch. A regular
+// file of that size already there is kept.
+func (s *Store) PutOutput(output ID, body []byte) error {
+	if f, ok := s.openOutput(output, int64(len(body))); ok {
+		return f.Close()
 	}
-	e := mount.ActionEntry{ID: action.String(), Out: output.String(), Size: size, Time: s.now()}
-	aName := action.name("a")
-	err = s.write(aName, func(w io.Writer) error {
-		_, err := w.Write(e.Format())
+	if err := s.shard(output); err != nil {
 		return err
-	})
-	if err != nil {
-		return Object{}, fmt.Errorf("cacheprog: put of action %s: %w", action, err)
 	}
-	return Object{OutputID: output, Size: size, Time: e.Time, DiskPath: s.diskPath(dName)}, nil
+	if err := s.writeOutput(output, bytes.NewReader(body), int64(len(body))); err != nil {
+		return fmt.Errorf("cacheprog: output %s: %w", output, err)
+	}
+	return nil
+}
+
+// openOutput opens NN/OUTPUT-d when it is a regular file (not a link) of
+// the given size.
+func (s *Store) openOutput(output ID, size int64) (*os.File, bool) {
+	f, err := fsutil.OpenFileNoFollow(s.root, output.name("d"), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, false
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != size {
+		f.Close()
+		return nil, false
+	}
+	return f, true
 }
 
 // write replaces the entry name atomically. No fsync: like Go's own cache,

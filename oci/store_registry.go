@@ -254,7 +254,7 @@ func (s *RegistryStore) ReadBlob(ctx context.Context, d v1.Hash) (io.ReadCloser,
 	if err != nil {
 		return nil, s.fail("pulling blob from", err)
 	}
-	r := &resumingReader{ctx: ctx, s: s, d: d, client: &http.Client{Transport: rt}, total: -1}
+	r := &resumingReader{ctx: ctx, s: s, d: d, client: &http.Client{Transport: rt}, end: -1, total: -1}
 	if err := r.open(); err != nil {
 		return nil, s.fail("pulling blob from", fmt.Errorf("blob %s: %w", d, err))
 	}
@@ -269,7 +269,8 @@ type resumingReader struct {
 	client *http.Client
 
 	body       io.ReadCloser
-	off        int64 // bytes delivered to the caller
+	off        int64 // blob offset reached: the next byte delivered
+	end        int64 // blob offset to stop at (a range read), -1 for the blob's end
 	total      int64 // blob size once known, -1 before
 	resumes    int
 	noProgress int   // resumes since the last byte arrived
@@ -284,7 +285,10 @@ func (r *resumingReader) open() error {
 	if err != nil {
 		return err
 	}
-	if r.off > 0 {
+	switch {
+	case r.end >= 0:
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(r.off, 10)+"-"+strconv.FormatInt(r.end-1, 10))
+	case r.off > 0:
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(r.off, 10)+"-")
 	}
 	// Ask for the bytes as stored: Go would otherwise request gzip and
@@ -356,6 +360,12 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
+		if r.end >= 0 {
+			if r.off >= r.end {
+				return 0, io.EOF
+			}
+			p = p[:min(int64(len(p)), r.end-r.off)]
+		}
 		if r.body == nil {
 			if err := r.resume(); err != nil {
 				return 0, err
@@ -367,11 +377,14 @@ func (r *resumingReader) Read(p []byte) (int, error) {
 		if n > 0 {
 			r.noProgress = 0
 		}
+		if r.end >= 0 && r.off >= r.end && err == nil {
+			err = io.EOF // the range is delivered; a 200 answer has more
+		}
 		if r.total >= 0 && r.off > r.total {
 			r.err = r.s.fail("pulling blob from", fmt.Errorf("blob %s: more bytes than the %d declared", r.d, r.total))
 			return n, r.err
 		}
-		if err == io.EOF && r.total >= 0 && r.off < r.total {
+		if err == io.EOF && (r.end >= 0 && r.off < r.end || r.end < 0 && r.total >= 0 && r.off < r.total) {
 			err = io.ErrUnexpectedEOF // connection closed before the declared size
 		}
 		if err == nil || err == io.EOF {

@@ -1,24 +1,24 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
+	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/cacheprog"
 	"github.com/melcache/melcache/mount"
+	"github.com/melcache/melcache/oci"
 	"github.com/spf13/cobra"
 )
 
 func init() { addCommand(newCacheprogCmd) }
 
-// errNoLazyFetch is what a REF gets until snapshots record per-file
-// positions (issue 13's format 2): a lazy fetch needs them.
-var errNoLazyFetch = errors.New("remote fetch needs snapshot format 2; not yet available")
-
 func newCacheprogCmd(g *globals) *cobra.Command {
 	var dir, statsJSON, forward string
+	var rf cacheprogRemoteFlags
 	cmd := &cobra.Command{
-		Use:   "cacheprog [--dir DIR] [--stats-json FILE] [REF]",
+		Use:   "cacheprog [--dir DIR] [--stats-json FILE] [--restore-keys PREFIX] [REF]",
 		Short: "Serve Go's build cache from DIR/gocache as a GOCACHEPROG program",
 		Long: `cacheprog speaks Go's GOCACHEPROG protocol on stdin and stdout, keeping objects
 in DIR/gocache in Go's own layout, so plain go, push, pull, verify, prune and
@@ -30,24 +30,30 @@ stderr (gets, hits, misses, puts, bytes, time waiting on the remote) and, with
 protocol to the host's socket. A bare melcache with $` + cacheprog.ForwardEnv + ` set does
 the same (GOCACHEPROG cannot carry arguments through a melange env-file).
 
-REF (a lazy fetch from a snapshot) is not available yet. See docs/cacheprog.md.`,
+With REF (a snapshot: HOST/REPO:TAG, oci:PATH:TAG, @sha256:... pins; or
+--restore-keys prefixes, as pull finds them) a local miss is fetched lazily:
+only the zstd frames holding that object are read, with range requests, and
+verified against the snapshot's index. A snapshot of format 1 is pulled whole
+(gocache only) first. See docs/cacheprog.md.`,
 		Example: `  GOCACHEPROG="melcache cacheprog --dir ./melange-cache" go build ./...
-  GOCACHEPROG="melcache cacheprog --dir /tmp/c --stats-json /tmp/c.json" go test ./...`,
+  GOCACHEPROG="melcache cacheprog --dir /tmp/c --stats-json /tmp/c.json" go test ./...
+  GOCACHEPROG="melcache cacheprog --dir /tmp/c ghcr.io/acme/gocache:main" go build ./...`,
 		Annotations: map[string]string{rawStdout: "true"}, // the protocol, not text
 		Args:        cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if forward != "" {
 				return cacheprog.Forward(cmd.Context(), forward, g.stdin, g.rawStdout())
 			}
-			if len(args) == 1 {
-				return fmt.Errorf("cacheprog %s: %w", args[0], errNoLazyFetch)
-			}
 			l, err := mount.New(dir, mount.Options{})
 			if err != nil {
 				return err
 			}
+			remote, err := rf.open(cmd.Context(), g, l, args)
+			if err != nil {
+				return err
+			}
 			rep, err := cacheprog.ServeLocal(cmd.Context(), l.CacheDir(mount.GoCache), g.stdin, g.rawStdout(),
-				cacheprog.LocalOptions{Log: g.log})
+				cacheprog.LocalOptions{Log: g.log, Remote: remote})
 			if err != nil && rep.Gets+rep.Puts == 0 {
 				return err // the store did not open: the error alone, nothing written
 			}
@@ -63,6 +69,53 @@ REF (a lazy fetch from a snapshot) is not available yet. See docs/cacheprog.md.`
 	cmd.Flags().StringVar(&dir, "dir", mount.DefaultDir, "cache directory; objects live in DIR/gocache")
 	_ = cmd.MarkFlagDirname("dir")
 	cmd.Flags().StringVar(&statsJSON, "stats-json", "", "write the counts as JSON to FILE on close")
+	rf.register(cmd)
 	cmd.Flags().StringVar(&forward, "forward", "", "guest side of melcache build --cacheprog: pipe the protocol to the host's SOCKET")
 	return cmd
+}
+
+// cacheprogRemoteFlags choose the snapshot a session fetches misses from.
+type cacheprogRemoteFlags struct {
+	restoreKeys []string
+	insecure    bool
+	caCert      string
+}
+
+func (f *cacheprogRemoteFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringSliceVar(&f.restoreKeys, "restore-keys", nil, "tag prefixes to fall back to, in order, when REF's tag does not exist (repeat or comma-separate)")
+	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow plain HTTP and unverified TLS to a registry that is not on loopback")
+	cmd.Flags().StringVar(&f.caCert, caCertFlag, "", caCertUsage)
+}
+
+// open returns the lazy remote of REF (nil without REF and restore keys,
+// or when the snapshot was pulled whole instead).
+func (f *cacheprogRemoteFlags) open(ctx context.Context, g *globals, l mount.Layout, args []string) (cacheprog.Remote, error) {
+	if len(args) == 0 && len(f.restoreKeys) == 0 {
+		return nil, nil
+	}
+	to, err := netTimeouts()
+	if err != nil {
+		return nil, err
+	}
+	t, err := build.OpenRef(ctx, argOr(args), build.RefOptions{Insecure: f.insecure, CACert: f.caCert, Timeouts: to, Log: g.log})
+	var ue *build.UsageError
+	if errors.As(err, &ue) {
+		return nil, usageErrorf("%v", ue.Err)
+	} else if err != nil {
+		return nil, err
+	}
+	keys, err := build.ExpandRestoreKeys(f.restoreKeys, oci.KeyOptions{})
+	if errors.As(err, &ue) {
+		return nil, usageErrorf("%v", ue.Err)
+	} else if err != nil {
+		return nil, err
+	}
+	ref := t.Tag
+	if t.Digest != "" {
+		ref = t.Digest
+	}
+	if ref == "" && len(keys) == 0 {
+		return nil, usageErrorf("cacheprog %s: REF names no tag or digest; add :TAG or --restore-keys", argOr(args))
+	}
+	return cacheprog.OpenRemote(ctx, l, t.Store, ref, keys, g.log)
 }
