@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/melcache/melcache/internal/testenv"
 	"github.com/melcache/melcache/mount"
@@ -414,5 +415,37 @@ func TestOnlyNPM(t *testing.T) {
 		if _, ok := got["npm/_cacache/stale"]; ok {
 			t.Errorf("pull %s --replace kept a local npm file", o.tag)
 		}
+	}
+}
+
+// TestPullKeepsWriteTimesOfOtherCaches: caches without Go's use marks keep
+// their files' write times through a pull (prune --max-age reads them): a
+// file a merge pull reuses keeps its mtime, one it writes gets the time of
+// writing, never Go's "used two hours ago".
+func TestPullKeepsWriteTimesOfOtherCaches(t *testing.T) {
+	ctx := context.Background()
+	src := makeCache(t, testenv.TempDir(t))
+	old := filepath.Join(src.CacheDir(mount.NPMCache), "old")
+	writeT(t, old, []byte("downloaded long ago\n"), 0o644)
+	ancient := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(old, ancient, ancient); err != nil {
+		t.Fatal(err)
+	}
+	s := newMemStore()
+	mustPush(t, src, s, "k", Options{})
+	if _, err := Pull(ctx, src, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(old); err != nil || !fi.ModTime().Equal(ancient) {
+		t.Errorf("a merge pull reusing %s changed its mtime to %v (%v), want %v", old, fi.ModTime(), err, ancient)
+	}
+	dst := makeCache(t, testenv.TempDir(t))
+	before := time.Now().Add(-time.Minute)
+	if _, err := Pull(ctx, dst, s, "k", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dst.CacheDir(mount.NPMCache), "old")
+	if fi, err := os.Stat(p); err != nil || fi.ModTime().Before(before) {
+		t.Errorf("%s written by a pull has mtime %v (%v), want the time of writing", p, fi.ModTime(), err)
 	}
 }

@@ -643,14 +643,20 @@ func (r *restorer) seal() error {
 	return nil
 }
 
-// markUsed gives every snapshot file the mtime now-2h (useMarkAge) and
-// writes trim.txt = now.
+// markUsed gives every file of the Go caches the mtime now-2h (useMarkAge)
+// and writes trim.txt = now. The other caches have no use marks: their
+// mtime is when a file was written, which `prune --max-age` reads
+// (docs/caches.md), so a file a pull reuses keeps its mtime and one it
+// writes keeps the time of writing.
 func (r *restorer) markUsed() error {
 	markTime := r.now.Add(-useMarkAge)
 	for i := range r.snap.Index.Entries {
 		e := &r.snap.Index.Entries[i]
 		if e.Type != TypeFile || e.Cache == mount.FetchCache && r.reuse[i] == linkIt {
 			continue // a fetch file already in DIR is not staged
+		}
+		if p, ok := mount.ProfileOf(e.Cache); ok && !p.GoCache {
+			continue
 		}
 		if err := r.chtimes(e.Cache, e.Path, markTime); err != nil {
 			return err
