@@ -128,20 +128,32 @@ func (l Layout) StateSubdir(root *os.Root, name string, create bool) error {
 // missing. Links at name or at its directories, and entries owned by an
 // untrusted user, are refused.
 func ReadState[T any](l Layout, name string) (*T, error) {
+	root, err := l.openStateFile(name)
+	if root == nil || err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return fsutil.ReadJSONIn[T](root, name)
+}
+
+// openStateFile opens the state directory for reading name after checking
+// name's path (no links, no untrusted owners). It returns a nil root and
+// no error when name or the state directory is missing.
+func (l Layout) openStateFile(name string) (*os.Root, error) {
 	root, err := l.OpenState(false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
 		return nil, err
 	}
-	defer root.Close()
 	if err := l.checkPath(root, name); err != nil {
+		root.Close()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	return fsutil.ReadJSONIn[T](root, name)
+	return root, nil
 }
 
 // WriteState writes v as the JSON state file name with fsutil.WriteJSONIn
@@ -191,19 +203,11 @@ func splitPath(name string) []string {
 // for files that are not JSON: links at name or at its directories, entries
 // owned by an untrusted user, and files over limit bytes are refused.
 func ReadStateBytes(l Layout, name string, limit int64) ([]byte, error) {
-	root, err := l.OpenState(false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
+	root, err := l.openStateFile(name)
+	if root == nil || err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	if err := l.checkPath(root, name); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
-	}
 	display := filepath.Join(l.State, name)
 	f, err := fsutil.OpenFileNoFollow(root, name, os.O_RDONLY, 0)
 	if err != nil {
