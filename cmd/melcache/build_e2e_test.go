@@ -187,6 +187,7 @@ func decodeReport(t *testing.T, stdout string) buildReport {
 // nothing. Compile actions are counted in the guest's `go build -x` output
 // (GOFLAGS=-x through the env-file).
 func TestBuildEndToEnd(t *testing.T) {
+	t.Parallel() // slow and self-contained (own dirs, registry, processes): overlaps with the others
 	t.Run("root", func(t *testing.T) {
 		testenv.RequireRoot(t, "the root flow runs melange as root, like a docker or root melange")
 		buildFlow(t, newE2E(t, -1))

@@ -279,6 +279,7 @@ func containsPrefix(lines []string, prefix string) bool {
 // melange.yaml, then builds it with the melange stand-in under bwrap with no
 // network, GOCACHE in the cache dir, and runs its smoke test.
 func TestExampleHelloGoOffline(t *testing.T) {
+	t.Parallel() // slow and self-contained (own dirs, registry, processes): overlaps with the others
 	testenv.SkipShort(t, "end-to-end (stand-in melange, bwrap, real Go build)")
 	testenv.RequireTool(t, "bwrap")
 	work := testenv.TempDir(t)

@@ -135,6 +135,7 @@ func wantTag(t *testing.T, goSum string) string {
 // `go build -x` output (GOFLAGS=-x through the env-file) and in the
 // report, which must agree.
 func TestRealMelangeBuild(t *testing.T) {
+	t.Parallel() // slow and self-contained (own dirs, registry, processes): overlaps with the others
 	real := melangetest.RealMelange(t)
 	testenv.RequireTool(t, "unshare")
 	w := &realWorld{e2e: newE2E(t, -1), real: real}

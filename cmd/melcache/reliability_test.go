@@ -444,6 +444,7 @@ const killTrials = 10
 // the store names no missing blob, the next command recovers, verify is
 // clean and nothing is left in staging.
 func TestKillTrials(t *testing.T) {
+	t.Parallel() // slow and self-contained (own dirs, registry, processes): overlaps with the others
 	testenv.SkipShort(t, "end-to-end (ten killed pulls and pushes)")
 	f := newCrashFixture(t, 300, 16000)
 	// Measure one uninterrupted pull and push, set up as the trials are,

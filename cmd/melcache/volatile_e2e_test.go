@@ -22,6 +22,7 @@ const maxUnchangedPush = 64 << 10
 // restored with --pull. Go rewrites action entries' time fields and writes
 // module-index entries on such builds; neither may cost a layer or an index.
 func TestBuildUnchangedWarmPush(t *testing.T) {
+	t.Parallel() // slow and self-contained (own dirs, registry, processes): overlaps with the others
 	e := newE2E(t, -1)
 	proxy := melangetest.FileProxy(t)
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
