@@ -44,7 +44,6 @@ const cacheprogHello = "hello, WORLD"
 // standard library get new keys every real-melange build, see
 // ../shared/melange/README.md, so the second build is not all hits.)
 func TestRealMelangeCacheprog(t *testing.T) {
-	t.Parallel() // slow and self-contained (own dirs, registry, processes): overlaps with the others
 	real := melangetest.RealMelange(t)
 	w := newE2E(t, -1)
 	static := testenv.StaticMelcacheBinary(t)
