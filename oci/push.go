@@ -349,6 +349,7 @@ func (p *pusher) packAndUpload(tmp string) error {
 		if len(files) == 0 {
 			continue
 		}
+		files = packOrder(c, files)
 		pl, err := packLayer(gctx, p.l, c, files, tmp, p.o.jobs())
 		if err != nil {
 			// A failed upload cancels gctx, and packing then fails with

@@ -66,7 +66,7 @@ type packedLayer struct {
 	writing int
 }
 
-// packLayer writes the files es (sorted, all of cache c, from layout l) as a
+// packLayer writes the files es (in packOrder, all of cache c, from layout l) as a
 // reproducible tar + zstd layer into a new temporary file in tmpDir, hashing
 // the compressed stream as it is written: each layer is written once and
 // never held in memory. It sets each entry's Offset and Frame, and the
