@@ -59,9 +59,10 @@ func packOrder(c mount.Cache, es []*Entry) []*Entry {
 }
 
 // outputOf is the output id the GOCACHE action entry e (action id id)
-// names: from the scan when it read the file, else from the file's first
-// bytes now (a stat cache record keeps the time field, not the id). ""
-// when the file cannot be read or parsed: it is then packed as an untimed
+// names: from the scan (which read the file, or trusted a stat cache
+// record that knew it), else from the file's first bytes now (a record a
+// melcache before packOrder wrote). "" when the file cannot be read or
+// parsed: it is then packed as an untimed
 // file, and packing reads and checks it as always.
 func outputOf(e *Entry, id string) string {
 	if e.st.out != "" || e.st.root == "" {
@@ -72,5 +73,6 @@ func outputOf(e *Entry, id string) string {
 	if err := readFile(&cp, kindAction, id, false, small[:]); err != nil {
 		return ""
 	}
-	return cp.st.out
+	e.st.out = cp.st.out // for the stat cache (fillPacked)
+	return e.st.out
 }

@@ -110,8 +110,19 @@ func TestPackOrderGroupsBuilds(t *testing.T) {
 	if a, b := mustFetch(t, s, "a"), mustFetch(t, s, "b"); a.DataLayer(gocacheLayer(t, a)).Digest != b.DataLayer(gocacheLayer(t, b)).Digest {
 		t.Errorf("a copy of the same files packs to another gocache layer")
 	}
-	// Pushed again to a store with no base: the stat cache the first push
-	// left knows the actions' times, not the outputs they name.
+	// The stat cache the first push left knows the output each action
+	// names, so the next push orders without reading the actions.
+	sc := statCacheOf(t, l)
+	for _, build := range []map[string]string{first, second} {
+		for a, d := range build {
+			r := sc.recs[entryKey{mount.GoCache, strings.TrimPrefix(a, "gocache/")}]
+			if got, want := hexSHA(r.out), strings.TrimSuffix(d[len("gocache/NN/"):], "-d"); got != want {
+				t.Fatalf("stat cache record of %s names output %q, want %q", a, got, want)
+			}
+		}
+	}
+	// Pushed again to a store with no base: the actions come from the stat
+	// cache.
 	s2 := newMemStore()
 	if res := mustPush(t, l, s2, "c", Options{Now: later}); res.StatCached == 0 {
 		t.Fatalf("the second push used no stat cache record: %+v", res.ScanStats)

@@ -112,6 +112,7 @@ func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, o sca
 		if e := &entries[i]; e.Type == TypeFile {
 			if r, ok := o.stat.lookup(e); ok {
 				e.SHA256, e.GoTime, e.st.class, e.st.cached = hexSHA(r.sha), r.goTime, r.class, true
+				e.st.out = hexSHA(r.out)
 				st.StatCached++
 			}
 		}

@@ -69,6 +69,7 @@ type statRecord struct {
 	sha                string // the 32-byte digest, raw; "" when unknown
 	goTime             int64
 	class              mount.OutputClass
+	out                string // a GOCACHE action's output id, raw; "" when unknown
 }
 
 // statCache holds records by (cache, path). since is when the push that
@@ -130,7 +131,7 @@ func (sc *statCache) record(e *Entry) {
 		return
 	}
 	sc.recs[e.id()] = statRecord{size: e.st.size, mtime: e.st.mtime, ctime: e.st.ctime, ino: e.st.ino,
-		sha: rawSHA(e.SHA256), goTime: e.GoTime, class: e.st.class}
+		sha: rawSHA(e.SHA256), goTime: e.GoTime, class: e.st.class, out: rawSHA(e.st.out)}
 }
 
 // fillPacked records the digests packing computed for files the scan did
@@ -144,10 +145,17 @@ func (sc *statCache) fillPacked(entries []Entry, firstNew int) {
 		if e.Type != TypeFile || e.Layer < firstNew || e.SHA256 == "" {
 			continue
 		}
-		if r, ok := sc.recs[e.id()]; ok && r.sha == "" {
-			r.sha, r.goTime = rawSHA(e.SHA256), e.GoTime
-			sc.recs[e.id()] = r
+		r, ok := sc.recs[e.id()]
+		if !ok {
+			continue
 		}
+		if r.sha == "" {
+			r.sha, r.goTime = rawSHA(e.SHA256), e.GoTime
+		}
+		if r.out == "" {
+			r.out = rawSHA(e.st.out) // packOrder read it
+		}
+		sc.recs[e.id()] = r
 	}
 }
 

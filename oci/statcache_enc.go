@@ -15,12 +15,19 @@ import (
 // The encoding is a zstd frame of statCacheMagic, since (varint), the
 // record count (uvarint) and the records: cache and path (uvarint length
 // and bytes), size, mtime, ctime (varints), inode (uvarint), class (one
-// byte), goTime (varint), then a byte saying whether a 32-byte sha256
-// follows. A flat binary stream rather than gob or JSON: decoding is a
+// byte), goTime (varint), then a flags byte saying which of a 32-byte
+// sha256 (hasSHA) and, for a GOCACHE action entry, the 32-byte output id
+// it names (hasOut, for packOrder) follow, in that order. A flat binary stream rather than gob or JSON: decoding is a
 // loop over varints that slices one string for every path and digest, so
 // 100k records cost a few allocations plus the map (TestStatCacheRoundTrip
 // logs the time: about 0.15-0.2 s of CPU on a loaded 2-core builder), and
 // a push of an unchanged cache should take a small fraction of a full one.
+// The flags byte of a record.
+const (
+	hasSHA = 1 << iota
+	hasOut
+)
+
 func (sc *statCache) encode() ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteString(statCacheMagic)
@@ -36,10 +43,19 @@ func (sc *statCache) encode() ([]byte, error) {
 		tmp = binary.AppendUvarint(tmp, r.ino)
 		tmp = append(tmp, byte(r.class))
 		tmp = binary.AppendVarint(tmp, r.goTime)
+		var has byte
 		if len(r.sha) == sha256.Size {
-			tmp = append(append(tmp, 1), r.sha...)
-		} else {
-			tmp = append(tmp, 0)
+			has |= hasSHA
+		}
+		if len(r.out) == sha256.Size {
+			has |= hasOut
+		}
+		tmp = append(tmp, has)
+		if has&hasSHA != 0 {
+			tmp = append(tmp, r.sha...)
+		}
+		if has&hasOut != 0 {
+			tmp = append(tmp, r.out...)
 		}
 		buf.Write(tmp)
 		if buf.Len() > maxStatCacheBytes {
@@ -185,10 +201,16 @@ func (d *statDecoder) record() (entryKey, statRecord) {
 	if r.size < 0 || r.goTime < 0 || r.class > mount.OutputExecutable {
 		d.fail("record")
 	}
-	if has := d.str(1); has == "\x01" {
+	has := d.str(1)
+	if len(has) != 1 || has[0]&^(hasSHA|hasOut) != 0 {
+		d.fail("digest flags")
+		return entryKey{cache, p}, r
+	}
+	if has[0]&hasSHA != 0 {
 		r.sha = d.str(sha256.Size)
-	} else if has != "\x00" {
-		d.fail("digest flag")
+	}
+	if has[0]&hasOut != 0 {
+		r.out = d.str(sha256.Size)
 	}
 	return entryKey{cache, p}, r
 }
