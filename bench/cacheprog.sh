@@ -132,6 +132,16 @@ lazy() {
   printf '  pull then build        %8s   %17s   %s\n' "$(median_of "$d/pull.times")" "$(median_of "$d/pull.bytes")" "$(jq -r .metadataBytes "$d/pull.json")"
   printf '  lazy (cacheprog REF)   %8s   %17s   %s\n' "$(median_of "$d/lazy.times")" "$(median_of "$d/lazy.bytes")" "$(median_of "$d/lazy.index")"
   printf '  objects the lazy build used: %s bytes uncompressed\n' "$(median_of "$d/lazy.used")"
+  # The targets. An object's compressed size is not recorded (frames
+  # compress many files together): the layer's own ratio stands for it.
+  awk -v used="$(median_of "$d/lazy.used")" -v down="$(median_of "$d/lazy.bytes")" \
+      -v cdata="$(jq -r .dataBytes "$d/push.json")" -v udata="$(jq -r .bytes "$d/push.json")" \
+      -v tl="$(median_of "$d/lazy.times")" -v tp="$(median_of "$d/pull.times")" 'BEGIN {
+    cused = used * cdata / udata
+    printf "  used, compressed at the layer'"'"'s ratio: %.0f bytes; lazy downloaded %.2fx that (target <= 2)\n", cused, down / cused
+    printf "  share of the snapshot: used %.1f%%, downloaded %.1f%% (target <= used + 10 points)\n", 100 * used / udata, 100 * down / cdata
+    printf "  lazy wall / pull-then-build wall: %.2f (target <= 1)\n", tl / tp
+  }'
 }
 
 case $WHICH in
