@@ -15,6 +15,7 @@ import (
 // connections (issue 12: "ghcr.io//bad is accepted and sent to the
 // network").
 func TestMalformedRefsRefusedOffline(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
