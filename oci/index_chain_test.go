@@ -52,6 +52,7 @@ func smallPath(l mount.Layout, i int) string {
 // each append one small index document; a pull of the chain restores
 // exactly the source tree, and the chain read back is what was pushed.
 func TestIndexChainRoundTrip(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	ctx := context.Background()
 	src := smallCache(t, 600)
 	s := newMemStore()

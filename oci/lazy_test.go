@@ -217,6 +217,7 @@ func TestFileReaderPrefetch(t *testing.T) {
 // the layer's size. A registry (proxy) that ignores Range and answers 200
 // gives the same bytes.
 func TestFileReaderRegistry(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	l := lazyCache(t, 96)

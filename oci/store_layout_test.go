@@ -279,6 +279,7 @@ func TestLayoutSkopeo(t *testing.T) {
 // time index.json is valid JSON naming only blobs that are on disk, and the
 // next push (in a new process, so no stale lock) works.
 func TestLayoutSurvivesKill(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	dir := t.TempDir()
 	const rounds = 4
 	for round := range rounds {
@@ -401,6 +402,7 @@ func TestLayoutCorruptIndexIsLeftAlone(t *testing.T) {
 // directory listing must not read as "not an OCI image layout" (seen as a
 // failed push in TestConcurrentPullsAndPushes).
 func TestLayoutConcurrentCreation(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	root := t.TempDir()
 	for i := range 300 {
 		dir := filepath.Join(root, fmt.Sprint(i))

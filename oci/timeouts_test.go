@@ -168,6 +168,7 @@ func (u *uploadStallServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the push after defaultStallAttempts stalled uploads, naming the limit,
 // where the write would otherwise block for ever.
 func TestStallUpload(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	us := &uploadStallServer{quit: make(chan struct{})}
 	srv := httptest.NewServer(us)
 	t.Cleanup(func() { close(us.quit); srv.CloseClientConnections(); srv.Close() })
