@@ -547,6 +547,16 @@ func killAfter(t testing.TB, delay time.Duration, env []string, args ...string) 
 	return 0
 }
 
+// concurrentRounds is how many times TestConcurrentPullsAndPushes races its
+// four commands: each round is the same check on a new interleaving, so
+// -short runs one and the full suite two.
+func concurrentRounds() int {
+	if testing.Short() {
+		return 1
+	}
+	return 2
+}
+
 // TestConcurrentPullsAndPushes: two pulls and two pushes started at once on
 // one dir serialize through its lock: all succeed, the dir ends as one of
 // the states a serial order gives, every pushed snapshot is one of the
@@ -561,7 +571,7 @@ func TestConcurrentPullsAndPushes(t *testing.T) {
 	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":two")
 	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":one")
 	valid := map[string]string{f.oldState: "old", f.newState: "old+two", treeState(t, b): "old+two+one"}
-	for round := 0; round < 2; round++ {
+	for round := range concurrentRounds() {
 		dir := filepath.Join(t.TempDir(), "d")
 		copyDir(t, f.old, dir)
 		out := filepath.Join(t.TempDir(), "out")
