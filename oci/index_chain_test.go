@@ -100,6 +100,7 @@ func TestIndexChainRoundTrip(t *testing.T) {
 // a document without a data layer; the chain never exceeds maxIndexChain
 // documents, and deltas past half the full document give a full one.
 func TestIndexChainRules(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := smallCache(t, 40)
 	s := newMemStore()
@@ -153,6 +154,7 @@ func TestIndexChainRules(t *testing.T) {
 // tag reuses the base's index chain, config and layers; only the manifest
 // is written.
 func TestUnchangedNewTagWritesManifestOnly(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := smallCache(t, 50)
 	s := newMemStore()

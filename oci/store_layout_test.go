@@ -132,6 +132,7 @@ func TestLayoutRefusesForeignDir(t *testing.T) {
 // layout, and a writer in a child process: every tag lands and index.json
 // stays valid.
 func TestLayoutConcurrentWriters(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	dir := t.TempDir()
 	const writers, perWriter = 4, 10
 	shared := randomBlob(t, 4096)
@@ -226,6 +227,7 @@ func TestLayoutUnreferencedBlobs(t *testing.T) {
 // writer of OCI layouts: it reads what we wrote, copies it to a layout we
 // then read, and the tags match.
 func TestLayoutSkopeo(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	skopeo := testenv.RequireTool(t, "skopeo")
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "ours")
