@@ -547,14 +547,14 @@ func killAfter(t testing.TB, delay time.Duration, env []string, args ...string) 
 	return 0
 }
 
-// concurrentRounds is how many times TestConcurrentPullsAndPushes races its
-// four commands: each round is the same check on a new interleaving, so
-// -short runs one and the full suite two.
-func concurrentRounds() int {
+// raceRounds is how many rounds a test that races commands runs: each
+// round is the same check on a new interleaving, so -short runs one and
+// the full suite full.
+func raceRounds(full int) int {
 	if testing.Short() {
 		return 1
 	}
-	return 2
+	return full
 }
 
 // TestConcurrentPullsAndPushes: two pulls and two pushes started at once on
@@ -571,7 +571,7 @@ func TestConcurrentPullsAndPushes(t *testing.T) {
 	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":two")
 	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":one")
 	valid := map[string]string{f.oldState: "old", f.newState: "old+two", treeState(t, b): "old+two+one"}
-	for round := range concurrentRounds() {
+	for round := range raceRounds(2) {
 		dir := filepath.Join(t.TempDir(), "d")
 		copyDir(t, f.old, dir)
 		out := filepath.Join(t.TempDir(), "out")
