@@ -406,7 +406,13 @@ func TestLayoutCorruptIndexIsLeftAlone(t *testing.T) {
 func TestLayoutConcurrentCreation(t *testing.T) {
 	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	root := t.TempDir()
-	for i := range 300 {
+	// Each layout is a new race of the same eight creators: -short runs
+	// fewer of them, the full suite 300.
+	layouts := 300
+	if testing.Short() {
+		layouts = 50
+	}
+	for i := range layouts {
 		dir := filepath.Join(root, fmt.Sprint(i))
 		var wg sync.WaitGroup
 		errs := make(chan error, 8)
