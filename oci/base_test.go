@@ -96,6 +96,7 @@ func checkPullsBack(t *testing.T, s Store, tag string, src mount.Layout) {
 // (d)): the registry's access log shows a mount for each of A's layers and
 // no upload of any of them to B, and B's snapshot pulls back whole.
 func TestBaseCrossRepositoryMount(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	a := registryStore(t, reg, "cache/a")
 	b := registryStore(t, reg, "cache/b")
@@ -148,6 +149,7 @@ func TestBaseCrossRepositoryMount(t *testing.T) {
 // a tag, a digest, or a reference to another repository of the registry;
 // a --base the store lacks is an error, not a silent full push.
 func TestBaseForced(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	s := registryStore(t, reg, "cache/forced")
 	other := registryStore(t, reg, "cache/forced-other")
@@ -189,6 +191,7 @@ func TestBaseForced(t *testing.T) {
 // level (a full push of a dir holding only them). A pull counts as an
 // exchange too.
 func TestBaseExchangedUnderNewKey(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	s := registryStore(t, reg, "cache/newkey")
 	src := baseCache(t)
@@ -255,6 +258,7 @@ func onlyFiles(t *testing.T, l mount.Layout, names []string) mount.Layout {
 // repository deltas against the newest tag matching a restore-key prefix,
 // by created annotation, not by name.
 func TestBaseRestoreKeys(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	s := registryStore(t, reg, "cache/keys")
 	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -290,6 +294,7 @@ func TestBaseRestoreKeys(t *testing.T) {
 // record and a registry record naming another registry are each skipped,
 // and the next rule decides.
 func TestBaseVanishedFallsThrough(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	s := registryStore(t, reg, "cache/vanish")
 	other := registryStore(t, reg, "cache/vanish-other")

@@ -423,6 +423,7 @@ func TestOnlyNPM(t *testing.T) {
 // file a merge pull reuses keeps its mtime, one it writes gets the time of
 // writing, never Go's "used two hours ago".
 func TestPullKeepsWriteTimesOfOtherCaches(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	old := filepath.Join(src.CacheDir(mount.NPMCache), "old")

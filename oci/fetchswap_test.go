@@ -119,6 +119,7 @@ func TestFetchEntriesRefused(t *testing.T) {
 // owner of DIR/npm, as the Go caches', and fetch-cache files, which have no
 // root, to DIR's owner.
 func TestRestoredFilesGoToTheirOwners(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	testenv.RequireRoot(t, "chown to other users")
 	src := makeCache(t, t.TempDir())
 	name := addFetch(t, src, "a source\n", false)

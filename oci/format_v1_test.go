@@ -60,6 +60,7 @@ func fileSums(t *testing.T, l mount.Layout) map[string]string {
 // version 1 snapshot; a push whose base it is writes a full version 2
 // snapshot and says why.
 func TestV1FixturePulls(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	s := v1Fixture(t)
 	dst := newLayout(t)
@@ -124,6 +125,7 @@ func TestV1FixturePulls(t *testing.T) {
 // snapshots but keeps every index document and data layer the remaining
 // snapshot lists, though older snapshots wrote them.
 func TestGCKeepsIndexChain(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := smallCache(t, 100)
 	s := NewLayoutStore(filepath.Join(testenv.TempDir(t), "lay"))

@@ -55,6 +55,7 @@ func gcTags(res []GCSnapshot) []string {
 }
 
 func TestGCRules(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {

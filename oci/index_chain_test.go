@@ -52,13 +52,20 @@ func smallPath(l mount.Layout, i int) string {
 // each append one small index document; a pull of the chain restores
 // exactly the source tree, and the chain read back is what was pushed.
 func TestIndexChainRoundTrip(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	ctx := context.Background()
 	src := smallCache(t, 600)
 	s := newMemStore()
 	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
 		t.Fatal(err)
 	}
-	for round := 1; round <= 4; round++ {
+	// Each round repeats the checks with a chain one document longer; two
+	// already make a base and two deltas, so -short stops there.
+	rounds := 4
+	if testing.Short() {
+		rounds = 2
+	}
+	for round := 1; round <= rounds; round++ {
 		writeT(t, filepath.Join(src.CacheDir(mount.GoCache), "ee", "new"+strconv.Itoa(round)), []byte("new in round "+strconv.Itoa(round)), 0o644)
 		writeT(t, smallPath(src, round), []byte("changed in round "+strconv.Itoa(round)), 0o644)
 		if err := os.Remove(smallPath(src, 100+round)); err != nil {
@@ -99,6 +106,7 @@ func TestIndexChainRoundTrip(t *testing.T) {
 // a document without a data layer; the chain never exceeds maxIndexChain
 // documents, and deltas past half the full document give a full one.
 func TestIndexChainRules(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := smallCache(t, 40)
 	s := newMemStore()
@@ -152,6 +160,7 @@ func TestIndexChainRules(t *testing.T) {
 // tag reuses the base's index chain, config and layers; only the manifest
 // is written.
 func TestUnchangedNewTagWritesManifestOnly(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := smallCache(t, 50)
 	s := newMemStore()

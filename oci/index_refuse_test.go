@@ -95,6 +95,7 @@ func fileIn(t *testing.T, doc *indexDoc) *Entry {
 // does not add up, positions outside their layer and chains that do not
 // apply are refused, and the cache directory stays as it was.
 func TestPullRefusesBadChain(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	cases := []struct {
 		name string
 		edit func(*testing.T, *memStore)
@@ -170,6 +171,7 @@ func TestPullRefusesBadChain(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case pushes and edits its own store
 			s := chainSnapshot(t)
 			tc.edit(t, s)
 			dst := newLayout(t)

@@ -82,6 +82,7 @@ func readEveryFile(t *testing.T, r *FileReader, snap *Snapshot, l mount.Layout) 
 // verified neighbour, those that span frames included; a blob tampered with is refused
 // with a VerifyError; a blob that is a link is not followed.
 func TestFileReaderLayout(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	l := lazyCache(t, 24)
 	s := NewLayoutStore(filepath.Join(testenv.TempDir(t), "layout"))
@@ -167,6 +168,7 @@ func TestFileReaderLayout(t *testing.T) {
 // other frames, each once (the one already read is not fetched again),
 // and hands out every file.
 func TestFileReaderPrefetch(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	l := lazyCache(t, 24)
 	s := NewLayoutStore(filepath.Join(testenv.TempDir(t), "layout"))
@@ -217,6 +219,7 @@ func TestFileReaderPrefetch(t *testing.T) {
 // the layer's size. A registry (proxy) that ignores Range and answers 200
 // gives the same bytes.
 func TestFileReaderRegistry(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	ctx := context.Background()
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	l := lazyCache(t, 96)

@@ -19,6 +19,7 @@ import (
 // on a delta push that takes them from the stat cache; other outputs and
 // actions stay.
 func TestModIndexNotSnapshotted(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	l := makeCache(t, testenv.TempDir(t))
 	gc := l.CacheDir(mount.GoCache)

@@ -38,6 +38,7 @@ func editManifest(t *testing.T, s *memStore, edit func(*v1.Manifest)) {
 // and format versions, and configs whose sizes lie. Each is refused with a
 // clear error and leaves the cache directory as it was.
 func TestPullRefusesMore(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	body := "hello"
 	sum := sha([]byte(body))
 	file := func(p string) Entry {

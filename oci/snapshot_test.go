@@ -190,6 +190,7 @@ func newLayout(t testing.TB) mount.Layout {
 }
 
 func TestPushPullRoundTrip(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	s := newMemStore()
@@ -260,6 +261,7 @@ func sumReads(s *memStore) int {
 }
 
 func TestDeltaAndMerge(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	s := newMemStore()
@@ -354,6 +356,7 @@ func TestDeltaAndMerge(t *testing.T) {
 }
 
 func TestReproducible(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	a := makeCache(t, testenv.TempDir(t))
 	b := makeCache(t, testenv.TempDir(t))
@@ -515,6 +518,7 @@ func TestPullWritesAsDirOwner(t *testing.T) {
 
 // TestAutoCompaction: past 8 generations, or 30% dead bytes, a push repacks.
 func TestAutoCompaction(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	gc := src.CacheDir(mount.GoCache)

@@ -36,6 +36,7 @@ func statCacheOf(t testing.TB, l mount.Layout) *statCache {
 // file when the stat cache vouches for every one; without it, it hashes
 // them all.
 func TestStatCacheHashesNothing(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	l := makeCache(t, testenv.TempDir(t))
 	putAction(t, l.CacheDir(mount.GoCache), "link hello", []byte("build id\n"), time.Now().UnixNano())
@@ -91,6 +92,7 @@ func TestStatCacheHashesNothing(t *testing.T) {
 // result verifies. A racy one is re-hashed, and a forged digest the base
 // does not hold makes the file be packed, hashed as packed.
 func TestStatCacheRacyAndForged(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	for _, tc := range []struct {
 		name  string
 		racy  bool   // the record was written within racyWindow of the change
@@ -204,6 +206,7 @@ func TestStatCacheIgnoredWhenBad(t *testing.T) {
 // TestStatCacheRoundTrip encodes and decodes 100k records (the size of a
 // large fleet cache) and refuses a record an index would refuse.
 func TestStatCacheRoundTrip(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	sc := newStatCache(time.Unix(1764410000, 0))
 	for i := range 100_000 {
 		h := sha([]byte(strconv.Itoa(i)))

@@ -132,6 +132,7 @@ func TestLayoutRefusesForeignDir(t *testing.T) {
 // layout, and a writer in a child process: every tag lands and index.json
 // stays valid.
 func TestLayoutConcurrentWriters(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	dir := t.TempDir()
 	const writers, perWriter = 4, 10
 	shared := randomBlob(t, 4096)
@@ -226,6 +227,7 @@ func TestLayoutUnreferencedBlobs(t *testing.T) {
 // writer of OCI layouts: it reads what we wrote, copies it to a layout we
 // then read, and the tags match.
 func TestLayoutSkopeo(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	skopeo := testenv.RequireTool(t, "skopeo")
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "ours")
@@ -279,6 +281,7 @@ func TestLayoutSkopeo(t *testing.T) {
 // time index.json is valid JSON naming only blobs that are on disk, and the
 // next push (in a new process, so no stale lock) works.
 func TestLayoutSurvivesKill(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	dir := t.TempDir()
 	const rounds = 4
 	for round := range rounds {
@@ -401,8 +404,15 @@ func TestLayoutCorruptIndexIsLeftAlone(t *testing.T) {
 // directory listing must not read as "not an OCI image layout" (seen as a
 // failed push in TestConcurrentPullsAndPushes).
 func TestLayoutConcurrentCreation(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	root := t.TempDir()
-	for i := range 300 {
+	// Each layout is a new race of the same eight creators: -short runs
+	// fewer of them, the full suite 300.
+	layouts := 300
+	if testing.Short() {
+		layouts = 50
+	}
+	for i := range layouts {
 		dir := filepath.Join(root, fmt.Sprint(i))
 		var wg sync.WaitGroup
 		errs := make(chan error, 8)

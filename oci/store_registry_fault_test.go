@@ -137,6 +137,7 @@ func (c *proxyCutReader) Close() error { return c.r.Close() }
 // request, the first uploads cut mid-body and the first downloads cut
 // mid-stream, a push and a read-back still succeed, byte for byte.
 func TestRegistryRetriesThroughFaults(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	p := newFaultProxy(t, reg.Host)
 	p.every503, p.budget503, p.patch503 = 3, 12, 1
@@ -204,6 +205,7 @@ func TestRegistryFaultsNeverStop(t *testing.T) {
 // TestRegistryDownloadCutForever: a link that cuts every download gives up
 // with a clear error rather than looping.
 func TestRegistryDownloadCutForever(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	s := openTestRegistry(t, reg.Host, "cache/cut", StoreOptions{})
 	big := randomBlob(t, 1<<20)
@@ -237,6 +239,7 @@ func TestRegistryDownloadCutForever(t *testing.T) {
 // of the last blob refused) leaves the earlier blobs in the registry; the
 // re-run skips them by HEAD and uploads only what is missing.
 func TestRegistryRerunAfterFailedPush(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	p := newFaultProxy(t, reg.Host)
 	a := newTestArtifact(t, randomBlob(t, 50<<10), randomBlob(t, 60<<10))

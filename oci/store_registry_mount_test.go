@@ -16,6 +16,7 @@ import (
 // mount from one that lacks it is declined (202), reported as not
 // mounted, and leaves the target without the blob.
 func TestRegistryMountBlob(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	ctx := context.Background()
 	a := openTestRegistry(t, reg.Host, "mount/a", StoreOptions{})
@@ -63,6 +64,7 @@ func (decliningStore) MountBlob(context.Context, v1.Hash, BlobMounter) (bool, er
 // mount, the base's blob is streamed from its repository into the target
 // (a normal upload), and counted as copied.
 func TestEnsureBlobsCopiesWhenMountDeclined(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	ctx := context.Background()
 	from := openTestRegistry(t, reg.Host, "copy/from", StoreOptions{})

@@ -20,6 +20,7 @@ import (
 // distribution registry (Debian's docker-registry) on loopback, and counts
 // uploads in its access log: a re-push uploads nothing.
 func TestRegistryStoreReal(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	s := openTestRegistry(t, reg.Host, "cache/contract", StoreOptions{})
 	testStoreContract(t, s, false)
@@ -68,6 +69,7 @@ func TestRegistryStoreReal(t *testing.T) {
 // store reads; and the reverse, a layout we wrote, copied by skopeo into the
 // registry, reads back through the registry store unchanged.
 func TestRegistrySkopeoCrossCheck(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	skopeo := testenv.RequireTool(t, "skopeo")
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	ctx := context.Background()
@@ -141,6 +143,7 @@ func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 // keychain's credentials are used, and wrong ones give "authentication
 // failed for HOST" for pushes and reads alike.
 func TestRegistryAuth(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	dir := t.TempDir()
 	htpasswd := filepath.Join(dir, "htpasswd")
 	if err := os.WriteFile(htpasswd, []byte(testHtpasswd), 0o644); err != nil {
@@ -179,6 +182,7 @@ func TestRegistryAuth(t *testing.T) {
 // (as push --jobs does), several writing the same blob: every blob lands,
 // and each is uploaded once.
 func TestRegistryConcurrentWrites(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	s := openTestRegistry(t, reg.Host, "cache/parallel", StoreOptions{})
 	blobs := []testBlob{randomBlob(t, 200<<10), randomBlob(t, 100<<10), randomBlob(t, 1000), randomBlob(t, 10)}

@@ -35,6 +35,7 @@ func swapFixture(t *testing.T, l mount.Layout, hadOld map[mount.Cache]bool) [][2
 // caches, a cache that did not exist before included, and leaves no
 // staging or journal.
 func TestUnswapFromEveryStep(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	for _, hadOld := range []map[mount.Cache]bool{
 		{mount.GoModCache: true, mount.GoCache: true},
 		{mount.GoModCache: true}, // gocache is new

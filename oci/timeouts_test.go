@@ -80,6 +80,7 @@ func readStalled(t *testing.T, ss *stallServer, to Timeouts) ([]byte, string, er
 // up after defaultStallAttempts stalls with an error naming the registry,
 // the blob and the limit; one stall followed by data completes the blob.
 func TestStallIdleRead(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	to := Timeouts{IdleRead: 200 * time.Millisecond}
 	ss := &stallServer{blob: randomBlob(t, 256<<10), stalls: -1, after: 64 << 10}
 	_, host, err := readStalled(t, ss, to)
@@ -106,6 +107,7 @@ func TestStallIdleRead(t *testing.T) {
 // TestStallResponseHeaders: a registry that never answers a request's
 // headers fails it after defaultStallAttempts attempts, naming the limit.
 func TestStallResponseHeaders(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	to := Timeouts{ResponseHeader: 200 * time.Millisecond}
 	ss := &stallServer{blob: randomBlob(t, 16<<10), stalls: -1, after: -1}
 	_, host, err := readStalled(t, ss, to)
@@ -168,6 +170,7 @@ func (u *uploadStallServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the push after defaultStallAttempts stalled uploads, naming the limit,
 // where the write would otherwise block for ever.
 func TestStallUpload(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores) and slow: overlaps with the other slow tests
 	us := &uploadStallServer{quit: make(chan struct{})}
 	srv := httptest.NewServer(us)
 	t.Cleanup(func() { close(us.quit); srv.CloseClientConnections(); srv.Close() })

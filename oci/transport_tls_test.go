@@ -55,6 +55,7 @@ func selfSignedCert(t *testing.T, dir string) (certPath, keyPath string) {
 // certificate is refused by default (with the registry named), and reached
 // with --insecure, as crane --insecure does.
 func TestInsecureSkipsTLSVerify(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	cert, key := selfSignedCert(t, t.TempDir())
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{HTTPExtra: "  tls:\n    certificate: " + cert + "\n    key: " + key + "\n"})
 	ctx := context.Background()

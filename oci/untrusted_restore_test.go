@@ -25,6 +25,7 @@ const buildUID = 65534
 // belong to the build user; a root pull gives every restored file to the
 // build user, who can then write the cache and refresh use marks.
 func TestPullGivesFilesToCacheOwner(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	testenv.RequireRoot(t, "chown to the build user and switch to it")
 	setpriv := testenv.RequireTool(t, "setpriv")
 	ctx := context.Background()
@@ -104,6 +105,7 @@ func TestPullGivesFilesToCacheOwner(t *testing.T) {
 // TestSymlinkedCacheRootRefused (finding 5): a cache root that is a link
 // is refused by push, status and pull alike, and the files behind it stay.
 func TestSymlinkedCacheRootRefused(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	s := newMemStore()
@@ -153,6 +155,7 @@ func TestSymlinkedCacheRootRefused(t *testing.T) {
 // snapshot's mode, with --replace and in a merge, and the live file is not
 // changed before the swap.
 func TestPullSetsSnapshotModeOnReusedFiles(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	s := newMemStore()
@@ -189,6 +192,7 @@ func TestPullSetsSnapshotModeOnReusedFiles(t *testing.T) {
 // PATH_MAX is restored although its staging path would not fit, and a
 // restore that fails on an over-long path says so in a bounded message.
 func TestPullPathNearPathMax(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	dst := newLayout(t)
 	// Final path: DIR/gocache/<p>, 4090 bytes (PATH_MAX is 4096 with the

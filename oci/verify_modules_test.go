@@ -62,6 +62,7 @@ func makeModCache(t testing.TB, dir string, mods, files int) mount.Layout {
 // are (it used to match every file against every tree: 36 s of a 38.6 s
 // pull at 2,000 modules × 100 files). Counted at 50 × 20.
 func TestVerifyModulesLinear(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	const mods, files = 50, 20
 	ctx := context.Background()
 	src := makeModCache(t, testenv.TempDir(t), mods, files)

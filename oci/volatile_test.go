@@ -152,6 +152,7 @@ func TestActionTimeOnlyIsUnchanged(t *testing.T) {
 // that differs from the snapshot only in its time field (same inode, no
 // download) and replaces one whose output id differs.
 func TestMergePullKeepsRetimedAction(t *testing.T) {
+	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	gc := src.CacheDir(mount.GoCache)

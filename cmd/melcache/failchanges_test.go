@@ -35,6 +35,7 @@ type failCase struct {
 }
 
 func TestFailedCommandChangesNothing(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	dead := deadLoopbackAddr(t)
 	cases := []failCase{
 		{name: "prepare", args: []string{"prepare", "--dir", "nope/deeper"}},

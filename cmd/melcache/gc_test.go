@@ -237,6 +237,7 @@ func listFiles(t *testing.T, root string) []string {
 // rule keeps and removes exactly their blobs that the kept snapshot does not
 // list; the kept one still pulls.
 func TestGCEmbedded(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	xdg := t.TempDir()
 	env := []string{"XDG_CACHE_HOME=" + xdg}
 	storeDir := filepath.Join(xdg, "melcache", "store")

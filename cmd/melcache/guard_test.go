@@ -11,6 +11,7 @@ import (
 // below an hour as gc's only rule — is a usage error that changes nothing,
 // however it is spelled (1ns used to slip past a check for exactly 0).
 func TestRemoveEverythingGuards(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	work := t.TempDir()
 	env := []string{"XDG_CACHE_HOME=" + filepath.Join(work, "xdg")}
 	src := filepath.Join(work, "src")

@@ -30,6 +30,7 @@ func pushJSON(t *testing.T, args ...string) (res struct {
 // of the registry, --base forces a base, --restore-keys finds one for a
 // dir that exchanged nothing, and a malformed --base is a usage error.
 func TestPushBaseFlags(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	reg := testenv.StartRegistry(t, testenv.RegistryOptions{})
 	work := t.TempDir()
 	src, fresh := filepath.Join(work, "src"), filepath.Join(work, "fresh")

@@ -483,7 +483,7 @@ func TestSameTagLastWriterWins(t *testing.T) {
 	if pullBack("seq") != sb {
 		t.Fatal("sequential pushes: the tag is not the last writer's snapshot")
 	}
-	for i := 0; i < 3; i++ {
+	for i := range raceRounds(3) {
 		var wg sync.WaitGroup
 		var ra, rb runResult
 		wg.Add(2)

@@ -95,6 +95,7 @@ func layoutFromTar(t *testing.T, dir string, entries []map[string]any, tarBytes 
 // FuzzLayerReader cover more cases; these prove the CLI's exit code and
 // the untouched dir for one of each kind.
 func TestCLIRefusesHostileSnapshots(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	body := "hello"
 	h := sha256.Sum256([]byte(body))
 	sum := hex.EncodeToString(h[:])

@@ -56,6 +56,7 @@ func dataLayer(t *testing.T, srv *layoutServer, tag string) string {
 // and the timeout, and the old cache byte-identical. Without the timeouts
 // this pull hangs forever.
 func TestPullStalledRegistry(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	w := t.TempDir()
 	src, lay := filepath.Join(w, "src"), filepath.Join(w, "lay")
 	mkCache(t, src, 1, 4, 256<<10)
@@ -130,6 +131,7 @@ func containsAll(s string, subs ...string) bool {
 // line and the old cache unchanged. They used to be retried three times,
 // re-downloading the layer each time.
 func TestPullLocalFailuresNotRetried(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	w := t.TempDir()
 	dst := filepath.Join(w, "dst")
 	mkCache(t, dst, 2, 3, 1000)

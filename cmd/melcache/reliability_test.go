@@ -328,6 +328,7 @@ func (f *crashFixture) oldOrNew(t testing.TB, dir string) string {
 // old or new, the next command completes or rolls back the journal, no
 // staging dir is left, and verify is clean.
 func TestCrashPointsPull(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	f := newCrashFixture(t, 40, 2000)
 	for _, tc := range []struct{ point, now, after string }{
 		{"pull-journal", "old", "rolled back"},
@@ -370,6 +371,7 @@ func TestCrashPointsPull(t *testing.T) {
 // names a missing blob, the source dir is untouched, and the re-run
 // completes a snapshot that pulls back to the source.
 func TestCrashPointsPush(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	w := t.TempDir()
 	src := filepath.Join(w, "src")
 	mkCache(t, src, 3, 40, 2000)
@@ -545,11 +547,22 @@ func killAfter(t testing.TB, delay time.Duration, env []string, args ...string) 
 	return 0
 }
 
+// raceRounds is how many rounds a test that races commands runs: each
+// round is the same check on a new interleaving, so -short runs one and
+// the full suite full.
+func raceRounds(full int) int {
+	if testing.Short() {
+		return 1
+	}
+	return full
+}
+
 // TestConcurrentPullsAndPushes: two pulls and two pushes started at once on
 // one dir serialize through its lock: all succeed, the dir ends as one of
 // the states a serial order gives, every pushed snapshot is one of the
 // states the dir held (never a half-restored one), and verify is clean.
 func TestConcurrentPullsAndPushes(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	f := newCrashFixture(t, 100, 4000)
 	// States a serial order can give: old+two (= f.newState), and
 	// old+two+one (one pulled last).
@@ -558,7 +571,7 @@ func TestConcurrentPullsAndPushes(t *testing.T) {
 	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":two")
 	mustRun(t, nil, "pull", "-q", "--dir", b, "oci:"+f.layout+":one")
 	valid := map[string]string{f.oldState: "old", f.newState: "old+two", treeState(t, b): "old+two+one"}
-	for round := 0; round < 2; round++ {
+	for round := range raceRounds(2) {
 		dir := filepath.Join(t.TempDir(), "d")
 		copyDir(t, f.old, dir)
 		out := filepath.Join(t.TempDir(), "out")

@@ -21,6 +21,7 @@ import (
 // cause, the caches are the old ones, no staging or journal stays, status
 // and doctor are clean, and the next pull works.
 func TestSwapFailureRollsBack(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	f := newCrashFixture(t, 20, 1000)
 	for _, point := range []string{"swap-gocache", "swap-gomodcache"} {
 		t.Run(point, func(t *testing.T) {
@@ -55,6 +56,7 @@ func TestSwapFailureRollsBack(t *testing.T) {
 // and before its old one came back, so gomodcache is missing. status and
 // doctor report the pending undo with the fix; the next command applies it.
 func TestSwapUndoCrash(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	f := newCrashFixture(t, 20, 1000)
 	for _, point := range []string{"pull-unswap", "pull-unswap-half"} {
 		t.Run(point, func(t *testing.T) {
@@ -94,6 +96,7 @@ func TestSwapUndoCrash(t *testing.T) {
 // untouched and nothing is left. Runs the pull in a private mount
 // namespace (unshare -m), so it needs root.
 func TestSwapPreflightMountPoint(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	if os.Geteuid() != 0 {
 		if testenv.InCI() {
 			t.Fatal("CI=true: the test mounts a tmpfs, which needs root")
@@ -160,6 +163,7 @@ func doctorJournal(t *testing.T, dir string, want ...string) {
 // the caches stay old and no journal or staging is left; before, the swap
 // failed half way and every later command failed with it.
 func TestSwapPreflightNotWritable(t *testing.T) {
+	t.Parallel() // self-contained (own dirs, stores, processes): overlaps with the other slow tests
 	if os.Geteuid() != 0 {
 		if testenv.InCI() {
 			t.Fatal("CI=true: the test switches to uid 65534, which needs root")
