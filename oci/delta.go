@@ -75,7 +75,7 @@ func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 			keptIdx = append(keptIdx, i)
 			keptBytes += li.Size
 			// Two zero blocks end every tar stream.
-			deadBytes += max(0, li.Size-2*tarBlock-live[i])
+			deadBytes += layerDead(li, live[i])
 			gens[li.Generation] = true
 		}
 	}
@@ -85,14 +85,17 @@ func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 	switch {
 	case forceCompact:
 		p.compact, p.reason = true, "--compact"
-	case len(gens) > maxGenerations:
-		p.compact, p.reason = true, fmt.Sprintf("%d generations (over %d)", len(gens), maxGenerations)
-	case keptBytes+freshBytes > 0 && float64(deadBytes) > maxDeadFraction*float64(keptBytes+freshBytes):
-		p.compact, p.reason = true, fmt.Sprintf("%.0f%% dead bytes (over %.0f%%)",
-			100*float64(deadBytes)/float64(keptBytes+freshBytes), 100*maxDeadFraction)
-	}
-	if p.compact {
 		keptIdx = nil
+	case len(gens) > maxGenerations:
+		var merged int
+		keptIdx, merged = keepLargestGenerations(base, keptIdx, live)
+		p.reason = fmt.Sprintf("%d generations (over %d): the %d smallest repacked into generation %d",
+			len(gens), maxGenerations, merged, p.generation)
+	case keptBytes+freshBytes > 0 && float64(deadBytes) > maxDeadFraction*float64(keptBytes+freshBytes):
+		var merged int
+		keptIdx, merged = dropDeadLayers(base, keptIdx, live)
+		p.reason = fmt.Sprintf("%.0f%% dead bytes (over %.0f%%): %d layers repacked into generation %d",
+			100*float64(deadBytes)/float64(keptBytes+freshBytes), 100*maxDeadFraction, merged, p.generation)
 	}
 	remap := map[int]int{}
 	for n, i := range keptIdx {
@@ -112,7 +115,7 @@ func makePlan(local []Entry, base *Snapshot, forceCompact bool) *plan {
 			p.fresh[e.Cache] = append(p.fresh[e.Cache], e)
 		}
 	}
-	p.unchanged = base != nil && !p.compact && len(p.fresh) == 0 && len(p.kept) == len(base.Config.Layers) &&
+	p.unchanged = base != nil && p.reason == "" && len(p.fresh) == 0 && len(p.kept) == len(base.Config.Layers) &&
 		sameEntries(p.entries, base.Index.Entries)
 	return p
 }

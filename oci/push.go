@@ -127,7 +127,9 @@ type Result struct {
 	FilesWritten int `json:"filesWritten,omitempty"`
 	// Unchanged: the push found nothing new and wrote nothing.
 	Unchanged bool `json:"unchanged,omitempty"`
-	// Compacted says why a push repacked everything.
+	// Compacted says why a push repacked files of base layers: everything
+	// (--compact, a format 1 base), or the smallest generations, or the
+	// mostly dead layers (compact.go).
 	Compacted string `json:"compacted,omitempty"`
 	ScanStats
 	Duration time.Duration `json:"durationNs"`

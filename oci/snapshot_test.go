@@ -516,21 +516,37 @@ func TestPullWritesAsDirOwner(t *testing.T) {
 	}
 }
 
-// TestAutoCompaction: past 8 generations, or 30% dead bytes, a push repacks.
+// TestAutoCompaction: past 8 generations, a push repacks the files of the
+// smallest generations into its own and keeps the biggest ones' layers, so
+// it uploads about the small ones' bytes; past 30% dead bytes, it repacks
+// the layers that are mostly dead and keeps the rest.
 func TestAutoCompaction(t *testing.T) {
 	t.Parallel() // self-contained (own dirs and stores): overlaps with the other slow tests
 	ctx := context.Background()
 	src := makeCache(t, testenv.TempDir(t))
 	gc := src.CacheDir(mount.GoCache)
+	addOutputs(t, src, 9, 40, 8<<10) // generation 1 is by far the biggest
 	s := newMemStore()
 	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
 		t.Fatal(err)
 	}
+	first, _ := FetchSnapshot(ctx, s, "k")
+	layersOf := func(snap *Snapshot, gen int) map[string]bool {
+		out := map[string]bool{}
+		for i, li := range snap.Config.Layers {
+			if li.Generation == gen {
+				out[snap.DataLayer(i).Digest.String()] = true
+			}
+		}
+		return out
+	}
+	gen1 := layersOf(first, 1)
 	compactedAt := 0
+	var res *Result
 	for i := 2; i <= 12 && compactedAt == 0; i++ {
 		writeT(t, filepath.Join(gc, "ee", "gen"+strconv.Itoa(i)), []byte(strings.Repeat("x", 10)), 0o644)
-		res, err := Push(ctx, src, s, "k", Options{})
-		if err != nil {
+		var err error
+		if res, err = Push(ctx, src, s, "k", Options{}); err != nil {
 			t.Fatal(err)
 		}
 		if res.Compacted != "" {
@@ -545,34 +561,74 @@ func TestAutoCompaction(t *testing.T) {
 		t.Fatalf("compacted at generation %d, want %d", compactedAt, maxGenerations+1)
 	}
 	snap, _ := FetchSnapshot(ctx, s, "k")
-	// A compaction also writes the index as one full document.
-	if len(snap.Config.Layers) != 2 || len(snap.Config.Indexes) != 1 {
-		t.Fatalf("after compaction: %d layers, %d index documents", len(snap.Config.Layers), len(snap.Config.Indexes))
+	gens := map[int]bool{}
+	for _, li := range snap.Config.Layers {
+		gens[li.Generation] = true
+	}
+	// Kept: generation 1 (the biggest) and the three oldest of the equal
+	// small ones; generations 5-8 and the new file went into generation 9.
+	for _, g := range []int{1, 2, 3, 4, 9} {
+		if !gens[g] {
+			t.Errorf("after the merge: generations %v, want 1-4 and 9", gens)
+		}
+	}
+	if len(gens) != keepGenerations+1 {
+		t.Errorf("after the merge: generations %v, want %d", gens, keepGenerations+1)
+	}
+	for d := range gen1 {
+		if !layersOf(snap, 1)[d] {
+			t.Errorf("generation 1's layer %s was repacked", d)
+		}
+	}
+	if res.DataBytes > 16<<10 {
+		t.Errorf("the merge uploaded %d data bytes; want about the small generations' (5 files of 10 bytes)", res.DataBytes)
 	}
 
 	// Dead bytes: a big file pushed next to a small one (so its layer stays
 	// live), then deleted. (A layer with no live file at all is dropped
 	// without compaction.)
 	big := filepath.Join(gc, "ee", "big")
-	writeT(t, big, []byte(strings.Repeat("big file content\n", 1<<16)), 0o644)
+	writeT(t, big, []byte(strings.Repeat("big file content\n", 1<<18)), 0o644)
 	writeT(t, filepath.Join(gc, "ee", "companion"), []byte("c"), 0o644)
 	if _, err := Push(ctx, src, s, "k", Options{}); err != nil {
 		t.Fatal(err)
 	}
+	withBig, _ := FetchSnapshot(ctx, s, "k")
+	bigLayer := layersOf(withBig, maxGenerations+2)
 	os.Remove(big)
 	writeT(t, filepath.Join(gc, "ee", "small"), []byte("s"), 0o644)
 	res, err := Push(ctx, src, s, "k", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(res.Compacted, "dead bytes") {
-		t.Fatalf("no compaction after the big file died: %+v", res)
+	if !strings.Contains(res.Compacted, "dead bytes") || !strings.Contains(res.Compacted, "1 layers repacked") {
+		t.Fatalf("after the big file died: %+v; want its one layer repacked", res)
+	}
+	snap, _ = FetchSnapshot(ctx, s, "k")
+	for d := range bigLayer {
+		if layersOf(snap, maxGenerations+2)[d] {
+			t.Errorf("the mostly dead layer %s is still referenced", d)
+		}
+	}
+	for d := range gen1 {
+		if !layersOf(snap, 1)[d] {
+			t.Errorf("generation 1's layer %s was repacked for another layer's dead bytes", d)
+		}
 	}
 	dst := newLayout(t)
 	if _, err := Pull(ctx, dst, s, "k", Options{}); err != nil {
 		t.Fatal(err)
 	}
 	diffSums(t, treeSums(t, src), treeSums(t, dst))
+
+	// --compact still repacks everything, into one layer per cache.
+	if res, err = Push(ctx, src, s, "k", Options{Compact: true}); err != nil || res.Compacted != "--compact" {
+		t.Fatalf("push --compact: %+v, %v", res, err)
+	}
+	snap, _ = FetchSnapshot(ctx, s, "k")
+	if len(snap.Config.Layers) != 2 || len(snap.Config.Indexes) != 1 {
+		t.Fatalf("after --compact: %d layers, %d index documents", len(snap.Config.Layers), len(snap.Config.Indexes))
+	}
 }
 
 // TestHeldLocks: library calls reuse a caller's lock; a pull under a shared
