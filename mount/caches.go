@@ -161,7 +161,9 @@ func (p CacheProfile) IsVolatile(rel string) bool {
 // (and so push, pull and the journal) has no such cache. Names are matched
 // exactly: a path ("../x", "gocache/..") is never a cache name.
 func LookupCache(name string) (Cache, bool) {
-	for _, p := range Profiles() {
+	// The registry itself, not a copy: decoding an index or the stat cache
+	// looks up every entry's cache name.
+	for _, p := range cacheProfiles {
 		if string(p.Name) == name {
 			return p.Name, true
 		}

@@ -241,9 +241,25 @@ func (p *pusher) scan() error {
 		return err
 	}
 	p.caches = caches
+	// The walk and the stat cache are local, the base is mostly network
+	// round trips: done side by side, an unchanged push (new tag) costs
+	// about the longer of the two, not their sum.
+	type local struct {
+		w    walked
+		stat *statCache
+	}
+	lc := make(chan local, 1)
+	go func() {
+		stat := loadStatCache(p.l, p.log)
+		lc <- local{walkCaches(p.l, caches, stat.files()+stat.files()/8), stat}
+	}()
 	b, err := chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, caches, p.log)
+	loc := <-lc
 	if err != nil {
 		return err
+	}
+	if loc.w.err != nil {
+		return loc.w.err
 	}
 	if b != nil {
 		p.base, p.baseStore = b.snap, b.store
@@ -252,8 +268,8 @@ func (p *pusher) scan() error {
 			p.res.BaseStore = b.store.String()
 		}
 	}
-	so := scanOptions{jobs: p.o.jobs(), hashAll: p.base != nil, stat: loadStatCache(p.l, p.log), since: p.o.now()}
-	entries, st, next, err := scanCaches(p.ctx, p.l, caches, so)
+	so := scanOptions{jobs: p.o.jobs(), hashAll: p.base != nil, stat: loc.stat, since: p.o.now()}
+	entries, st, next, err := finishScan(p.ctx, caches, loc.w, so)
 	if err != nil {
 		return err
 	}
