@@ -51,6 +51,28 @@ func readSmallBlob(ctx context.Context, s Store, d v1.Descriptor, limit int64) (
 // fetched, checked against its digest and declared size, and applied in
 // order (index_chain.go).
 func FetchSnapshot(ctx context.Context, s Store, tagOrDigest string) (*Snapshot, error) {
+	snap, err := fetchHead(ctx, s, tagOrDigest)
+	if err != nil {
+		return nil, err
+	}
+	m, c := snap.Manifest, snap.Config
+	x, ib, err := readIndexChain(ctx, s, m.Layers[:len(c.Indexes)], c)
+	if err != nil {
+		return nil, err // names the store and the index document
+	}
+	if err := materialise(x, c); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
+	}
+	if err := checkIndex(x, c); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
+	}
+	snap.Index, snap.IndexBytes = x, ib
+	return snap, nil
+}
+
+// fetchHead reads and validates a snapshot's manifest and config: the
+// Snapshot it returns has no Index.
+func fetchHead(ctx context.Context, s Store, tagOrDigest string) (*Snapshot, error) {
 	mt, mb, d, err := s.GetManifest(ctx, tagOrDigest)
 	if err != nil {
 		return nil, err
@@ -73,18 +95,7 @@ func FetchSnapshot(ctx context.Context, s Store, tagOrDigest string) (*Snapshot,
 	if err := checkConfig(c, m); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
 	}
-	x, ib, err := readIndexChain(ctx, s, m.Layers[:len(c.Indexes)], c)
-	if err != nil {
-		return nil, err // names the store and the index document
-	}
-	if err := materialise(x, c); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
-	}
-	if err := checkIndex(x, c); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", s, tagOrDigest, err)
-	}
-	return &Snapshot{Digest: d, Manifest: m, Config: c, Index: x,
-		ManifestBytes: int64(len(mb)), ConfigBytes: int64(len(cb)), IndexBytes: ib}, nil
+	return &Snapshot{Digest: d, Manifest: m, Config: c, ManifestBytes: int64(len(mb)), ConfigBytes: int64(len(cb))}, nil
 }
 
 // isNotFound reports a missing manifest or blob.

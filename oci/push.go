@@ -159,13 +159,17 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 		return nil, err
 	}
 	defer release()
-	for _, phase := range []func() error{p.scan, p.diff} {
-		if err := phase(); err != nil {
-			return nil, err
-		}
+	if err := p.scan(); err != nil {
+		return nil, err
+	}
+	if p.short {
+		return finish(l, s, tag, p.caches, p.res, p.start, "push")
+	}
+	if err := p.diff(); err != nil {
+		return nil, err
 	}
 	if p.unchanged() {
-		p.saveStatCache()
+		p.saveStatCache(p.base.Digest.String())
 		return finish(l, s, tag, p.caches, p.res, p.start, "push")
 	}
 	tmp, err := pushTempDir(l)
@@ -176,15 +180,17 @@ func Push(ctx context.Context, l mount.Layout, s Store, tag string, o Options) (
 	if err := p.packAndUpload(tmp); err != nil {
 		return nil, err
 	}
-	p.saveStatCache()
 	cfg, chain, err := p.uploadMetadata()
 	if err != nil {
+		p.saveStatCache("")
 		return nil, err
 	}
 	crashPoint("push-manifest")
 	if err := p.writeManifest(cfg, chain); err != nil {
+		p.saveStatCache("")
 		return nil, err
 	}
+	p.saveStatCache(p.res.Digest)
 	return finish(l, s, tag, p.caches, p.res, p.start, "push")
 }
 
@@ -209,6 +215,8 @@ type pusher struct {
 	stat      *statCache    // set by scan: what it learnt of the files, for the next push
 	packed    []*packedLayer
 	layers    []LayerInfo // the new config's layers: the base's kept ones, then the packed ones
+	tree      string      // set by scan: the walk's treeDigest, "" when racy
+	short     bool        // set by scan: the dir is the last push's snapshot, reused (reuseUnchanged)
 }
 
 // recover finishes an interrupted restore first: the caches could be half
@@ -241,25 +249,36 @@ func (p *pusher) scan() error {
 		return err
 	}
 	p.caches = caches
-	// The walk and the stat cache are local, the base is mostly network
-	// round trips: done side by side, an unchanged push (new tag) costs
-	// about the longer of the two, not their sum.
-	type local struct {
-		w    walked
-		stat *statCache
+	stat := loadStatCache(p.l, p.log)
+	hint := stat.files() + stat.files()/8
+	var w walked
+	var b *base
+	if p.o.Base == "" && stat.pushedTo(p.s, caches) {
+		// The short way (unchangedpush.go): the walk, and beside it the
+		// recorded snapshot's manifest and config; the long way then has
+		// the walk.
+		hc := make(chan *Snapshot, 1)
+		go func() { hc <- p.recordedHead(stat.pushed.digest) }()
+		w = walkCaches(p.l, caches, hint)
+		head := <-hc
+		if w.err == nil && head != nil && stat.sameTree(p.s, caches, w) && p.reuseUnchanged(head) {
+			p.short = true
+			return nil
+		}
+		b, err = chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, caches, p.log)
+	} else {
+		// The walk is local, the base mostly network round trips: side
+		// by side, a push costs about the longer of the two.
+		wc := make(chan walked, 1)
+		go func() { wc <- walkCaches(p.l, caches, hint) }()
+		b, err = chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, caches, p.log)
+		w = <-wc
 	}
-	lc := make(chan local, 1)
-	go func() {
-		stat := loadStatCache(p.l, p.log)
-		lc <- local{walkCaches(p.l, caches, stat.files()+stat.files()/8), stat}
-	}()
-	b, err := chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, caches, p.log)
-	loc := <-lc
 	if err != nil {
 		return err
 	}
-	if loc.w.err != nil {
-		return loc.w.err
+	if w.err != nil {
+		return w.err
 	}
 	if b != nil {
 		p.base, p.baseStore = b.snap, b.store
@@ -268,8 +287,9 @@ func (p *pusher) scan() error {
 			p.res.BaseStore = b.store.String()
 		}
 	}
-	so := scanOptions{jobs: p.o.jobs(), hashAll: p.base != nil, stat: loc.stat, since: p.o.now()}
-	entries, st, next, err := finishScan(p.ctx, caches, loc.w, so)
+	so := scanOptions{jobs: p.o.jobs(), hashAll: p.base != nil, stat: stat, since: p.o.now()}
+	p.tree, _ = treeDigest(w.entries, so.since.UnixNano()) // before finishScan reuses the slice
+	entries, st, next, err := finishScan(p.ctx, caches, w, so)
 	if err != nil {
 		return err
 	}
@@ -327,9 +347,14 @@ func (p *pusher) diff() error {
 // saveStatCache records what this push learnt of the files (statcache.go),
 // adding the digests packing computed. It is an optimisation for the next
 // push: failing to write it is logged, not an error.
-func (p *pusher) saveStatCache() {
+func (p *pusher) saveStatCache(pushed string) {
 	if p.plan != nil {
 		p.stat.fillPacked(p.plan.entries, len(p.plan.kept))
+	}
+	// The snapshot is the walked tree exactly only when no file was left
+	// out for being half-written or bad.
+	if pushed != "" && p.tree != "" && p.res.Writing == 0 && p.res.Bad == 0 {
+		p.stat.pushed = pushedTree{store: p.s.String(), digest: pushed, caches: joinCaches(p.caches), tree: p.tree}
 	}
 	if err := p.stat.save(p.l); err != nil {
 		p.log.Warn("cannot write the stat cache; the next push hashes every file", "err", err)

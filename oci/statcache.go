@@ -26,7 +26,7 @@ const statCacheName = "statcache"
 
 // statCacheMagic starts the (decompressed) stat cache; its last byte is
 // the encoding's version. Another version is ignored like a damaged file.
-const statCacheMagic = "melcache statcache\x00\x01"
+const statCacheMagic = "melcache statcache\x00\x02"
 
 // racyWindow: a record is trusted only when the file's mtime and ctime are
 // this much older than the time the recording push started reading files.
@@ -78,6 +78,9 @@ type statRecord struct {
 type statCache struct {
 	since int64
 	recs  map[entryKey]statRecord
+	// pushed is the snapshot the recording push wrote, when it indexed
+	// exactly the tree it walked (unchangedpush.go); zero otherwise.
+	pushed pushedTree
 }
 
 func newStatCache(since time.Time) *statCache {

@@ -17,7 +17,9 @@ import (
 // and bytes), size, mtime, ctime (varints), inode (uvarint), class (one
 // byte), goTime (varint), then a flags byte saying which of a 32-byte
 // sha256 (hasSHA) and, for a GOCACHE action entry, the 32-byte output id
-// it names (hasOut, for packOrder) follow, in that order. A flat binary stream rather than gob or JSON: decoding is a
+// it names (hasOut, for packOrder) follow, in that order. After the
+// records, four strings (uvarint length and bytes): the pushed tree's
+// store, snapshot digest, caches and tree digest (pushedTree). A flat binary stream rather than gob or JSON: decoding is a
 // loop over varints that slices one string for every path and digest, so
 // 100k records cost a few allocations plus the map (TestStatCacheRoundTrip
 // logs the time: about 0.15-0.2 s of CPU on a loaded 2-core builder), and
@@ -61,6 +63,9 @@ func (sc *statCache) encode() ([]byte, error) {
 		if buf.Len() > maxStatCacheBytes {
 			return nil, fmt.Errorf("stat cache: over %d bytes; not written", maxStatCacheBytes)
 		}
+	}
+	for _, f := range []string{sc.pushed.store, sc.pushed.digest, sc.pushed.caches, sc.pushed.tree} {
+		buf.Write(appendString(nil, f))
 	}
 	return compressBytes(buf.Bytes())
 }
@@ -123,6 +128,7 @@ func decodeStatCache(z []byte) (*statCache, error) {
 		}
 		sc.recs[k] = r
 	}
+	sc.pushed = pushedTree{store: d.str(d.uvarint()), digest: d.str(d.uvarint()), caches: d.str(d.uvarint()), tree: d.str(d.uvarint())}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")
 	}
