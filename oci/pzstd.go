@@ -69,6 +69,12 @@ func newPzstdWriter(w io.Writer, workers int) *pzstdWriter {
 			enc := pzEncoders.Get().(*zstd.Encoder)
 			defer pzEncoders.Put(enc)
 			for j := range z.jobs {
+				// Room for the whole frame up front: EncodeAll appends
+				// block by block, and growing a 4 MiB frame by doubling
+				// copies was 16% of a full push's CPU (profiled).
+				if m := enc.MaxEncodedSize(len(j.in)); cap(j.out) < m {
+					j.out = make([]byte, 0, m)
+				}
 				j.out = enc.EncodeAll(j.in, j.out[:0])
 				close(j.ready)
 			}
