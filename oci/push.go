@@ -249,28 +249,24 @@ func (p *pusher) scan() error {
 		return err
 	}
 	p.caches = caches
+	// The walk is local and the longest part of an unchanged push: it
+	// starts first, and the stat cache, the base and the recorded
+	// snapshot's head (network) are read beside it.
+	wc := make(chan walked, 1)
+	go func() { wc <- walkCaches(p.l, caches) }()
 	stat := loadStatCache(p.l, p.log)
-	hint := stat.files() + stat.files()/8
 	var w walked
 	var b *base
 	if p.o.Base == "" && stat.pushedTo(p.s, caches) {
-		// The short way (unchangedpush.go): the walk, and beside it the
-		// recorded snapshot's manifest and config; the long way then has
-		// the walk.
-		hc := make(chan *Snapshot, 1)
-		go func() { hc <- p.recordedHead(stat.pushed.digest) }()
-		w = walkCaches(p.l, caches, hint)
-		head := <-hc
+		// The short way (unchangedpush.go); the long way then has the walk.
+		head := p.recordedHead(stat.pushed.digest)
+		w = <-wc
 		if w.err == nil && head != nil && stat.sameTree(p.s, caches, w) && p.reuseUnchanged(head) {
 			p.short = true
 			return nil
 		}
 		b, err = chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, caches, p.log)
 	} else {
-		// The walk is local, the base mostly network round trips: side
-		// by side, a push costs about the longer of the two.
-		wc := make(chan walked, 1)
-		go func() { wc <- walkCaches(p.l, caches, hint) }()
 		b, err = chooseBase(p.ctx, p.l, p.s, p.tag, &p.o, caches, p.log)
 		w = <-wc
 	}

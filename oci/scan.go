@@ -2,15 +2,18 @@ package oci
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/melcache/melcache/mount"
+	"golang.org/x/sys/unix"
 )
 
 // excluded reports whether a cache-relative path is volatile and never
@@ -100,7 +103,7 @@ type scanOptions struct {
 // packing hashes, then saves it). Module-index entries and GOCACHE -d
 // files still being written are left out and counted.
 func scanCaches(ctx context.Context, l mount.Layout, caches []mount.Cache, o scanOptions) ([]Entry, ScanStats, *statCache, error) {
-	w := walkCaches(l, caches, 0)
+	w := walkCaches(l, caches)
 	if w.err != nil {
 		return nil, w.st, nil, w.err
 	}
@@ -116,12 +119,10 @@ type walked struct {
 }
 
 // walkCaches walks the caches of l: no file is read. Push runs it while it
-// resolves its base over the network (the two are independent), then
-// finishScan reads what the base rule needs read. hint is how many entries
-// to expect (from the stat cache): an Entry is large, and growing the slice
-// by copying cost about a sixth of an unchanged push.
-func walkCaches(l mount.Layout, caches []mount.Cache, hint int) walked {
-	w := walked{entries: make([]Entry, 0, hint)}
+// reads the stat cache and resolves its base over the network (they are
+// independent), then finishScan reads what the base rule needs read.
+func walkCaches(l mount.Layout, caches []mount.Cache) walked {
+	var w walked
 	for _, c := range caches {
 		if w.entries, w.err = walkCache(l, c, w.entries, &w.st); w.err != nil {
 			return w
@@ -190,54 +191,82 @@ func walkCache(l mount.Layout, c mount.Cache, entries []Entry, st *ScanStats) ([
 	if _, err := os.Lstat(root); os.IsNotExist(err) {
 		return entries, nil
 	}
-	if err := filepath.WalkDir(root, walkVisit(c, root, &entries, st)); err != nil {
+	fd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
-	return entries, nil
+	w := &dirWalker{c: c, root: root, entries: entries, st: st}
+	if err := w.walk(fd, ""); err != nil {
+		return nil, fmt.Errorf("scan %s: %w", root, err)
+	}
+	return w.entries, nil
 }
 
-// walkVisit is the WalkDir function that appends cache c's entries under
-// root to entries, with what lstat says of each file.
-func walkVisit(c mount.Cache, root string, entries *[]Entry, st *ScanStats) fs.WalkDirFunc {
-	return func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == root {
-			return nil
-		}
-		rel := filepath.ToSlash(p[len(root)+1:])
-		if checkPath(rel) != nil {
-			st.BadName++
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if excluded(c, rel, d.IsDir()) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			if os.IsNotExist(err) { // removed while we walk (trim)
-				return nil
-			}
-			return err
-		}
-		switch {
-		case fi.IsDir():
-			*entries = append(*entries, Entry{Cache: c, Path: rel, Type: TypeDir, Mode: uint32(fi.Mode().Perm())})
-		case fi.Mode().IsRegular():
-			*entries = append(*entries, Entry{Cache: c, Path: rel, Type: TypeFile, Mode: uint32(fi.Mode().Perm()),
-				Size: fi.Size(), Layer: -1, st: statOf(fi, root)})
-		default:
-			st.Other++
-		}
-		return nil
+// dirWalker walks a cache root as filepath.WalkDir would (each directory's
+// entries in name order, a directory before its contents), but stats each
+// entry relative to its directory's descriptor (fstatat): one path
+// component for the kernel to resolve instead of the whole path from the
+// root. Deep module trees made the walk, one lstat of a full path per
+// entry, the largest part of an unchanged push.
+type dirWalker struct {
+	c       mount.Cache
+	root    string
+	entries []Entry
+	st      *ScanStats
+}
+
+// walk reads the directory open as fd (rel under the root; "" for the
+// root) and closes it.
+func (w *dirWalker) walk(fd int, rel string) error {
+	f := os.NewFile(uintptr(fd), filepath.Join(w.root, rel))
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return err
 	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := name
+		if rel != "" {
+			p = rel + "/" + name
+		}
+		var sys unix.Stat_t
+		if err := unix.Fstatat(fd, name, &sys, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, syscall.ENOENT) { // removed while we walk (trim)
+				continue
+			}
+			return &fs.PathError{Op: "lstat", Path: filepath.Join(w.root, p), Err: err}
+		}
+		isDir := sys.Mode&syscall.S_IFMT == syscall.S_IFDIR
+		if checkPath(p) != nil {
+			w.st.BadName++
+			continue
+		}
+		if excluded(w.c, p, isDir) {
+			continue
+		}
+		mode := uint32(sys.Mode & 0o777)
+		switch {
+		case isDir:
+			w.entries = append(w.entries, Entry{Cache: w.c, Path: p, Type: TypeDir, Mode: mode})
+			sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				if errors.Is(err, syscall.ENOENT) {
+					continue
+				}
+				return &fs.PathError{Op: "open", Path: filepath.Join(w.root, p), Err: err}
+			}
+			if err := w.walk(sub, p); err != nil {
+				return err
+			}
+		case sys.Mode&syscall.S_IFMT == syscall.S_IFREG:
+			w.entries = append(w.entries, Entry{Cache: w.c, Path: p, Type: TypeFile, Mode: mode,
+				Size: sys.Size, Layer: -1, st: fileStat{size: sys.Size, mtime: sys.Mtim.Nano(), ctime: sys.Ctim.Nano(), ino: sys.Ino, root: w.root}})
+		default:
+			w.st.Other++
+		}
+	}
+	return nil
 }
 
 // statOf is the stat cache's view of a file in the cache rooted at root.

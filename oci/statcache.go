@@ -87,15 +87,6 @@ func newStatCache(since time.Time) *statCache {
 	return &statCache{since: since.UnixNano(), recs: map[entryKey]statRecord{}}
 }
 
-// files is how many files sc has records of (0 for nil): a hint of how
-// many entries the next scan finds (directories add about an eighth).
-func (sc *statCache) files() int {
-	if sc == nil {
-		return 0
-	}
-	return len(sc.recs)
-}
-
 // lookup returns e's record when it can be trusted: same size, mtime,
 // ctime and inode, and not racy.
 func (sc *statCache) lookup(e *Entry) (statRecord, bool) {
