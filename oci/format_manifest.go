@@ -91,6 +91,9 @@ func checkConfig(c *Config, m *v1.Manifest) error {
 		if _, ok := mount.LookupCache(string(l.Cache)); !ok || !c.Holds(l.Cache) {
 			return fmt.Errorf("snapshot layer %s restores into unknown cache %q", l.Digest, l.Cache)
 		}
+		if l.Generation < 0 || l.Generation > maxLayerGeneration {
+			return fmt.Errorf("snapshot layer %s: generation %d out of range", l.Digest, l.Generation)
+		}
 		if l.Size < 0 || l.Files < 0 {
 			return fmt.Errorf("snapshot layer %s: negative size or file count", l.Digest)
 		}
@@ -161,3 +164,7 @@ func checkFrames(l LayerInfo, blobSize int64) error {
 	}
 	return nil
 }
+
+// maxLayerGeneration bounds a config's layer generations: a push makes
+// MaxGeneration()+1, which must not overflow onto a kept layer's.
+const maxLayerGeneration = 1 << 31

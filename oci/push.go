@@ -257,7 +257,7 @@ func (p *pusher) scan() error {
 	stat := loadStatCache(p.l, p.log)
 	var w walked
 	var b *base
-	if p.o.Base == "" && stat.pushedTo(p.s, caches) {
+	if p.o.Base == "" && !p.o.Compact && stat.pushedTo(p.s, caches) {
 		// The short way (unchangedpush.go); the long way then has the walk.
 		head := p.recordedHead(stat.pushed.digest)
 		w = <-wc

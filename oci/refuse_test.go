@@ -133,6 +133,9 @@ func TestPullRefuses(t *testing.T) {
 		{"oversize", []Entry{file("x")}, []member{reg("gocache/x"), reg("gocache/y")}, func(c *Config) { c.Layers[0].Size = 1536 }, "more bytes than the config declares"},
 		{"dup member", []Entry{file("x"), file("y")}, []member{reg("gocache/x"), reg("gocache/x"), reg("gocache/y")}, nil, "duplicate member"},
 		{"config count", []Entry{file("x")}, []member{reg("gocache/x")}, func(c *Config) { c.Files = 0 }, "config declares"},
+		// A push makes MaxGeneration()+1: a huge generation must not wrap
+		// onto a kept layer's.
+		{"generation", []Entry{file("x")}, []member{reg("gocache/x")}, func(c *Config) { c.Layers[0].Generation = 1 << 62 }, "out of range"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -196,7 +196,7 @@ func walkCache(l mount.Layout, c mount.Cache, entries []Entry, st *ScanStats) ([
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
 	w := &dirWalker{c: c, root: root, entries: entries, st: st}
-	if err := w.walk(fd, ""); err != nil {
+	if err := w.walk(fd, "", 0); err != nil {
 		return nil, fmt.Errorf("scan %s: %w", root, err)
 	}
 	return w.entries, nil
@@ -215,27 +215,52 @@ type dirWalker struct {
 	st      *ScanStats
 }
 
+// maxHeldDirs bounds the directory descriptors a walk holds open: below
+// it each level keeps its directory open for fstatat/openat; deeper, a
+// directory is closed once its entries are stat'd and its subdirectories
+// are opened by path, as filepath.WalkDir did, so a hostile deep tree
+// (up to maxPathBytes/2 levels) cannot exhaust RLIMIT_NOFILE.
+const maxHeldDirs = 64
+
 // walk reads the directory open as fd (rel under the root; "" for the
-// root) and closes it.
-func (w *dirWalker) walk(fd int, rel string) error {
+// root, at depth 0) and closes it.
+func (w *dirWalker) walk(fd int, rel string, depth int) error {
 	f := os.NewFile(uintptr(fd), filepath.Join(w.root, rel))
-	defer f.Close()
+	held := true
+	defer func() {
+		if held {
+			f.Close()
+		}
+	}()
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
+	type stated struct {
+		name string
+		sys  unix.Stat_t
+	}
+	ents := make([]stated, 0, len(names))
 	for _, name := range names {
-		p := name
-		if rel != "" {
-			p = rel + "/" + name
-		}
 		var sys unix.Stat_t
 		if err := unix.Fstatat(fd, name, &sys, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			if errors.Is(err, syscall.ENOENT) { // removed while we walk (trim)
 				continue
 			}
-			return &fs.PathError{Op: "lstat", Path: filepath.Join(w.root, p), Err: err}
+			return &fs.PathError{Op: "lstat", Path: filepath.Join(w.root, rel, name), Err: err}
+		}
+		ents = append(ents, stated{name, sys})
+	}
+	if depth >= maxHeldDirs {
+		held = false
+		f.Close()
+	}
+	for i := range ents {
+		name, sys := ents[i].name, &ents[i].sys
+		p := name
+		if rel != "" {
+			p = rel + "/" + name
 		}
 		isDir := sys.Mode&syscall.S_IFMT == syscall.S_IFDIR
 		if checkPath(p) != nil {
@@ -249,14 +274,20 @@ func (w *dirWalker) walk(fd int, rel string) error {
 		switch {
 		case isDir:
 			w.entries = append(w.entries, Entry{Cache: w.c, Path: p, Type: TypeDir, Mode: mode})
-			sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+			var sub int
+			if held {
+				sub, err = unix.Openat(fd, name, flags, 0)
+			} else {
+				sub, err = unix.Open(filepath.Join(w.root, p), flags, 0)
+			}
 			if err != nil {
 				if errors.Is(err, syscall.ENOENT) {
 					continue
 				}
 				return &fs.PathError{Op: "open", Path: filepath.Join(w.root, p), Err: err}
 			}
-			if err := w.walk(sub, p); err != nil {
+			if err := w.walk(sub, p, depth+1); err != nil {
 				return err
 			}
 		case sys.Mode&syscall.S_IFMT == syscall.S_IFREG:

@@ -104,6 +104,7 @@ func (p *pusher) reuseUnchanged(snap *Snapshot) bool {
 	if c.FormatVersion != FormatVersion || c.Arch != HostArch() || c.GoVersion != p.o.GoVersion || joinCaches(c.Caches) != joinCaches(p.caches) {
 		return false
 	}
+	saved := *p.res
 	p.base, p.baseStore = snap, p.s
 	p.res.BaseRule, p.res.Base = BaseRuleExchanged, snap.Digest.String()
 	p.res.Files, p.res.Bytes = c.Files, c.Size
@@ -118,6 +119,9 @@ func (p *pusher) reuseUnchanged(snap *Snapshot) bool {
 	chain := &indexChain{refs: c.Indexes, descs: snap.Manifest.Layers[:len(c.Indexes)]}
 	if err := p.writeManifest(snap.Manifest.Config, chain); err != nil {
 		p.log.Debug("writing the manifest failed; taking the long way", "err", err)
+		// The long way must not see the head-only snapshot (no index) as
+		// its base, nor this attempt's counts.
+		p.base, p.baseStore, p.layers, *p.res = nil, nil, nil, saved
 		return false
 	}
 	return true

@@ -2,9 +2,14 @@ package oci
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/melcache/melcache/internal/testenv"
 	"github.com/melcache/melcache/mount"
@@ -130,4 +135,111 @@ func TestUnchangedPushForgedStatCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	diffSums(t, treeSums(t, l), treeSums(t, dst))
+}
+
+// cleanCache is makeCache plus outputs, without its half-written -d: a
+// tree a push indexes exactly, so the next push may take the short way.
+func cleanCache(t *testing.T) mount.Layout {
+	t.Helper()
+	l := makeCache(t, testenv.TempDir(t))
+	addOutputs(t, l, 3, 30, 4<<10)
+	half := sha([]byte("not this"))
+	if err := os.Remove(filepath.Join(l.CacheDir(mount.GoCache), half[:2], half+"-d")); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestUnchangedPushCompactCompacts: --compact on an unchanged dir repacks,
+// it does not reuse the last snapshot's layers.
+func TestUnchangedPushCompactCompacts(t *testing.T) {
+	l := cleanCache(t)
+	s := newMemStore()
+	mustPush(t, l, s, "a", Options{Now: later})
+	addOutputs(t, l, 4, 5, 4<<10)
+	mustPush(t, l, s, "b", Options{Now: later})
+	b := mustFetch(t, s, "b")
+	if len(b.Config.Layers) < 3 {
+		t.Fatalf("the delta push left %d layers; want the base's two and a new one", len(b.Config.Layers))
+	}
+	res := mustPush(t, l, s, "c", Options{Now: later, Compact: true})
+	if c := mustFetch(t, s, "c"); res.Compacted != "--compact" || len(c.Config.Layers) >= len(b.Config.Layers) {
+		t.Errorf("--compact on an unchanged dir: compacted %q, %d layers (was %d)", res.Compacted, len(c.Config.Layers), len(b.Config.Layers))
+	}
+}
+
+// failPutOnce refuses its first manifest PUT.
+type failPutOnce struct {
+	*memStore
+	failed bool
+}
+
+func (f *failPutOnce) PutManifest(ctx context.Context, tag, mt string, b []byte) (v1.Hash, error) {
+	if !f.failed {
+		f.failed = true
+		return v1.Hash{}, errors.New("injected: manifest PUT refused")
+	}
+	return f.memStore.PutManifest(ctx, tag, mt, b)
+}
+
+// TestUnchangedPushWriteFailureTakesLongWay: when the short way cannot
+// write its manifest, the long way runs as if it had never been tried (it
+// found no base here: the records are gone, the stat cache is not).
+func TestUnchangedPushWriteFailureTakesLongWay(t *testing.T) {
+	l := cleanCache(t)
+	ms := newMemStore()
+	mustPush(t, l, ms, "a", Options{Now: later})
+	md := filepath.Join(l.Dir, ".melcache")
+	ents, _ := os.ReadDir(md)
+	for _, e := range ents {
+		if e.Name() != statCacheName {
+			os.RemoveAll(filepath.Join(md, e.Name()))
+		}
+	}
+	res, err := Push(context.Background(), l, &failPutOnce{memStore: ms}, "b", Options{Now: later, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Base != "" || res.BaseRule != "" {
+		t.Errorf("the long way reports the short way's base: %+v", res)
+	}
+	dst := newLayout(t)
+	if _, err := Pull(context.Background(), dst, ms, "b", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	diffSums(t, treeSums(t, l), treeSums(t, dst))
+}
+
+// TestWalkDeepTree: a build can make a tree as deep as a path allows; the
+// walk holds a bounded number of directories open (maxHeldDirs).
+func TestWalkDeepTree(t *testing.T) {
+	l := makeCache(t, testenv.TempDir(t))
+	deep := filepath.Join(l.CacheDir(mount.GoModCache), strings.Repeat("a/", 400))
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeT(t, filepath.Join(deep, "f"), []byte("deep\n"), 0o644)
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = min(old.Cur, 256) // fewer than the tree has levels
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	var st ScanStats
+	entries, err := walkCache(l, mount.GoModCache, nil, &st)
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old)
+	if err != nil {
+		t.Fatalf("walk of a 400-deep tree under %d descriptors: %v", lim.Cur, err)
+	}
+	want := strings.Repeat("a/", 400) + "f"
+	found := false
+	for _, e := range entries {
+		found = found || e.Path == want
+	}
+	if !found {
+		t.Errorf("the deepest file is not among the %d entries", len(entries))
+	}
 }
