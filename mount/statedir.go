@@ -160,6 +160,16 @@ func (l Layout) openStateFile(name string) (*os.Root, error) {
 // (atomic, never through a link), creating the state directory and name's
 // directories when missing. o.CreateDirs is implied.
 func WriteState(l Layout, name string, v any, o fsutil.WriteOptions) error {
+	return l.writeStateIn(name, func(root *os.Root) error {
+		o.CreateDirs = false
+		return fsutil.WriteJSONIn(root, name, v, o)
+	})
+}
+
+// writeStateIn opens the state directory (creating it and name's
+// directories when missing, each checked as StateSubdir checks it) and
+// calls write with it: the one path WriteState and WriteStateBytes share.
+func (l Layout) writeStateIn(name string, write func(root *os.Root) error) error {
 	root, err := l.OpenState(true)
 	if err != nil {
 		return err
@@ -170,8 +180,7 @@ func WriteState(l Layout, name string, v any, o fsutil.WriteOptions) error {
 			return err
 		}
 	}
-	o.CreateDirs = false
-	return fsutil.WriteJSONIn(root, name, v, o)
+	return write(root)
 }
 
 // checkPath checks each element of name inside root with checkEntry.
@@ -228,16 +237,8 @@ func ReadStateBytes(l Layout, name string, limit int64) ([]byte, error) {
 // fsutil.WriteFileIn (atomic, never through a link), creating the state
 // directory when missing. It is WriteState for files that are not JSON.
 func WriteStateBytes(l Layout, name string, data []byte, o fsutil.WriteOptions) error {
-	root, err := l.OpenState(true)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	if d := filepath.Dir(filepath.Clean(name)); d != "." {
-		if err := l.StateSubdir(root, d, true); err != nil {
-			return err
-		}
-	}
-	o.CreateDirs = false
-	return fsutil.WriteFileIn(root, name, data, o)
+	return l.writeStateIn(name, func(root *os.Root) error {
+		o.CreateDirs = false
+		return fsutil.WriteFileIn(root, name, data, o)
+	})
 }
