@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,14 +73,23 @@ func plantEntry(t *testing.T, gocache string, action ID, body []byte, old time.T
 // or write nothing outside DIR: every such get is a miss, every such put an
 // error or a write that replaces the link inside DIR, and the stream goes
 // on. The directory outside holds valid entries for every action used, so
-// following any link would turn a miss into a hit.
+// following any link would turn a miss into a hit. FIFOs planted as an
+// "-a" or a "-d" are misses that do not hang the server. It runs on both
+// lookup paths: openat2 (fsutil.Beneath) and the os.Root one kept for
+// kernels without it.
 func TestHostileRequestsStayInside(t *testing.T) {
+	for _, path := range []string{"openat2", "os.Root"} {
+		t.Run(path, func(t *testing.T) { hostileRequests(t, path == "openat2") })
+	}
+}
+
+func hostileRequests(t *testing.T, openat2 bool) {
 	base := t.TempDir()
 	dir, outside := filepath.Join(base, "DIR"), filepath.Join(base, "outside")
 	gocache := filepath.Join(dir, "gocache")
 	old := time.Now().Add(-48 * time.Hour) // a hit would refresh it
 	ids := map[string]ID{}
-	names := []string{"shard", "alink", "dlink", "badout", "upper", "fileshard"}
+	names := []string{"shard", "alink", "dlink", "badout", "upper", "fileshard", "fifo", "fifod"}
 	for _, n := range names {
 		ids[n], _ = ParseID(actionID(n))
 		plantEntry(t, outside, ids[n], []byte("outside "+n), old)
@@ -110,6 +120,21 @@ func TestHostileRequestsStayInside(t *testing.T) {
 	plantRaw(t, gocache, ids["badout"], strings.Repeat("../", 21)+"x")
 	plantRaw(t, gocache, ids["upper"], strings.ToUpper(hexOf(outputOf([]byte("outside upper")))))
 	copyOut(t, outside, gocache, outputOf([]byte("outside upper")))
+	// A FIFO as an "-a", and a valid "-a" whose "-d" is a FIFO: opening
+	// either for reading would block.
+	if err := os.MkdirAll(filepath.Join(gocache, ids["fifo"].shard()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(gocache, ids["fifo"].name("a")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifoBody := []byte("outside fifod")
+	plantEntry(t, gocache, ids["fifod"], fifoBody, old)
+	fifoOut, _ := ParseID(outputOf(fifoBody))
+	os.Remove(filepath.Join(gocache, fifoOut.name("d")))
+	if err := syscall.Mkfifo(filepath.Join(gocache, fifoOut.name("d")), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	before := treeState(t, outside)
 	var stats Stats
@@ -118,6 +143,12 @@ func TestHostileRequestsStayInside(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	if !openat2 && st.beneath != nil {
+		st.beneath.Close()
+		st.beneath = nil
+	} else if openat2 && st.beneath == nil {
+		t.Skip("no openat2 on this kernel: the os.Root subtest covers the lookups")
+	}
 	c := startClient(t, st, &stats)
 	id := int64(0)
 	next := func() int64 { id++; return id }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"syscall"
 	"time"
 
 	"github.com/melcache/melcache/internal/fsutil"
@@ -24,16 +25,13 @@ const useMarkInterval = time.Hour
 // directory) is a miss, as it is for Go; only an I/O failure is an error.
 func (s *Store) getLocal(action ID) (Object, bool, error) {
 	aName := action.name("a")
-	f, err := fsutil.OpenFileNoFollow(s.root, aName, os.O_RDONLY, 0)
+	// One byte more than an entry, to tell "too long" from "just right".
+	b, afi, err := s.readEntry(aName, mount.ActionEntryLen+1)
 	if err != nil {
 		return Object{}, false, s.missOrError(err, aName)
 	}
-	// One byte more than an entry, to tell "too long" from "just right".
-	b, rerr := io.ReadAll(io.LimitReader(f, mount.ActionEntryLen+1))
-	afi, serr := f.Stat()
-	f.Close()
-	if rerr != nil || serr != nil {
-		return Object{}, false, fmt.Errorf("cacheprog: reading %s: %w", s.display(aName), errors.Join(rerr, serr))
+	if !afi.Mode().IsRegular() {
+		return Object{}, false, nil
 	}
 	e, err := mount.ParseActionEntry(b, action.String())
 	if err != nil {
@@ -44,10 +42,7 @@ func (s *Store) getLocal(action ID) (Object, bool, error) {
 		return Object{}, false, nil
 	}
 	dName := out.name("d")
-	if err := fsutil.CheckDirsIn(s.root, dName); err != nil {
-		return Object{}, false, nil // a linked shard: never followed
-	}
-	dfi, err := s.root.Lstat(dName)
+	dfi, err := s.statEntry(dName)
 	if err != nil {
 		return Object{}, false, s.missOrError(err, dName)
 	}
@@ -59,12 +54,44 @@ func (s *Store) getLocal(action ID) (Object, bool, error) {
 	return Object{OutputID: out, Size: e.Size, Time: e.Time, DiskPath: s.diskPath(dName)}, true, nil
 }
 
+// readEntry reads at most max bytes of the entry name, following no link
+// at the shard or the entry; fi is what was read (a caller checks it is a
+// regular file: the slice is nil otherwise).
+func (s *Store) readEntry(name string, max int) ([]byte, fs.FileInfo, error) {
+	if s.beneath != nil {
+		return s.beneath.ReadSmall(name, max)
+	}
+	f, err := fsutil.OpenFileNoFollow(s.root, name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	b, rerr := io.ReadAll(io.LimitReader(f, int64(max)))
+	fi, serr := f.Stat()
+	if err := errors.Join(rerr, serr); err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", s.display(name), err)
+	}
+	return b, fi, nil
+}
+
+// statEntry is the entry name itself (never a link's target), found
+// without following a link at its shard.
+func (s *Store) statEntry(name string) (fs.FileInfo, error) {
+	if s.beneath != nil {
+		return s.beneath.Lstat(name)
+	}
+	if err := fsutil.CheckDirsIn(s.root, name); err != nil {
+		return nil, err
+	}
+	return s.root.Lstat(name)
+}
+
 // missOrError: a missing entry or shard, a link or file where a shard
 // should be, a link where an entry should be, or an entry that is not a
 // regular file is a miss, as for Go;
 // anything else is an error naming the entry.
 func (s *Store) missOrError(err error, name string) error {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsutil.ErrLink) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fsutil.ErrLink) || errors.Is(err, syscall.ENOTDIR) {
 		return nil
 	}
 	if fi, lerr := s.root.Lstat(path.Dir(name)); lerr == nil && !fi.IsDir() {
