@@ -3,6 +3,7 @@ package cacheprog
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -169,5 +170,53 @@ func TestServeHandshakeAndEOF(t *testing.T) {
 	}
 	if want := `{"ID":0,"KnownCommands":["get","put","close"]}` + "\n"; out.String() != want {
 		t.Fatalf("handshake %q, want %q", out.String(), want)
+	}
+}
+
+// TestServeBatchedGets: gets that arrive together (one write, as two go
+// command workers' requests can) are answered inline with one flush for
+// the batch: every one is answered, once, hits and misses right, and the
+// last is not held back waiting for more requests.
+func TestServeBatchedGets(t *testing.T) {
+	var stats Stats
+	st, _ := openTestStore(t, &stats)
+	c := startClient(t, st, &stats)
+	hits := map[string]bool{}
+	for i := range 3 {
+		body := []byte(strings.Repeat("x", i+1))
+		name := string(rune('a' + i))
+		hits[name] = true
+		c.send(Request{ID: int64(100 + i), Command: CmdPut, ActionID: actionID(name), OutputID: outputOf(body), BodySize: int64(len(body))}, body)
+		if res := c.read(); res.Err != "" {
+			t.Fatalf("put %s: %+v", name, res)
+		}
+	}
+	var batch bytes.Buffer
+	want := map[int64]bool{} // ID: a hit
+	for i := range 50 {
+		name := string(rune('a' + i%5)) // a, b, c hit; d, e miss
+		req := Request{ID: int64(i + 1), Command: CmdGet, ActionID: actionID(name)}
+		b, _ := json.Marshal(req)
+		batch.Write(b)
+		batch.WriteString("\n\n")
+		want[req.ID] = hits[name]
+	}
+	c.raw(batch.String())
+	for range 50 {
+		res := c.read()
+		hit, ok := want[res.ID]
+		if !ok {
+			t.Fatalf("response %+v: not a pending request", res)
+		}
+		delete(want, res.ID)
+		if res.Err != "" || res.Miss == hit {
+			t.Errorf("get %d: %+v, want hit %v", res.ID, res, hit)
+		}
+	}
+	if err := c.close(200); err != nil {
+		t.Fatal(err)
+	}
+	if r := stats.Report(); r.Gets != 50 || r.Hits != 30 {
+		t.Errorf("stats %+v, want 50 gets and 30 hits", r)
 	}
 }

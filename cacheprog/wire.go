@@ -28,12 +28,20 @@ func readRequest(br *bufio.Reader) (*Request, error) {
 			return nil, fmt.Errorf("cacheprog: reading request: %w", err)
 		}
 		req := new(Request)
-		dec := json.NewDecoder(bytes.NewReader(line))
-		if err := dec.Decode(req); err != nil {
+		if err := json.Unmarshal(line, req); err != nil {
 			return nil, fmt.Errorf("cacheprog: malformed request %.100q: %w", line, err)
 		}
 		return req, nil
 	}
+}
+
+// requestBuffered reports whether a whole request line is already read
+// into br, so that reading it cannot block (the go command writes each
+// request, and the blank line after it, in one write).
+func requestBuffered(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	buf = bytes.TrimLeft(buf, " \t\r\n")
+	return bytes.IndexByte(buf, '\n') >= 0
 }
 
 // bodyReader streams a put body: a JSON string of base64 on the line after
