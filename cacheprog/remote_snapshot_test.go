@@ -141,7 +141,71 @@ func TestSnapshotRemote(t *testing.T) {
 		}
 	}
 	r.Close() // prefetches and neighbour writes done
+	// Nor was any written ahead from a fetched frame.
+	for _, a := range hostile {
+		if _, err := os.Lstat(filepath.Join(st.Dir(), a.name("a"))); err == nil {
+			t.Errorf("hostile entry %s was written ahead", a)
+		}
+	}
 	checkGoEntries(t, st.Dir())
+}
+
+// TestSnapshotRemoteWritesAhead: the action entries of a fetched frame are
+// written to the Store once their outputs are there, before any get asks:
+// the next get of one is a local hit with no range request, and the
+// report counts it as a remote fetch of its bytes, with no wait.
+func TestSnapshotRemoteWritesAhead(t *testing.T) {
+	s, snap, bodies, _ := snapshotFixture(t, 40)
+	var stats Stats
+	r, err := NewSnapshotRemote(s, snap, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r, Stats: &stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.attach(st)
+	t.Cleanup(func() { r.Close(); st.Close() })
+	ctx := context.Background()
+	var first ID
+	for a := range bodies {
+		first = a
+		break
+	}
+	if _, ok, err := st.Get(ctx, first); !ok || err != nil {
+		t.Fatalf("get %s: %v, %v", first, ok, err)
+	}
+	r.r.Wait() // the frame's files handed out
+	fetches := r.r.Fetches()
+	var ahead []ID
+	for a := range bodies {
+		if _, err := os.Lstat(filepath.Join(st.Dir(), a.name("a"))); a != first && err == nil {
+			ahead = append(ahead, a)
+		}
+	}
+	if len(ahead) == 0 {
+		t.Fatal("no action entry of the fetched frames was written ahead")
+	}
+	var want int64 = int64(len(bodies[first]))
+	for _, a := range ahead {
+		obj, ok, done, err := st.getNow(a)
+		if !ok || !done || err != nil {
+			t.Fatalf("get %s written ahead: hit %v, answered now %v, %v", a, ok, done, err)
+		}
+		if got, _ := os.ReadFile(obj.DiskPath); !bytes.Equal(got, bodies[a]) {
+			t.Fatalf("get %s: DiskPath holds other bytes", a)
+		}
+		want += obj.Size
+	}
+	if got := r.r.Fetches(); got != fetches {
+		t.Errorf("%d range requests after the gets of entries written ahead, want %d", got, fetches)
+	}
+	// Asked again, an entry written ahead is a plain hit: counted once.
+	st.getNow(ahead[0])
+	if rep := stats.Report(); rep.RemoteFetches != int64(1+len(ahead)) || rep.RemoteBytes != want {
+		t.Errorf("report %+v: want %d remote fetches of %d bytes", rep, 1+len(ahead), want)
+	}
 }
 
 // TestSnapshotRemoteTampered: a data layer changed in the store after the

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/melcache/melcache/internal/fsutil"
@@ -25,6 +26,14 @@ type Store struct {
 	stats   *Stats
 	now     func() time.Time
 	owner   *owner
+
+	// ahead are the actions a lazy Remote wrote before any get asked for
+	// them (from a frame fetched for another get) and no get has used
+	// yet: the first hit of one counts as a remote fetch with no wait, so
+	// the report's remote figures stay what the build took from the
+	// snapshot.
+	aheadMu sync.Mutex
+	ahead   map[ID]bool
 }
 
 // StoreOptions configure OpenStore.
@@ -119,7 +128,7 @@ func (s *Store) storeFetchedAction(action ID, f Fetched) (Object, error) {
 
 // Get implements Backend: the local entry, else the Remote's.
 func (s *Store) Get(ctx context.Context, action ID) (Object, bool, error) {
-	obj, ok, err := s.getLocal(action)
+	obj, ok, err := s.local(action)
 	if ok || err != nil || s.remote == nil {
 		return obj, ok, err
 	}
@@ -129,8 +138,44 @@ func (s *Store) Get(ctx context.Context, action ID) (Object, bool, error) {
 // getNow implements localGetter: a local hit, or a miss when there is no
 // Remote to ask.
 func (s *Store) getNow(action ID) (Object, bool, bool, error) {
-	obj, ok, err := s.getLocal(action)
+	obj, ok, err := s.local(action)
 	return obj, ok, ok || err != nil || s.remote == nil, err
+}
+
+// local is getLocal, counting the first hit of an action written ahead as
+// the remote fetch it stands for.
+func (s *Store) local(action ID) (Object, bool, error) {
+	obj, ok, err := s.getLocal(action)
+	if ok && s.remote != nil && s.tookAhead(action) {
+		s.stats.remoteWait(0, obj.Size)
+	}
+	return obj, ok, err
+}
+
+// storeAhead is storeFetchedAction for an action no get has asked for
+// yet (SnapshotRemote.writeAhead).
+func (s *Store) storeAhead(action ID, f Fetched) error {
+	if _, err := s.storeFetchedAction(action, f); err != nil {
+		return err
+	}
+	s.aheadMu.Lock()
+	defer s.aheadMu.Unlock()
+	if s.ahead == nil {
+		s.ahead = map[ID]bool{}
+	}
+	s.ahead[action] = true
+	return nil
+}
+
+// tookAhead reports, once, that action was written ahead.
+func (s *Store) tookAhead(action ID) bool {
+	s.aheadMu.Lock()
+	defer s.aheadMu.Unlock()
+	if !s.ahead[action] {
+		return false
+	}
+	delete(s.ahead, action)
+	return true
 }
 
 // fetch asks the Remote for action and stores what it returns.
