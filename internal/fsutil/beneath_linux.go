@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,6 +17,15 @@ type beneath struct {
 	dir  *os.File // keeps fd open
 	fd   int
 	name string // for errors
+
+	// subdirs holds O_PATH descriptors of the one-element directories
+	// Lstat has looked in (a GOCACHE's 256 shards), opened beneath with
+	// links refused, so that Lstat is one fstatat instead of openat2,
+	// fstat and close. A descriptor keeps naming the directory it opened
+	// even when that one is renamed or removed: Lstat checks it again
+	// before it reports a missing entry (see subdirStat).
+	mu      sync.Mutex
+	subdirs map[string]int
 }
 
 // resolveNoLinks makes openat2 refuse a name that leaves the directory or
@@ -41,12 +52,21 @@ func OpenBeneath(root *os.Root) (*Beneath, error) {
 }
 
 // Close closes the directory.
-func (b *Beneath) Close() error { return b.dir.Close() }
+func (b *Beneath) Close() error {
+	b.mu.Lock()
+	for _, fd := range b.subdirs {
+		unix.Close(fd)
+	}
+	b.subdirs = nil
+	b.mu.Unlock()
+	return b.dir.Close()
+}
 
 // open is openat2 beneath the directory with links refused (ELOOP, from
-// RESOLVE_NO_SYMLINKS, is reported as ErrLink).
+// RESOLVE_NO_SYMLINKS, is reported as ErrLink). The one exception is
+// the kernel's: O_PATH|O_NOFOLLOW opens a trailing link itself.
 func (b *Beneath) open(name string, flags int) (int, error) {
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC | unix.O_NOFOLLOW), Resolve: resolveNoLinks}
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveNoLinks}
 	for {
 		fd, err := unix.Openat2(b.fd, name, &how)
 		switch err {
@@ -68,7 +88,7 @@ func (b *Beneath) display(name string) string { return path.Join(b.name, name) }
 // EntryInfo comes back with a nil slice, and the caller checks Mode. The
 // open is non-blocking, so a FIFO planted at name cannot hang the reader.
 func (b *Beneath) ReadSmall(name string, max int) ([]byte, EntryInfo, error) {
-	fd, err := b.open(name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY)
+	fd, err := b.open(name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err != nil {
 		return nil, EntryInfo{}, err
 	}
@@ -99,10 +119,14 @@ func (b *Beneath) ReadSmall(name string, max int) ([]byte, EntryInfo, error) {
 	return buf[:n], fi, nil
 }
 
-// Lstat reports the entry at name itself (a trailing link is an error
-// wrapping ErrLink, as any other link in name).
+// Lstat reports the entry at name itself: a trailing link is reported as
+// a link (or refused with ErrLink), never followed, and a link at any
+// other element is refused with ErrLink.
 func (b *Beneath) Lstat(name string) (EntryInfo, error) {
-	fd, err := b.open(name, unix.O_PATH)
+	if dir, base, ok := strings.Cut(name, "/"); ok && !strings.Contains(base, "/") && dir != "." && dir != ".." && base != "." && base != ".." {
+		return b.subdirStat(dir, base, name)
+	}
+	fd, err := b.open(name, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
 		return EntryInfo{}, err
 	}
@@ -115,7 +139,11 @@ func (b *Beneath) fstat(fd int, name string) (EntryInfo, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return EntryInfo{}, &fs.PathError{Op: "fstat", Path: b.display(name), Err: err}
 	}
-	fi := EntryInfo{name: path.Base(name), size: st.Size, modTime: time.Unix(st.Mtim.Unix())}
+	return statInfo(&st, path.Base(name)), nil
+}
+
+func statInfo(st *unix.Stat_t, base string) EntryInfo {
+	fi := EntryInfo{name: base, size: st.Size, modTime: time.Unix(st.Mtim.Unix())}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 	case unix.S_IFDIR:
@@ -126,5 +154,56 @@ func (b *Beneath) fstat(fd int, name string) (EntryInfo, error) {
 		fi.mode = fs.ModeIrregular
 	}
 	fi.mode |= fs.FileMode(st.Mode & 0o777)
-	return fi, nil
+	return fi
+}
+
+// subdirStat is Lstat of dir/base through the cached descriptor of dir.
+// A missing entry is checked again against the directory dir names now
+// (a shard removed and made again, as by go clean -cache, leaves the
+// cached descriptor on a directory that is gone): when that is another
+// directory, the cache takes it and the lookup is made again.
+func (b *Beneath) subdirStat(dir, base, name string) (EntryInfo, error) {
+	for retried := false; ; retried = true {
+		dfd, err := b.subdir(dir, retried)
+		if err != nil {
+			return EntryInfo{}, err
+		}
+		var st unix.Stat_t
+		err = unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == nil {
+			return statInfo(&st, base), nil
+		}
+		if err != unix.ENOENT || retried {
+			return EntryInfo{}, &fs.PathError{Op: "fstatat", Path: b.display(name), Err: err}
+		}
+	}
+}
+
+// subdir returns the cached descriptor of dir, opening it when missing;
+// with fresh, it opens dir again and replaces a cached descriptor that
+// names another directory.
+func (b *Beneath) subdir(dir string, fresh bool) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old, ok := b.subdirs[dir]
+	if ok && !fresh {
+		return old, nil
+	}
+	fd, err := b.open(dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, err
+	}
+	if ok {
+		var a, c unix.Stat_t
+		if unix.Fstat(old, &a) == nil && unix.Fstat(fd, &c) == nil && a.Dev == c.Dev && a.Ino == c.Ino {
+			unix.Close(fd)
+			return old, nil
+		}
+		unix.Close(old)
+	}
+	if b.subdirs == nil {
+		b.subdirs = map[string]int{}
+	}
+	b.subdirs[dir] = fd
+	return fd, nil
 }

@@ -94,3 +94,62 @@ func TestBeneathRefusesLinks(t *testing.T) {
 		t.Errorf("ReadSmall of a FIFO: %q, %v, %v; want no content and not regular", got, fi, err)
 	}
 }
+
+// TestBeneathSubdirMadeAgain: Lstat keeps a descriptor per directory it
+// looked in; when that directory is replaced (removed and made again, or
+// swapped for a link), an entry of the new one is found, and a link is
+// still refused, never followed.
+func TestBeneathSubdirMadeAgain(t *testing.T) {
+	base := t.TempDir()
+	dir, outside := filepath.Join(base, "dir"), filepath.Join(base, "outside")
+	for _, d := range []string{filepath.Join(dir, "ab"), outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "ab", "one"))
+	write(filepath.Join(outside, "two"))
+	root, err := OpenRootNoFollow(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	b, err := OpenBeneath(root)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("no openat2 here: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Lstat("ab/one"); err != nil {
+		t.Fatal(err)
+	}
+	// Removed and made again, with another entry.
+	if err := os.RemoveAll(filepath.Join(dir, "ab")); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "ab"), 0o755)
+	write(filepath.Join(dir, "ab", "two"))
+	if fi, err := b.Lstat("ab/two"); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("Lstat ab/two in the directory made again: %v, %v", fi, err)
+	}
+	if _, err := b.Lstat("ab/one"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Lstat ab/one, removed: %v, want ErrNotExist", err)
+	}
+	// Swapped for a link to a directory that holds "two".
+	if err := os.RemoveAll(filepath.Join(dir, "ab")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "ab")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Lstat("ab/two"); !errors.Is(err, ErrLink) {
+		t.Errorf("Lstat ab/two through a linked directory: %v, want ErrLink", err)
+	}
+}
