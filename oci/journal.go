@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/melcache/melcache/internal/fsutil"
@@ -53,7 +54,7 @@ type journal struct {
 // digestRE is what a journal's digest may be: it is printed in messages,
 // so nothing but a digest (or none: it only names the snapshot) is
 // accepted.
-var digestRE = regexp.MustCompile(`^(sha256:[0-9a-f]{1,64})?$`)
+var digestRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(sha256:[0-9a-f]{1,64})?$`) })
 
 // maxJournalError bounds the error a journal carries into status output.
 const maxJournalError = 1024
@@ -87,7 +88,7 @@ func (j *journal) validate(l mount.Layout) error {
 		}
 		seen[known] = true
 	}
-	if !digestRE.MatchString(j.Digest) {
+	if !digestRE().MatchString(j.Digest) {
 		return bad("digest %q is not a sha256 digest", j.Digest)
 	}
 	if len(j.Error) > maxJournalError {

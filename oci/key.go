@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/melcache/melcache/envinject"
 )
@@ -37,14 +38,14 @@ type KeyOptions struct {
 	Dir string
 }
 
-var keyVar = regexp.MustCompile(`\{([a-z]+)(?::([^}]*))?\}`)
+var keyVar = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{([a-z]+)(?::([^}]*))?\}`) })
 
 // ExpandKey expands a key template ({arch}, {go}, {hash:FILE}) and sanitises
 // the result to the tag grammar ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}).
 func ExpandKey(tpl string, o KeyOptions) (string, error) {
 	var firstErr error
-	out := keyVar.ReplaceAllStringFunc(tpl, func(m string) string {
-		sub := keyVar.FindStringSubmatch(m)
+	out := keyVar().ReplaceAllStringFunc(tpl, func(m string) string {
+		sub := keyVar().FindStringSubmatch(m)
 		v, err := keyValue(sub[1], sub[2], o)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("key %q: %w", tpl, err)

@@ -46,8 +46,8 @@ func packOrder(c mount.Cache, es []*Entry) []*Entry {
 		case kindAction:
 			key[e] = e.GoTime
 		case kindOutput:
-			if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil {
-				key[e] = actionTime[m[1]]
+			if id, ok := goCacheDataID(e.Path); ok {
+				key[e] = actionTime[id]
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -240,11 +241,15 @@ func registryHost(hostport string) string {
 
 // repoComponent is one path component of a repository name, as the OCI
 // distribution spec writes it: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*.
-var repoComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
+var repoComponent = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
+})
 
 // hostLabel is one DNS label of a registry host name (letters, digits,
 // inner hyphens).
-var hostLabel = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$`)
+var hostLabel = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$`)
+})
 
 // checkRepository enforces the distribution spec's repository grammar:
 // "/"-separated components, none empty, each starting and ending with a
@@ -256,7 +261,7 @@ func checkRepository(repo string) error {
 			return fmt.Errorf("repository %q starts with '/' (an empty path component after the host)", repo)
 		case c == "":
 			return fmt.Errorf("repository %q has an empty path component", repo)
-		case !repoComponent.MatchString(c):
+		case !repoComponent().MatchString(c):
 			return fmt.Errorf("repository %q: component %q is not allowed (lowercase letters and digits, separated by '.', '_', '__' or '-')", repo, c)
 		}
 	}
@@ -280,7 +285,7 @@ func checkRegistry(hostport string) error {
 		return nil
 	}
 	for _, l := range strings.Split(host, ".") {
-		if !hostLabel.MatchString(l) {
+		if !hostLabel().MatchString(l) {
 			return fmt.Errorf("registry %q: %q is not a valid host name", hostport, host)
 		}
 	}

@@ -164,7 +164,7 @@ func finishScan(ctx context.Context, caches []mount.Cache, w walked, o scanOptio
 				st.ModIndexBytes += e.Size
 				continue
 			}
-			if m := goCacheDataName.FindStringSubmatch(e.Path); e.Cache == mount.GoCache && m != nil && e.SHA256 != "" && m[1] != e.SHA256 {
+			if id, ok := goCacheDataID(e.Path); e.Cache == mount.GoCache && ok && e.SHA256 != "" && id != e.SHA256 {
 				st.Writing++
 				continue
 			}

@@ -45,7 +45,7 @@ func kindOf(e *Entry) (fileKind, string) {
 	if id, ok := mount.ActionID(e.Path); ok {
 		return kindAction, id
 	}
-	if goCacheDataName.MatchString(e.Path) {
+	if _, ok := goCacheDataID(e.Path); ok {
 		return kindOutput, ""
 	}
 	return kindOther, ""
@@ -182,8 +182,8 @@ func markModIndex(entries []Entry) {
 	modIndex := map[string]bool{}
 	for i := range entries {
 		e := &entries[i]
-		if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.Cache == mount.GoCache && e.st.class == mount.OutputModIndex {
-			modIndex[m[1]] = true
+		if id, ok := goCacheDataID(e.Path); ok && e.Cache == mount.GoCache && e.st.class == mount.OutputModIndex {
+			modIndex[id] = true
 		}
 	}
 	for i := range entries {

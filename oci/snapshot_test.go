@@ -131,7 +131,7 @@ func treeSums(t testing.TB, l mount.Layout) map[string]string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m := goCacheDataName.FindStringSubmatch(rel); c == mount.GoCache && m != nil && m[1] != sha(b) {
+			if id, ok := goCacheDataID(rel); c == mount.GoCache && ok && id != sha(b) {
 				return nil // still being written: never packed
 			}
 			out[string(c)+"/"+rel] = "file " + fi.Mode().Perm().String() + " " + sha(b)

@@ -168,7 +168,7 @@ func packFile(tw *tar.Writer, l mount.Layout, e *Entry, buf []byte, h hash.Hash)
 		return fmt.Errorf("pack %s: file shrank from %d to %d bytes while pushing (a build is writing the cache; push again)", p, e.Size, n)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if m := goCacheDataName.FindStringSubmatch(e.Path); m != nil && e.Cache == mount.GoCache && m[1] != sum {
+	if id, ok := goCacheDataID(e.Path); ok && e.Cache == mount.GoCache && id != sum {
 		e.SHA256 = "" // still being written: dropped from the index
 		return nil
 	}
