@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/melcache/melcache/build"
 	"github.com/melcache/melcache/cacheprog"
@@ -62,6 +63,15 @@ verified against the snapshot's index. A snapshot of format 1 is pulled whole
 			}
 			if statsJSON != "" {
 				err = errors.Join(err, rep.WriteJSON(statsJSON))
+			}
+			// The go command waits for the end of this stdout before it
+			// goes on (cmd/go/internal/cache's ProgCache.Close), which
+			// otherwise comes with the exit: a few milliseconds of
+			// unwinding and address-space teardown on every build. The
+			// report and the JSON are out by now, so a build step that
+			// reads them after the go command finds them.
+			if c, ok := g.rawStdout().(io.Closer); ok {
+				c.Close()
 			}
 			return err
 		},
