@@ -105,20 +105,22 @@ lazy() {
   rm -rf "$full/.melcache"
   melcache push -q --only gocache --json --dir "$full" "$ref" > "$d/push.json"
   : > "$d/pull.times"; : > "$d/lazy.times"; : > "$d/pull.bytes"; : > "$d/lazy.bytes"; : > "$d/lazy.index"; : > "$d/lazy.used"
+  # empty_dir runs before each timed build, untimed: removing the last
+  # round's dir (288 MB after a pull, far less after a lazy build) inside
+  # the timed part charged it to whichever build came next.
+  empty_dir() { bench_wipe "$d/D"; mkdir -p "$d/D"; }
   pull_then_build() {
-    bench_wipe "$d/D"; mkdir -p "$d/D"
     melcache pull -q --json --only gocache --dir "$d/D" "$ref" > "$d/pull.json"
     CGO_ENABLED=0 GOMODCACHE="$full/gomodcache" GOCACHE="$d/D/gocache" GOBIN="$d/bin-pull" GOFLAGS="$MELANGE_FLAGS" GOPROXY="file://$full/gomodcache/cache/download" GOSUMDB=off go install "$TARGET"
   }
   lazy_build() {
-    bench_wipe "$d/D"; mkdir -p "$d/D"
     CGO_ENABLED=0 GOMODCACHE="$full/gomodcache" GOCACHE="$d/unused" GOBIN="$d/bin-lazy" GOFLAGS="$MELANGE_FLAGS" GOPROXY="file://$full/gomodcache/cache/download" GOSUMDB=off \
       GOCACHEPROG="melcache cacheprog -q --dir $d/D --stats-json $d/lazy.json $ref" go install "$TARGET"
   }
   for r in $(seq "$ROUNDS"); do
     log "lazy round $r"
-    if [ $((r % 2)) = 1 ]; then timed "$d/pull.times" pull_then_build; timed "$d/lazy.times" lazy_build
-    else timed "$d/lazy.times" lazy_build; timed "$d/pull.times" pull_then_build; fi
+    if [ $((r % 2)) = 1 ]; then empty_dir; timed "$d/pull.times" pull_then_build; empty_dir; timed "$d/lazy.times" lazy_build
+    else empty_dir; timed "$d/lazy.times" lazy_build; empty_dir; timed "$d/pull.times" pull_then_build; fi
     jq -r .dataBytes "$d/pull.json" >> "$d/pull.bytes"
     jq -r .remoteDownloaded "$d/lazy.json" >> "$d/lazy.bytes"
     jq -r .remoteIndexBytes "$d/lazy.json" >> "$d/lazy.index"
