@@ -23,8 +23,11 @@ type beneath struct {
 	// links refused, so that Lstat is one fstatat instead of openat2,
 	// fstat and close. A descriptor keeps naming the directory it opened
 	// even when that one is renamed or removed: Lstat checks it again
-	// before it reports a missing entry (see subdirStat).
-	mu      sync.Mutex
+	// before it reports a missing entry (see subdirStat). mu is held
+	// for reading while a descriptor is used, so that one replaced by a
+	// concurrent lookup (or Close) is not closed under it, nor its number
+	// reused by another open meanwhile.
+	mu      sync.RWMutex
 	subdirs map[string]int
 }
 
@@ -164,27 +167,49 @@ func statInfo(st *unix.Stat_t, base string) EntryInfo {
 // directory, the cache takes it and the lookup is made again.
 func (b *Beneath) subdirStat(dir, base, name string) (EntryInfo, error) {
 	for retried := false; ; retried = true {
-		dfd, err := b.subdir(dir, retried)
-		if err != nil {
-			return EntryInfo{}, err
-		}
 		var st unix.Stat_t
-		err = unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+		err := b.inSubdir(dir, retried, func(dfd int) error {
+			if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return &fs.PathError{Op: "fstatat", Path: b.display(name), Err: err}
+			}
+			return nil
+		})
 		if err == nil {
 			return statInfo(&st, base), nil
 		}
-		if err != unix.ENOENT || retried {
-			return EntryInfo{}, &fs.PathError{Op: "fstatat", Path: b.display(name), Err: err}
+		if retried || !errors.Is(err, fs.ErrNotExist) {
+			return EntryInfo{}, err
 		}
 	}
 }
 
-// subdir returns the cached descriptor of dir, opening it when missing;
-// with fresh, it opens dir again and replaces a cached descriptor that
-// names another directory.
-func (b *Beneath) subdir(dir string, fresh bool) (int, error) {
+// inSubdir calls f with the cached descriptor of dir, which stays open
+// while f runs: under the read lock when it is cached and not fresh,
+// else under the write lock once subdir has opened (or, fresh, checked)
+// it.
+func (b *Beneath) inSubdir(dir string, fresh bool, f func(dfd int) error) error {
+	if !fresh {
+		b.mu.RLock()
+		fd, ok := b.subdirs[dir]
+		if ok {
+			defer b.mu.RUnlock()
+			return f(fd)
+		}
+		b.mu.RUnlock()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	fd, err := b.subdir(dir, fresh)
+	if err != nil {
+		return err
+	}
+	return f(fd)
+}
+
+// subdir returns the cached descriptor of dir, opening it when missing;
+// with fresh, it opens dir again and replaces a cached descriptor that
+// names another directory. b.mu is held for writing.
+func (b *Beneath) subdir(dir string, fresh bool) (int, error) {
 	old, ok := b.subdirs[dir]
 	if ok && !fresh {
 		return old, nil
