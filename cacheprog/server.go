@@ -82,6 +82,9 @@ func (s *session) handle(ctx context.Context, br *bufio.Reader, req *Request) (d
 		s.inFlight.Wait()
 		return true, s.respond(&Response{ID: req.ID})
 	case CmdPut:
+		// Answers held for a batch go out first: the body may take a
+		// while to arrive and be stored.
+		s.flush()
 		return false, s.put(ctx, br, req)
 	case CmdGet:
 		if res, ok := s.getNow(req); ok {
@@ -91,6 +94,10 @@ func (s *session) handle(ctx context.Context, br *bufio.Reader, req *Request) (d
 			s.write(res, !requestBuffered(br))
 			return false, nil
 		}
+		// This get's answer comes from another goroutine, maybe after
+		// the network: answers held for a batch go out now, or the read
+		// loop would wait for more requests with them unwritten.
+		s.flush()
 		s.sem <- struct{}{}
 		s.inFlight.Add(1)
 		go func() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/melcache/melcache/mount"
@@ -218,5 +219,95 @@ func TestServeBatchedGets(t *testing.T) {
 	}
 	if r := stats.Report(); r.Gets != 50 || r.Hits != 30 {
 		t.Errorf("stats %+v, want 50 gets and 30 hits", r)
+	}
+}
+
+// blockingRemote is a Remote whose fetches wait until release is closed:
+// a registry that is slow to answer.
+type blockingRemote struct{ release chan struct{} }
+
+func (r blockingRemote) Fetch(ctx context.Context, _ ID) (Fetched, error) {
+	<-r.release
+	return Fetched{}, ErrNotFound
+}
+
+// stallReader returns its batch, then reports on waiting that the server
+// has read everything and waits for more, and blocks until more is closed:
+// a go command that sent two gets and now waits for their answers.
+type stallReader struct {
+	batch   []byte
+	waiting chan struct{}
+	more    chan struct{}
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if len(r.batch) > 0 {
+		n := copy(p, r.batch)
+		r.batch = r.batch[n:]
+		return n, nil
+	}
+	close(r.waiting)
+	<-r.more
+	return 0, io.EOF
+}
+
+// syncBuffer is what the server has written, safe to read meanwhile.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestServeInlineAnswerNotHeldByRemoteGet: a local hit answered in the read
+// loop, then a get in the same batch that goes to the remote: once the
+// server waits for more requests, the hit's answer has been written out,
+// not held in the buffer until the remote answers (the go command waits
+// on it, and may send nothing more until it has it).
+func TestServeInlineAnswerNotHeldByRemoteGet(t *testing.T) {
+	release := make(chan struct{})
+	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: blockingRemote{release}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	body := []byte("local object")
+	local, _ := ParseID(actionID("local"))
+	out, _ := ParseID(outputOf(body))
+	if _, err := st.Put(context.Background(), local, out, bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	var batch bytes.Buffer
+	for i, name := range []string{"local", "remote"} {
+		b, _ := json.Marshal(Request{ID: int64(i + 1), Command: CmdGet, ActionID: actionID(name)})
+		batch.Write(b)
+		batch.WriteString("\n\n")
+	}
+	r := &stallReader{batch: batch.Bytes(), waiting: make(chan struct{}), more: make(chan struct{})}
+	var w syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- (&Server{Backend: st}).Serve(context.Background(), r, &w) }()
+	<-r.waiting
+	written := w.String()
+	close(release)
+	close(r.more)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(written, `"ID":1,`) {
+		t.Errorf("the server waits for requests with the hit's answer unwritten; written so far: %q", written)
+	}
+	if all := w.String(); !strings.Contains(all, `"ID":2,`) {
+		t.Errorf("no answer to the remote get: %q", all)
 	}
 }
