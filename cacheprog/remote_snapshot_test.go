@@ -315,3 +315,87 @@ func TestOpenRemoteFormat1Pulls(t *testing.T) {
 		t.Errorf("gomodcache touched: %v", err)
 	}
 }
+
+// TestSnapshotRemoteWriteAheadCountsOnce: the frame fetched for a get
+// holds that action's own -a, which the neighbour hook sees too; asked
+// again (a second go command of the same bridge, or the same action
+// twice), the entry is a local hit and the report still counts one
+// remote fetch of its bytes.
+func TestSnapshotRemoteWriteAheadCountsOnce(t *testing.T) {
+	s, snap, bodies, _ := snapshotFixture(t, 40)
+	var stats Stats
+	r, err := NewSnapshotRemote(s, snap, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r, Stats: &stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.attach(st)
+	t.Cleanup(func() { r.Close(); st.Close() })
+	ctx := context.Background()
+	for a, body := range bodies {
+		if _, ok, err := st.Get(ctx, a); !ok || err != nil {
+			t.Fatalf("get %s: %v, %v", a, ok, err)
+		}
+		r.r.Wait() // the frame's files handed out, this action's -a included
+		if _, ok, done, err := st.getNow(a); !ok || !done || err != nil {
+			t.Fatalf("get %s again: hit %v, answered now %v, %v", a, ok, done, err)
+		}
+		if rep := stats.Report(); rep.RemoteFetches != 1 || rep.RemoteBytes != int64(len(body)) {
+			t.Errorf("report %+v: want 1 remote fetch of %d bytes", rep, len(body))
+		}
+		break
+	}
+}
+
+// TestSnapshotRemoteWriteAheadKeepsLocal: an action the local cache
+// already holds (the build's own entry, naming another output) is not
+// replaced by the snapshot's from a fetched frame, and a hit of it is not
+// counted as taken from the snapshot: only a local miss is.
+func TestSnapshotRemoteWriteAheadKeepsLocal(t *testing.T) {
+	s, snap, bodies, _ := snapshotFixture(t, 40)
+	var stats Stats
+	r, err := NewSnapshotRemote(s, snap, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r, Stats: &stats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.attach(st)
+	t.Cleanup(func() { r.Close(); st.Close() })
+	ctx := context.Background()
+	var first ID
+	own := map[ID][]byte{} // every other action, built locally to other bytes
+	for a := range bodies {
+		if first == (ID{}) {
+			first = a
+			continue
+		}
+		body := []byte("built here: " + a.String())
+		out, _ := ParseID(outputOf(body))
+		if _, err := st.Put(ctx, a, out, bytes.NewReader(body), int64(len(body))); err != nil {
+			t.Fatal(err)
+		}
+		own[a] = body
+	}
+	if _, ok, err := st.Get(ctx, first); !ok || err != nil {
+		t.Fatalf("get %s: %v, %v", first, ok, err)
+	}
+	r.r.Wait() // the fetched frames' files handed out
+	for a, body := range own {
+		obj, ok, _, err := st.getNow(a)
+		if !ok || err != nil {
+			t.Fatalf("get %s: hit %v, %v", a, ok, err)
+		}
+		if got, _ := os.ReadFile(obj.DiskPath); !bytes.Equal(got, body) {
+			t.Errorf("get %s: the local entry was replaced by the snapshot's", a)
+		}
+	}
+	if rep := stats.Report(); rep.RemoteFetches != 1 || rep.RemoteBytes != int64(len(bodies[first])) {
+		t.Errorf("report %+v: want 1 remote fetch of %d bytes", rep, len(bodies[first]))
+	}
+}

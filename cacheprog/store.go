@@ -31,9 +31,11 @@ type Store struct {
 	// them (from a frame fetched for another get) and no get has used
 	// yet: the first hit of one counts as a remote fetch with no wait, so
 	// the report's remote figures stay what the build took from the
-	// snapshot.
+	// snapshot. fetched are the actions a get asked the Remote for, which
+	// that get counts: one written ahead as well is not counted again.
 	aheadMu sync.Mutex
 	ahead   map[ID]bool
+	fetched map[ID]bool
 }
 
 // StoreOptions configure OpenStore.
@@ -153,18 +155,38 @@ func (s *Store) local(action ID) (Object, bool, error) {
 }
 
 // storeAhead is storeFetchedAction for an action no get has asked for
-// yet (SnapshotRemote.writeAhead).
+// yet (SnapshotRemote.writeAhead). An action the local cache already
+// holds is left as it is (the build's own entry, or one a get fetched):
+// only a local miss is taken from the snapshot, and counted.
 func (s *Store) storeAhead(action ID, f Fetched) error {
+	if _, _, _, ok, _ := s.findLocal(action); ok {
+		return nil
+	}
 	if _, err := s.storeFetchedAction(action, f); err != nil {
 		return err
 	}
 	s.aheadMu.Lock()
 	defer s.aheadMu.Unlock()
+	if s.fetched[action] {
+		return nil // a get fetched it meanwhile, and counted it
+	}
 	if s.ahead == nil {
 		s.ahead = map[ID]bool{}
 	}
 	s.ahead[action] = true
 	return nil
+}
+
+// fetching records that a get asks the Remote for action, and counts it:
+// an entry written ahead of it is not counted again.
+func (s *Store) fetching(action ID) {
+	s.aheadMu.Lock()
+	defer s.aheadMu.Unlock()
+	if s.fetched == nil {
+		s.fetched = map[ID]bool{}
+	}
+	s.fetched[action] = true
+	delete(s.ahead, action)
 }
 
 // tookAhead reports, once, that action was written ahead.
@@ -180,6 +202,7 @@ func (s *Store) tookAhead(action ID) bool {
 
 // fetch asks the Remote for action and stores what it returns.
 func (s *Store) fetch(ctx context.Context, action ID) (Object, bool, error) {
+	s.fetching(action)
 	t0 := time.Now()
 	f, err := s.remote.Fetch(ctx, action)
 	if errors.Is(err, ErrNotFound) {

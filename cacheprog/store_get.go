@@ -24,34 +24,43 @@ const useMarkInterval = time.Hour
 // file of the recorded size. Anything else (missing, malformed, a link, a
 // directory) is a miss, as it is for Go; only an I/O failure is an error.
 func (s *Store) getLocal(action ID) (Object, bool, error) {
+	obj, afi, dfi, ok, err := s.findLocal(action)
+	if ok {
+		s.markUsed(action.name("a"), afi)
+		s.markUsed(obj.OutputID.name("d"), dfi)
+	}
+	return obj, ok, err
+}
+
+// findLocal is getLocal without the use marks: the object, and its -a and
+// -d entries as checked.
+func (s *Store) findLocal(action ID) (obj Object, afi, dfi fs.FileInfo, ok bool, err error) {
 	aName := action.name("a")
 	// One byte more than an entry, to tell "too long" from "just right".
 	b, afi, err := s.readEntry(aName, mount.ActionEntryLen+1)
 	if err != nil {
-		return Object{}, false, s.missOrError(err, aName)
+		return Object{}, nil, nil, false, s.missOrError(err, aName)
 	}
 	if !afi.Mode().IsRegular() {
-		return Object{}, false, nil
+		return Object{}, nil, nil, false, nil
 	}
 	e, err := mount.ParseActionEntry(b, action.String())
 	if err != nil {
-		return Object{}, false, nil
+		return Object{}, nil, nil, false, nil
 	}
 	out, err := ParseHexID(e.Out)
 	if err != nil {
-		return Object{}, false, nil
+		return Object{}, nil, nil, false, nil
 	}
 	dName := out.name("d")
-	dfi, err := s.statEntry(dName)
+	dfi, err = s.statEntry(dName)
 	if err != nil {
-		return Object{}, false, s.missOrError(err, dName)
+		return Object{}, nil, nil, false, s.missOrError(err, dName)
 	}
 	if !dfi.Mode().IsRegular() || dfi.Size() != e.Size {
-		return Object{}, false, nil
+		return Object{}, nil, nil, false, nil
 	}
-	s.markUsed(aName, afi)
-	s.markUsed(dName, dfi)
-	return Object{OutputID: out, Size: e.Size, Time: e.Time, DiskPath: s.diskPath(dName)}, true, nil
+	return Object{OutputID: out, Size: e.Size, Time: e.Time, DiskPath: s.diskPath(dName)}, afi, dfi, true, nil
 }
 
 // readEntry reads at most max bytes of the entry name, following no link
