@@ -3,6 +3,7 @@ package cacheprog
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -238,6 +239,7 @@ type stallReader struct {
 	batch   []byte
 	waiting chan struct{}
 	more    chan struct{}
+	once    sync.Once
 }
 
 func (r *stallReader) Read(p []byte) (int, error) {
@@ -246,7 +248,7 @@ func (r *stallReader) Read(p []byte) (int, error) {
 		r.batch = r.batch[n:]
 		return n, nil
 	}
-	close(r.waiting)
+	r.once.Do(func() { close(r.waiting) })
 	<-r.more
 	return 0, io.EOF
 }
@@ -309,5 +311,34 @@ func TestServeInlineAnswerNotHeldByRemoteGet(t *testing.T) {
 	}
 	if all := w.String(); !strings.Contains(all, `"ID":2,`) {
 		t.Errorf("no answer to the remote get: %q", all)
+	}
+}
+
+// TestServeInlineAnswerNotHeldByPutBody: a get answered in the read loop,
+// then a put whose body has not all arrived: while the server waits for
+// the body, the get's answer has been written out.
+func TestServeInlineAnswerNotHeldByPutBody(t *testing.T) {
+	var stats Stats
+	st, _ := openTestStore(t, &stats)
+	body := []byte("a body sent slowly")
+	var batch bytes.Buffer
+	b, _ := json.Marshal(Request{ID: 1, Command: CmdGet, ActionID: actionID("x")})
+	batch.Write(b)
+	batch.WriteString("\n\n")
+	b, _ = json.Marshal(Request{ID: 2, Command: CmdPut, ActionID: actionID("y"), OutputID: outputOf(body), BodySize: int64(len(body))})
+	batch.Write(b)
+	batch.WriteString("\n\n\"" + base64.StdEncoding.EncodeToString(body)[:8])
+	r := &stallReader{batch: batch.Bytes(), waiting: make(chan struct{}), more: make(chan struct{})}
+	var w syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- (&Server{Backend: st}).Serve(context.Background(), r, &w) }()
+	<-r.waiting
+	written := w.String()
+	close(r.more)
+	if err := <-done; err == nil {
+		t.Error("a body cut short: no error")
+	}
+	if !strings.Contains(written, `"ID":1,`) {
+		t.Errorf("the server waits for a put's body with the get's answer unwritten; written so far: %q", written)
 	}
 }
