@@ -82,14 +82,15 @@ func snapshotFixture(t *testing.T, n int) (oci.Store, *oci.Snapshot, map[ID][]by
 	return s, snap, bodies, []ID{dangling, renamed, modOnly}
 }
 
-// lazyStore opens an empty store served by a SnapshotRemote on snap.
-func lazyStore(t *testing.T, s oci.Store, snap *oci.Snapshot) (*Store, *SnapshotRemote) {
+// lazyStore opens an empty store served by a SnapshotRemote on snap,
+// counting into stats (nil counts nothing).
+func lazyStore(t *testing.T, s oci.Store, snap *oci.Snapshot, stats *Stats) (*Store, *SnapshotRemote) {
 	t.Helper()
 	r, err := NewSnapshotRemote(s, snap, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r})
+	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r, Stats: stats})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func lazyStore(t *testing.T, s oci.Store, snap *oci.Snapshot) (*Store, *Snapshot
 // named like an entry. Nothing but Go's own well-formed entries is written.
 func TestSnapshotRemote(t *testing.T) {
 	s, snap, bodies, hostile := snapshotFixture(t, 40)
-	st, r := lazyStore(t, s, snap)
+	st, r := lazyStore(t, s, snap, nil)
 	ctx := context.Background()
 	for a, body := range bodies {
 		obj, ok, err := st.Get(ctx, a)
@@ -157,16 +158,7 @@ func TestSnapshotRemote(t *testing.T) {
 func TestSnapshotRemoteWritesAhead(t *testing.T) {
 	s, snap, bodies, _ := snapshotFixture(t, 40)
 	var stats Stats
-	r, err := NewSnapshotRemote(s, snap, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r, Stats: &stats})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.attach(st)
-	t.Cleanup(func() { r.Close(); st.Close() })
+	st, r := lazyStore(t, s, snap, &stats)
 	ctx := context.Background()
 	var first ID
 	for a := range bodies {
@@ -227,7 +219,7 @@ func TestSnapshotRemoteTampered(t *testing.T) {
 		}
 		os.WriteFile(blob, b, 0o644)
 	}
-	st, r := lazyStore(t, s, snap)
+	st, r := lazyStore(t, s, snap, nil)
 	misses := 0
 	for a, body := range bodies {
 		obj, ok, err := st.Get(context.Background(), a)
@@ -324,16 +316,7 @@ func TestOpenRemoteFormat1Pulls(t *testing.T) {
 func TestSnapshotRemoteWriteAheadCountsOnce(t *testing.T) {
 	s, snap, bodies, _ := snapshotFixture(t, 40)
 	var stats Stats
-	r, err := NewSnapshotRemote(s, snap, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r, Stats: &stats})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.attach(st)
-	t.Cleanup(func() { r.Close(); st.Close() })
+	st, r := lazyStore(t, s, snap, &stats)
 	ctx := context.Background()
 	for a, body := range bodies {
 		if _, ok, err := st.Get(ctx, a); !ok || err != nil {
@@ -357,16 +340,7 @@ func TestSnapshotRemoteWriteAheadCountsOnce(t *testing.T) {
 func TestSnapshotRemoteWriteAheadKeepsLocal(t *testing.T) {
 	s, snap, bodies, _ := snapshotFixture(t, 40)
 	var stats Stats
-	r, err := NewSnapshotRemote(s, snap, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := OpenStore(filepath.Join(t.TempDir(), "gocache"), StoreOptions{Remote: r, Stats: &stats})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.attach(st)
-	t.Cleanup(func() { r.Close(); st.Close() })
+	st, r := lazyStore(t, s, snap, &stats)
 	ctx := context.Background()
 	var first ID
 	own := map[ID][]byte{} // every other action, built locally to other bytes

@@ -253,6 +253,34 @@ func (r *stallReader) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
+// requestLines writes requests as the go command does: each a JSON line
+// and a blank line.
+func requestLines(reqs ...Request) *bytes.Buffer {
+	var batch bytes.Buffer
+	for _, req := range reqs {
+		b, _ := json.Marshal(req)
+		batch.Write(b)
+		batch.WriteString("\n\n")
+	}
+	return &batch
+}
+
+// serveStalled serves batch on b and returns what the server has written
+// once it has read all of it and waits for more; finish ends the input
+// and returns all it wrote and Serve's error.
+func serveStalled(b Backend, batch []byte) (written string, finish func() (string, error)) {
+	r := &stallReader{batch: batch, waiting: make(chan struct{}), more: make(chan struct{})}
+	var w syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- (&Server{Backend: b}).Serve(context.Background(), r, &w) }()
+	<-r.waiting
+	return w.String(), func() (string, error) {
+		close(r.more)
+		err := <-done
+		return w.String(), err
+	}
+}
+
 // syncBuffer is what the server has written, safe to read meanwhile.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -289,27 +317,19 @@ func TestServeInlineAnswerNotHeldByRemoteGet(t *testing.T) {
 	if _, err := st.Put(context.Background(), local, out, bytes.NewReader(body), int64(len(body))); err != nil {
 		t.Fatal(err)
 	}
-	var batch bytes.Buffer
-	for i, name := range []string{"local", "remote"} {
-		b, _ := json.Marshal(Request{ID: int64(i + 1), Command: CmdGet, ActionID: actionID(name)})
-		batch.Write(b)
-		batch.WriteString("\n\n")
-	}
-	r := &stallReader{batch: batch.Bytes(), waiting: make(chan struct{}), more: make(chan struct{})}
-	var w syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- (&Server{Backend: st}).Serve(context.Background(), r, &w) }()
-	<-r.waiting
-	written := w.String()
+	batch := requestLines(
+		Request{ID: 1, Command: CmdGet, ActionID: actionID("local")},
+		Request{ID: 2, Command: CmdGet, ActionID: actionID("remote")})
+	written, finish := serveStalled(st, batch.Bytes())
 	close(release)
-	close(r.more)
-	if err := <-done; err != nil {
+	all, err := finish()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(written, `"ID":1,`) {
 		t.Errorf("the server waits for requests with the hit's answer unwritten; written so far: %q", written)
 	}
-	if all := w.String(); !strings.Contains(all, `"ID":2,`) {
+	if !strings.Contains(all, `"ID":2,`) {
 		t.Errorf("no answer to the remote get: %q", all)
 	}
 }
@@ -321,21 +341,12 @@ func TestServeInlineAnswerNotHeldByPutBody(t *testing.T) {
 	var stats Stats
 	st, _ := openTestStore(t, &stats)
 	body := []byte("a body sent slowly")
-	var batch bytes.Buffer
-	b, _ := json.Marshal(Request{ID: 1, Command: CmdGet, ActionID: actionID("x")})
-	batch.Write(b)
-	batch.WriteString("\n\n")
-	b, _ = json.Marshal(Request{ID: 2, Command: CmdPut, ActionID: actionID("y"), OutputID: outputOf(body), BodySize: int64(len(body))})
-	batch.Write(b)
-	batch.WriteString("\n\n\"" + base64.StdEncoding.EncodeToString(body)[:8])
-	r := &stallReader{batch: batch.Bytes(), waiting: make(chan struct{}), more: make(chan struct{})}
-	var w syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- (&Server{Backend: st}).Serve(context.Background(), r, &w) }()
-	<-r.waiting
-	written := w.String()
-	close(r.more)
-	if err := <-done; err == nil {
+	batch := requestLines(
+		Request{ID: 1, Command: CmdGet, ActionID: actionID("x")},
+		Request{ID: 2, Command: CmdPut, ActionID: actionID("y"), OutputID: outputOf(body), BodySize: int64(len(body))})
+	batch.WriteString("\"" + base64.StdEncoding.EncodeToString(body)[:8])
+	written, finish := serveStalled(st, batch.Bytes())
+	if _, err := finish(); err == nil {
 		t.Error("a body cut short: no error")
 	}
 	if !strings.Contains(written, `"ID":1,`) {

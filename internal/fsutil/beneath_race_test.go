@@ -16,18 +16,7 @@ import (
 // directory's entry).
 func TestBeneathSubdirReplacedConcurrently(t *testing.T) {
 	dir := t.TempDir()
-	root, err := OpenRootNoFollow(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	b, err := OpenBeneath(root)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("no openat2 here: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTestBeneath(t, dir)
 	ab := filepath.Join(dir, "ab")
 	const rounds = 2000
 	var wg sync.WaitGroup

@@ -42,18 +42,7 @@ func TestBeneathRefusesLinks(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(dir, "ab", "fifo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	root, err := OpenRootNoFollow(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	b, err := OpenBeneath(root)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("no openat2 here (%v): the os.Root path serves instead, and cacheprog's hostile tests cover it", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTestBeneath(t, dir)
 
 	got, fi, err := b.ReadSmall("ab/entry", 4)
 	if err != nil || string(got) != "0123" || !fi.Mode().IsRegular() || fi.Size() != 10 {
@@ -115,18 +104,7 @@ func TestBeneathSubdirMadeAgain(t *testing.T) {
 	}
 	write(filepath.Join(dir, "ab", "one"))
 	write(filepath.Join(outside, "two"))
-	root, err := OpenRootNoFollow(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
-	b, err := OpenBeneath(root)
-	if errors.Is(err, errors.ErrUnsupported) {
-		t.Skipf("no openat2 here: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openTestBeneath(t, dir)
 	if _, err := b.Lstat("ab/one"); err != nil {
 		t.Fatal(err)
 	}
@@ -152,4 +130,24 @@ func TestBeneathSubdirMadeAgain(t *testing.T) {
 	if _, err := b.Lstat("ab/two"); !errors.Is(err, ErrLink) {
 		t.Errorf("Lstat ab/two through a linked directory: %v, want ErrLink", err)
 	}
+}
+
+// openTestBeneath opens dir for Beneath lookups, closed when the test
+// ends; without openat2 the test is skipped: the os.Root path serves
+// instead, and cacheprog's hostile tests run on it.
+func openTestBeneath(t *testing.T, dir string) *Beneath {
+	t.Helper()
+	root, err := OpenRootNoFollow(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	b, err := OpenBeneath(root)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("no openat2 here: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
