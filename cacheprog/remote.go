@@ -274,11 +274,7 @@ func (m *SnapshotRemote) hasOutput(out ID, size int64) bool {
 	if m.store == nil {
 		return false
 	}
-	f, ok := m.store.openOutput(out, size)
-	if ok {
-		f.Close()
-	}
-	return ok
+	return m.store.hasOutput(out, size)
 }
 
 // refuse turns content that does not match the snapshot into a miss (the

@@ -117,11 +117,9 @@ func (s *Store) display(name string) string { return filepath.Join(s.dir, filepa
 // output the Remote already put in the store (PutOutput, checked against
 // its ID then): a regular file of the size, or the fetch fails.
 func (s *Store) storeFetchedAction(action ID, f Fetched) (Object, error) {
-	out, ok := s.openOutput(f.OutputID, f.Size)
-	if !ok {
+	if !s.hasOutput(f.OutputID, f.Size) {
 		return Object{}, fmt.Errorf("output %s is not in %s", f.OutputID, s.dir)
 	}
-	out.Close()
 	if err := s.shard(action); err != nil {
 		return Object{}, err
 	}
